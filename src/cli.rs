@@ -1,0 +1,83 @@
+//! Command-line definitions (clap derive): one subcommand per user verb.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// mtlbench: train, record and compare multi-task ranking models and
+/// loss-weighting strategies.
+///
+/// Start with `bench run` (the embedded demo grid on synthetic data), then
+/// `bench list`, `bench show RUN_ID` and `bench report`.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, about, long_about)]
+pub struct Cli {
+    /// The experiment database (SQLite); created if missing.
+    #[arg(long, global = true, default_value = "results/bench.sqlite", env = "MTLBENCH_DB")]
+    pub db: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train every cell of a grid file not finished yet, recording each run.
+    ///
+    /// Cells are models x strategies x seeds x override values. A cell whose
+    /// configuration, seed and dataset match a finished run is skipped, so a
+    /// grid can be rerun or resumed safely. A failed cell is recorded as
+    /// failed, the grid goes on, and the exit code is non-zero at the end.
+    Run {
+        /// Grid file (TOML). Without it, the embedded demo grid is used.
+        grid: Option<PathBuf>,
+        /// Retrain cells that already have a finished run.
+        #[arg(long)]
+        force: bool,
+        /// Only print the summary, not per-epoch progress.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Print the cells the grid expands to and exit without training.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List recorded runs.
+    List {
+        /// Only runs of this sweep (id prefix or name).
+        #[arg(long)]
+        sweep: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show one run: configuration, environment, metrics and curve summary.
+    Show {
+        /// Run id or a unique prefix of it (like git).
+        run_id: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Write the HTML report (index, charts) from the database.
+    Report {
+        /// Output folder.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Open the index in a browser afterwards, if one is available.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Rewrite the results table in README.md from the database.
+    Readme {
+        /// The README to update (between the bench:results markers).
+        #[arg(long, default_value = "README.md")]
+        readme: PathBuf,
+        /// Sweep id prefix or name; default: the latest sweep with finished runs.
+        #[arg(long)]
+        sweep: Option<String>,
+    },
+}

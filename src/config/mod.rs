@@ -1,0 +1,137 @@
+//! Grid files: TOML -> typed configuration -> a plan of cells.
+//!
+//! A grid file has sections for the data, training, per-model and
+//! per-strategy settings, and a `[grid]` section whose lists (models,
+//! strategies, seeds and any dotted-key overrides) are crossed into cells.
+//! Each cell carries a canonical config hash (seed excluded) so that the
+//! store can recognise a cell it has already finished.
+
+mod expand;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::data::DataConfig;
+use crate::models::{ModelKind, ModelsConfig};
+use crate::strategies::{StrategiesConfig, StrategyKind};
+use crate::train::TrainConfig;
+
+pub use expand::{expand, hash_hex, Cell, Plan};
+
+/// A grid file that could not be read or does not describe a valid grid.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: key `{key}`{line}: {message}")]
+    Invalid { file: PathBuf, key: String, line: LineInfo, message: String },
+}
+
+/// Optional ", line N" suffix of an error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineInfo(pub Option<usize>);
+
+impl std::fmt::Display for LineInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(l) => write!(f, " (line {l})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The whole grid file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridFile {
+    /// A short name for the sweep (defaults to the file stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// Per-model settings: `[models.mmoe]`, `[models.shared-bottom]`, ...
+    #[serde(default)]
+    pub models: ModelsConfig,
+    /// Per-strategy settings: `[strategies.gradnorm]`, ...
+    #[serde(default)]
+    pub strategies: StrategiesConfig,
+    pub grid: GridSpec,
+}
+
+/// The axes crossed into cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSpec {
+    pub models: Vec<ModelKind>,
+    pub strategies: Vec<StrategyKind>,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Further axes: a dotted key of this file (e.g. `"train.lr"`) and the
+    /// values it takes.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, Vec<toml::Value>>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![1]
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// Parses grid text; `file` is used in error messages only.
+pub fn parse_grid(text: &str, file: &Path) -> Result<GridFile, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    let grid: GridFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let line = LineInfo(inner.span().map(|s| line_of(text, s.start)));
+        ConfigError::Invalid { file: file.to_path_buf(), key, line, message: inner.message().trim().to_string() }
+    })?;
+    validate(&grid, file)?;
+    Ok(grid)
+}
+
+/// Reads and parses a grid file.
+pub fn load_grid(path: &Path) -> Result<GridFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+    parse_grid(&text, path)
+}
+
+fn invalid(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { file: file.to_path_buf(), key: key.to_string(), line: LineInfo(None), message: message.into() }
+}
+
+fn validate(grid: &GridFile, file: &Path) -> Result<(), ConfigError> {
+    if grid.grid.models.is_empty() {
+        return Err(invalid(file, "grid.models", format!("empty list; valid choices: {}", ModelKind::names().join(", "))));
+    }
+    if grid.grid.strategies.is_empty() {
+        return Err(invalid(
+            file,
+            "grid.strategies",
+            format!("empty list; valid choices: {}", StrategyKind::names().join(", ")),
+        ));
+    }
+    if grid.grid.seeds.is_empty() {
+        return Err(invalid(file, "grid.seeds", "empty list; give at least one seed"));
+    }
+    for (key, values) in &grid.grid.overrides {
+        if values.is_empty() {
+            return Err(invalid(file, &format!("grid.overrides.{key}"), "empty list of values"));
+        }
+        if key.starts_with("grid.") || key == "grid" {
+            return Err(invalid(file, &format!("grid.overrides.{key}"), "the grid section itself cannot be overridden"));
+        }
+    }
+    grid.train.validate().map_err(|(k, m)| invalid(file, &format!("train.{k}"), m))?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Dataset sources and the batch iterator. Every source (toy, and later the
+//! WeChat ETL, the WeChat-shaped synthetic generator and CSV/Parquet tables)
+//! produces the same [`Dataset`]: a [`FeatureSchema`] and three splits of
+//! in-memory columns. Downstream stages never read raw files.
+
+pub mod batch;
+pub mod schema;
+pub mod toy;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use batch::{Batch, SplitTensors};
+pub use schema::{CategoricalField, Dataset, FeatureSchema, MultiField, SplitData};
+
+/// Errors of the data stage; each names the file, line, column or key at fault.
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}, line {line}, column `{column}`: {message}")]
+    Value { path: PathBuf, line: usize, column: String, message: String },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("data config key `{key}`: {message}")]
+    Config { key: String, message: String },
+    #[error("split `{split}` is empty: {message}")]
+    EmptySplit { split: String, message: String },
+}
+
+/// The `[data]` section of a grid file: which source, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DataConfig {
+    /// Small latent-factor synthetic data for smoke runs and tests.
+    Toy(toy::ToyConfig),
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig::Toy(toy::ToyConfig::default())
+    }
+}
+
+/// Where sources may cache processed features.
+pub fn default_cache_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("MTLBENCH_CACHE") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(|_| PathBuf::from(".cache"));
+    base.join("mtlbench")
+}
+
+/// Loads (or generates) the dataset a config describes.
+pub fn load(cfg: &DataConfig, _cache_dir: &Path) -> Result<Dataset, DataError> {
+    let ds = match cfg {
+        DataConfig::Toy(c) => {
+            if c.tasks.is_empty() {
+                return Err(DataError::Config { key: "data.tasks".into(), message: "at least one task is needed".into() });
+            }
+            toy::generate(c)
+        }
+    };
+    for (name, split) in [("train", &ds.train), ("validation", &ds.valid), ("test", &ds.test)] {
+        if split.rows == 0 {
+            return Err(DataError::EmptySplit { split: name.into(), message: format!("dataset `{}` has no rows there", ds.name) });
+        }
+        split
+            .check(&ds.schema)
+            .map_err(|m| DataError::File { path: PathBuf::from(&ds.name), message: format!("{name} split: {m}") })?;
+    }
+    Ok(ds)
+}

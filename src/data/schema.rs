@@ -1,0 +1,106 @@
+//! The feature schema every data source yields, and the in-memory columns of
+//! one split. Models are built from the schema alone, so any source (WeChat
+//! ETL, synthetic, CSV table) plugs into every model.
+
+use serde::{Deserialize, Serialize};
+
+/// A single-valued categorical field. Index 0 is reserved for out-of-vocabulary
+/// or missing values, so `vocab_size` counts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalField {
+    pub name: String,
+    pub vocab_size: i64,
+    /// Suggested embedding width (the model config may override it).
+    pub emb_dim: i64,
+}
+
+/// A multi-valued categorical field (tag list, history sequence), stored
+/// padded to `max_len` with a mask. Index 0 is out-of-vocabulary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiField {
+    pub name: String,
+    pub vocab_size: i64,
+    pub emb_dim: i64,
+    pub max_len: usize,
+    /// When set, the field is pooled through this categorical field's
+    /// embedding table (the history sequence shares the feedid table).
+    pub shares_table_with: Option<String>,
+}
+
+/// What a dataset offers the model: its fields and its binary tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSchema {
+    pub categorical: Vec<CategoricalField>,
+    pub multi: Vec<MultiField>,
+    pub dense: Vec<String>,
+    pub tasks: Vec<String>,
+}
+
+impl FeatureSchema {
+    pub fn task_index(&self, name: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t == name)
+    }
+    pub fn categorical_index(&self, name: &str) -> Option<usize> {
+        self.categorical.iter().position(|f| f.name == name)
+    }
+}
+
+/// Column-major in-memory data of one split, laid out row-major per block so
+/// that each block becomes one tensor without copying row by row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitData {
+    pub rows: usize,
+    /// rows x n_categorical, row-major.
+    pub categorical: Vec<i64>,
+    /// One block per multi-valued field: rows x max_len ids, row-major.
+    pub multi_ids: Vec<Vec<i64>>,
+    /// One block per multi-valued field: rows x max_len, 1.0 where an id is present.
+    pub multi_mask: Vec<Vec<f32>>,
+    /// rows x n_dense, row-major.
+    pub dense: Vec<f32>,
+    /// rows x n_tasks, row-major, 0.0 or 1.0.
+    pub labels: Vec<f32>,
+    /// The user of each row, for uAUC (0 when the source has no users).
+    pub users: Vec<i64>,
+}
+
+impl SplitData {
+    /// Labels of one task as a vector.
+    pub fn task_labels(&self, task: usize, n_tasks: usize) -> Vec<f32> {
+        (0..self.rows).map(|r| self.labels[r * n_tasks + task]).collect()
+    }
+
+    /// Checks that every block has the length the schema implies.
+    pub fn check(&self, schema: &FeatureSchema) -> Result<(), String> {
+        let n = self.rows;
+        let want = |what: &str, got: usize, exp: usize| {
+            if got == exp {
+                Ok(())
+            } else {
+                Err(format!("{what}: {got} values, expected {exp}"))
+            }
+        };
+        want("categorical", self.categorical.len(), n * schema.categorical.len())?;
+        want("dense", self.dense.len(), n * schema.dense.len())?;
+        want("labels", self.labels.len(), n * schema.tasks.len())?;
+        want("users", self.users.len(), n)?;
+        want("multi-valued fields", self.multi_ids.len(), schema.multi.len())?;
+        for (i, f) in schema.multi.iter().enumerate() {
+            want(&f.name, self.multi_ids[i].len(), n * f.max_len)?;
+            want(&f.name, self.multi_mask[i].len(), n * f.max_len)?;
+        }
+        Ok(())
+    }
+}
+
+/// A dataset ready for training: schema, the three splits and a digest that
+/// identifies its content (part of every cell key).
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub schema: FeatureSchema,
+    pub train: SplitData,
+    pub valid: SplitData,
+    pub test: SplitData,
+    pub digest: String,
+}

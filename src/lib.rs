@@ -1,0 +1,23 @@
+//! mtlbench: a benchmark and experiment-tracking harness for multi-task
+//! ranking models in recommendation.
+//!
+//! Stages, each a module owning its data: [`config`] (grid files -> cells),
+//! [`data`] (sources, features, batches), [`models`], [`strategies`],
+//! [`train`] (the loop), [`metrics`] and [`stats`] (pure numbers), [`store`]
+//! (SQLite), [`report`] (HTML, SVG, README). [`runner`] glues a plan to the
+//! store and the loop.
+
+pub mod config;
+pub mod data;
+pub mod env;
+pub mod metrics;
+pub mod models;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod store;
+pub mod strategies;
+pub mod train;
+
+/// The embedded default grid (`experiments/demo.toml`).
+pub const DEMO_GRID: &str = include_str!("../experiments/demo.toml");

@@ -1,0 +1,90 @@
+//! Multi-layer perceptrons: the per-task towers (Dense(ReLU) -> Dropout ->
+//! BatchNorm per layer, then a logit) and plain ReLU blocks for bottoms and
+//! experts.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, nn::ModuleT, Tensor};
+
+fn d_hidden() -> Vec<i64> {
+    vec![512, 256, 128]
+}
+fn d_dropout() -> f64 {
+    0.1
+}
+fn d_true() -> bool {
+    true
+}
+
+/// `[models.tower]`: the task towers of every model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TowerConfig {
+    /// Hidden layer widths (seed default [512, 256, 128]).
+    #[serde(default = "d_hidden")]
+    pub hidden: Vec<i64>,
+    #[serde(default = "d_dropout")]
+    pub dropout: f64,
+    #[serde(default = "d_true")]
+    pub batch_norm: bool,
+}
+
+impl Default for TowerConfig {
+    fn default() -> Self {
+        TowerConfig { hidden: d_hidden(), dropout: d_dropout(), batch_norm: true }
+    }
+}
+
+/// A stack of Dense(ReLU) -> Dropout -> BatchNorm layers, optionally ending in
+/// a one-unit logit.
+#[derive(Debug)]
+pub struct Mlp {
+    layers: Vec<(nn::Linear, Option<nn::BatchNorm>)>,
+    dropout: f64,
+    logit: Option<nn::Linear>,
+    out_dim: i64,
+}
+
+impl Mlp {
+    /// A tower: hidden layers then a logit ([B, 1] -> squeezed to [B]).
+    pub fn tower(vs: &nn::Path, in_dim: i64, cfg: &TowerConfig) -> Mlp {
+        let mut m = Mlp::block(vs, in_dim, &cfg.hidden, cfg.dropout, cfg.batch_norm);
+        m.logit = Some(nn::linear(vs / "logit", m.out_dim, 1, Default::default()));
+        m.out_dim = 1;
+        m
+    }
+
+    /// Hidden layers only (bottoms, experts).
+    pub fn block(vs: &nn::Path, in_dim: i64, hidden: &[i64], dropout: f64, batch_norm: bool) -> Mlp {
+        let mut layers = Vec::new();
+        let mut d = in_dim;
+        for (i, &h) in hidden.iter().enumerate() {
+            let lin = nn::linear(vs / format!("l{i}"), d, h, Default::default());
+            let bn = batch_norm.then(|| nn::batch_norm1d(vs / format!("bn{i}"), h, Default::default()));
+            layers.push((lin, bn));
+            d = h;
+        }
+        Mlp { layers, dropout, logit: None, out_dim: d }
+    }
+
+    pub fn out_dim(&self) -> i64 {
+        self.out_dim
+    }
+
+    /// [B, in] -> [B, out] (or [B] for a tower).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (lin, bn) in &self.layers {
+            h = lin.forward(&h).relu();
+            if self.dropout > 0.0 {
+                h = h.dropout(self.dropout, train);
+            }
+            if let Some(bn) = bn {
+                h = bn.forward_t(&h, train);
+            }
+        }
+        match &self.logit {
+            Some(l) => l.forward(&h).squeeze_dim(-1),
+            None => h,
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `[train]`: optimiser, epochs, early stopping, device and threads.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    Adagrad,
+    Sgd,
+}
+
+/// The validation metric that selects the epoch and drives early stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectMetric {
+    /// Mean over tasks of the validation ROC-AUC (higher is better).
+    MeanAuc,
+    /// Mean over tasks of the validation log loss (lower is better).
+    MeanLogloss,
+}
+
+fn d_epochs() -> usize {
+    10
+}
+fn d_batch() -> usize {
+    1024
+}
+fn d_eval_batch() -> usize {
+    8192
+}
+fn d_lr() -> f64 {
+    0.005
+}
+fn d_beta1() -> f64 {
+    0.9
+}
+fn d_beta2() -> f64 {
+    0.999
+}
+fn d_eps() -> f64 {
+    1e-8
+}
+fn d_patience() -> usize {
+    2
+}
+fn d_device() -> String {
+    "cpu".into()
+}
+fn d_trace_every() -> usize {
+    50
+}
+fn d_adam() -> OptimizerKind {
+    OptimizerKind::Adam
+}
+fn d_select() -> SelectMetric {
+    SelectMetric::MeanAuc
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Maximum number of epochs.
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default = "d_eval_batch")]
+    pub eval_batch_size: usize,
+    #[serde(default = "d_adam")]
+    pub optimizer: OptimizerKind,
+    /// Learning rate (seed default: Adam 0.005).
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    #[serde(default = "d_beta1")]
+    pub beta1: f64,
+    #[serde(default = "d_beta2")]
+    pub beta2: f64,
+    #[serde(default = "d_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// SGD momentum.
+    #[serde(default)]
+    pub momentum: f64,
+    /// Clip the global gradient norm to this value (none by default).
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
+    /// Epochs without improvement of the validation metric before stopping.
+    #[serde(default = "d_patience")]
+    pub patience: usize,
+    #[serde(default = "d_select")]
+    pub select_metric: SelectMetric,
+    /// Stop an epoch after this many steps (quick runs); all batches when unset.
+    #[serde(default)]
+    pub max_steps_per_epoch: Option<usize>,
+    /// "cpu", "cuda" or "cuda:N".
+    #[serde(default = "d_device")]
+    pub device: String,
+    /// libtorch intra-op threads; unset = the number of cores.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Record strategy traces every this many steps.
+    #[serde(default = "d_trace_every")]
+    pub trace_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: d_epochs(),
+            batch_size: d_batch(),
+            eval_batch_size: d_eval_batch(),
+            optimizer: d_adam(),
+            lr: d_lr(),
+            beta1: d_beta1(),
+            beta2: d_beta2(),
+            eps: d_eps(),
+            weight_decay: 0.0,
+            momentum: 0.0,
+            grad_clip: None,
+            patience: d_patience(),
+            select_metric: d_select(),
+            max_steps_per_epoch: None,
+            device: d_device(),
+            threads: None,
+            trace_every: d_trace_every(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Range checks; the error names the key (without the `train.` prefix).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.epochs == 0 {
+            return Err(("epochs", "must be at least 1".into()));
+        }
+        if self.batch_size == 0 {
+            return Err(("batch_size", "must be at least 1".into()));
+        }
+        if self.eval_batch_size == 0 {
+            return Err(("eval_batch_size", "must be at least 1".into()));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(("lr", format!("must be a positive number, got {}", self.lr)));
+        }
+        if self.trace_every == 0 {
+            return Err(("trace_every", "must be at least 1".into()));
+        }
+        if let Some(c) = self.grad_clip {
+            if c <= 0.0 {
+                return Err(("grad_clip", format!("must be positive, got {c}")));
+            }
+        }
+        if !(self.device == "cpu" || self.device == "cuda" || self.device.starts_with("cuda:")) {
+            return Err(("device", format!("expected \"cpu\", \"cuda\" or \"cuda:N\", got {:?}", self.device)));
+        }
+        Ok(())
+    }
+}
