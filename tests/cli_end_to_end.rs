@@ -1,0 +1,83 @@
+//! End to end through the CLI as a user would: run a tiny grid, rerun it
+//! (nothing retrains), list, show, report and README table.
+
+use crate::common::*;
+
+#[test]
+fn run_rerun_list_show_report_readme() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = write(d, "tiny.toml", TINY_GRID);
+    let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
+    assert!(stdout(&o).contains("2 trained, 0 already finished, 0 failed"), "{}", stdout(&o));
+
+    let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("0 trained, 2 already finished"), "{}", stdout(&o));
+
+    let o = bench(d, &["list", "--format", "json"]);
+    assert!(o.status.success());
+    let runs: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["status"] == "finished"));
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+
+    // Show by a unique prefix.
+    let o = bench(d, &["show", &id[..6]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains(&id) && s.contains("test") && s.contains("auc"), "{s}");
+
+    let o = bench(d, &["show", "zzzz"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no run matches"), "{}", stderr(&o));
+
+    let o = bench(d, &["report", "--out", "reports"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let index = std::fs::read_to_string(d.join("reports/index.html")).unwrap();
+    assert!(index.contains("tiny") && index.contains(&id));
+    let svg: Vec<_> = std::fs::read_dir(d.join("reports")).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "svg")).collect();
+    assert_eq!(svg.len(), 1);
+    let svg_text = std::fs::read_to_string(svg[0].path()).unwrap();
+    assert!(svg_text.starts_with("<svg") && svg_text.trim_end().ends_with("</svg>"));
+
+    let readme = write(d, "README.md", "# x\n<!-- bench:results:begin -->\nold\n<!-- bench:results:end -->\n");
+    let o = bench(d, &["readme", "--readme", readme.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(!text.contains("old") && text.contains("| SharedBottom |") && text.contains("| equal | 2 |"), "{text}");
+    // The table's numbers are the stored ones: mean of the two seeds' click AUC.
+    let aucs: Vec<f64> = runs
+        .iter()
+        .map(|r| {
+            let o = bench(d, &["show", r["id"].as_str().unwrap(), "--format", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+            v["metrics"].as_array().unwrap().iter().find(|m| m["split"] == "test" && m["task"] == "click" && m["metric"] == "auc").unwrap()["value"].as_f64().unwrap()
+        })
+        .collect();
+    let mean = (aucs[0] + aucs[1]) / 2.0;
+    assert!(text.contains(&format!("{mean:.4} ±")), "mean {mean:.4} not in {text}");
+    // Idempotent.
+    let o = bench(d, &["readme", "--readme", readme.to_str().unwrap()]);
+    assert!(stdout(&o).contains("already up to date"));
+}
+
+#[test]
+fn same_seed_same_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = write(d, "tiny.toml", &TINY_GRID.replace("seeds = [1, 2]", "seeds = [5]"));
+    let metric = |db: &str| {
+        let o = bench(d, &["--db", db, "run", grid.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = bench(d, &["--db", db, "list", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let id = v[0]["id"].as_str().unwrap().to_string();
+        let o = bench(d, &["--db", db, "show", &id, "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v["metrics"].to_string().replace(&id, "")
+    };
+    assert_eq!(metric("a.sqlite"), metric("b.sqlite"));
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: one module per topic. Tests drive the
+//! `bench` binary as a user would, in temporary directories.
+
+mod common;
+mod cli_end_to_end;
+mod grid_errors;
