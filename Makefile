@@ -1,0 +1,44 @@
+# mtlbench — the README's commands. Every target sets up libtorch first.
+#   make demo    build, train the embedded demo grid, write results/ + reports/, update README
+#   make test    the whole test suite
+#   make bench   criterion benchmarks
+#   make setup   only install libtorch 2.11.0 (CPU) into ~/.cache/mtlbench and link ./libtorch
+#   make setup-cuda  the full CUDA libtorch set for GPU users
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Release everywhere: the demo, the tests and the benchmarks share one build.
+PROFILE_FLAGS := --release
+BENCH := target/release/bench
+# libtorch's OpenMP workers must not spin (ARCHITECTURE.md, Known pitfalls).
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: all setup setup-cuda build demo test bench clean-results
+
+all: demo
+
+setup:
+	@scripts/setup-libtorch.sh
+
+setup-cuda:
+	@scripts/setup-libtorch.sh --cuda
+
+build: setup
+	$(CARGO) build $(PROFILE_FLAGS) --bin bench
+
+demo: build
+	$(BENCH) run experiments/demo.toml
+	$(BENCH) report --out reports
+	$(BENCH) readme --readme README.md
+	@echo
+	@echo "Done: database results/bench.sqlite, report reports/index.html, table in README.md."
+	@echo "Next: $(BENCH) list | $(BENCH) show <run-id> | $(BENCH) report --open"
+
+test: setup
+	$(CARGO) test $(PROFILE_FLAGS)
+
+bench: setup
+	$(CARGO) bench
+
+clean-results:
+	rm -rf results/bench.sqlite* results/predictions reports/*.html reports/*.svg
