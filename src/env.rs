@@ -27,6 +27,16 @@ fn git(args: &[&str]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// This machine's host name.
+pub fn hostname() -> String {
+    let h = read("/proc/sys/kernel/hostname");
+    if h.trim().is_empty() {
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".into())
+    } else {
+        h.trim().to_string()
+    }
+}
+
 /// Reads the environment of this process.
 pub fn capture(device: &str) -> Environment {
     let cpu_model = read("/proc/cpuinfo")
@@ -42,14 +52,7 @@ pub fn capture(device: &str) -> Environment {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| (kb / 1024.0 / 1024.0 * 10.0).round() / 10.0)
         .unwrap_or(0.0);
-    let hostname = {
-        let h = read("/proc/sys/kernel/hostname");
-        if h.trim().is_empty() {
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".into())
-        } else {
-            h.trim().to_string()
-        }
-    };
+    let hostname = hostname();
     let git_commit = git(&["rev-parse", "HEAD"]);
     let git_dirty = git_commit.as_ref().and(git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()));
     Environment {

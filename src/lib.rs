@@ -10,6 +10,7 @@
 pub mod config;
 pub mod data;
 pub mod env;
+pub mod interrupt;
 pub mod metrics;
 pub mod models;
 pub mod report;

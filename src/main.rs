@@ -62,18 +62,29 @@ fn cmd_run(db: &Path, grid: Option<PathBuf>, force: bool, quiet: bool, dry_run: 
         return Ok(());
     }
     let store = open_store(db)?;
-    let opts = RunOptions { force, cache_dir: mtlbench::data::default_cache_dir(), progress: !quiet };
+    let mut opts = RunOptions::new(mtlbench::data::default_cache_dir());
+    opts.force = force;
+    opts.progress = !quiet;
+    if let Ok(s) = std::env::var("MTLBENCH_STALE_SECONDS") {
+        opts.stale_after_seconds = s.parse().with_context(|| format!("MTLBENCH_STALE_SECONDS={s:?} is not a number of seconds"))?;
+    }
+    mtlbench::interrupt::install();
     eprintln!("grid {}: {} cells, database {}", plan.name, plan.cells.len(), db.display());
     let s = runner::run_plan(&plan, &path, &text, &store, &opts).with_context(|| format!("running grid {}", path.display()))?;
     println!(
-        "sweep {} ({}): {} cells, {} trained, {} already finished, {} failed",
+        "sweep {} ({}): {} cells, {} trained, {} already finished, {} busy elsewhere, {} failed",
         s.sweep_id,
         plan.name,
         s.cells,
         s.trained,
         s.skipped,
+        s.busy,
         s.failed.len()
     );
+    if s.interrupted {
+        eprintln!("interrupted: the running run is marked killed; run the grid again to resume");
+        std::process::exit(130);
+    }
     if !s.failed.is_empty() {
         for (name, err) in &s.failed {
             eprintln!("  failed: {name}: {err}");

@@ -14,7 +14,8 @@ use crate::config::{Cell, ConfigError, Plan};
 use crate::data::{self, DataError, Dataset};
 use crate::env;
 use crate::store::artifacts::PredictionFile;
-use crate::store::{NewRun, Store, StoreError};
+use crate::interrupt;
+use crate::store::{FinishInfo, NewRun, RunRow, Store, StoreError};
 use crate::train::{self, EpochRecord, Observer, RunSpec, TraceRecord, TrainError, TrainResult};
 
 #[derive(Debug, Error)]
@@ -35,6 +36,15 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Print per-epoch progress to stderr.
     pub progress: bool,
+    /// A `running` run without a heartbeat for this long is taken as dead
+    /// (a run of this host whose process is gone is dead at once).
+    pub stale_after_seconds: f64,
+}
+
+impl RunOptions {
+    pub fn new(cache_dir: PathBuf) -> Self {
+        RunOptions { force: false, cache_dir, progress: true, stale_after_seconds: 600.0 }
+    }
 }
 
 /// What a `run` did.
@@ -44,7 +54,11 @@ pub struct RunSummary {
     pub cells: usize,
     pub trained: usize,
     pub skipped: usize,
+    /// Cells another live process is training right now.
+    pub busy: usize,
     pub failed: Vec<(String, String)>,
+    /// A stop was requested (Ctrl-C); the grid ended early.
+    pub interrupted: bool,
 }
 
 struct StoreObserver<'a> {
@@ -53,6 +67,9 @@ struct StoreObserver<'a> {
     label: String,
     epochs: usize,
     progress: bool,
+    last_beat: Instant,
+    samples: f64,
+    train_seconds: f64,
 }
 
 impl Observer for StoreObserver<'_> {
@@ -70,12 +87,43 @@ impl Observer for StoreObserver<'_> {
                 e.samples_per_second
             );
         }
+        self.samples += e.samples_per_second * e.train_seconds;
+        self.train_seconds += e.train_seconds;
+        self.last_beat = Instant::now();
         self.store.record_epoch(self.run_id, e).map_err(|e| e.to_string())
     }
 
     fn on_trace(&mut self, t: &TraceRecord) -> Result<(), String> {
         self.store.record_trace(self.run_id, t).map_err(|e| e.to_string())
     }
+
+    fn keep_going(&mut self) -> bool {
+        if self.last_beat.elapsed().as_secs_f64() > 5.0 {
+            self.last_beat = Instant::now();
+            // A missed heartbeat only delays stale detection; training goes on.
+            if let Err(e) = self.store.heartbeat(self.run_id) {
+                eprintln!("warning: heartbeat for run {}: {e}", self.run_id);
+            }
+        }
+        !interrupt::requested()
+    }
+}
+
+/// Why a `running` run of a cell is considered dead, if it is.
+fn stale_reason(run: &RunRow, host: &str, stale_after: f64) -> Option<String> {
+    if run.host.as_deref() == Some(host) {
+        if let Some(pid) = run.pid {
+            if !crate::interrupt::process_alive(pid) {
+                return Some(format!("stale: process {pid} on {host} is gone"));
+            }
+            if pid == std::process::id() as i64 {
+                return Some("stale: left running by this process".into());
+            }
+        }
+    }
+    let beat = run.heartbeat_at.as_deref().or(run.started_at.as_deref())?;
+    let age = chrono::DateTime::parse_from_rfc3339(beat).ok().map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)?;
+    (age > stale_after).then(|| format!("stale: no heartbeat for {age:.0}s"))
 }
 
 /// A short, unique run id (12 hex digits), addressable by prefix.
@@ -131,8 +179,14 @@ pub fn run_plan(plan: &Plan, grid_path: &Path, grid_text: &str, store: &Store, o
     store.upsert_sweep(&plan.grid_hash, &plan.name, &grid_path.display().to_string(), grid_text)?;
     let mut summary = RunSummary { sweep_id: plan.grid_hash.clone(), cells: plan.cells.len(), ..Default::default() };
     let mut datasets: HashMap<String, Dataset> = HashMap::new();
+    let mut data_seconds: HashMap<String, f64> = HashMap::new();
     let total = plan.cells.len();
+    let host = env::hostname();
     for (i, cell) in plan.cells.iter().enumerate() {
+        if interrupt::requested() {
+            summary.interrupted = true;
+            break;
+        }
         let data_key = serde_json::to_string(&cell.config.data).unwrap_or_default();
         if !datasets.contains_key(&data_key) {
             let t0 = Instant::now();
@@ -147,6 +201,7 @@ pub fn run_plan(plan: &Plan, grid_path: &Path, grid_text: &str, store: &Store, o
                     t0.elapsed().as_secs_f64()
                 );
             }
+            data_seconds.insert(data_key.clone(), t0.elapsed().as_secs_f64());
             datasets.insert(data_key.clone(), ds);
         }
         let data = &datasets[&data_key];
@@ -162,6 +217,28 @@ pub fn run_plan(plan: &Plan, grid_path: &Path, grid_text: &str, store: &Store, o
                 continue;
             }
         }
+        if let Some(running) = store.running_run_for_cell(&cell_key)? {
+            match stale_reason(&running, &host, opts.stale_after_seconds) {
+                Some(reason) => {
+                    store.mark_stale(&running.id, &reason)?;
+                    if opts.progress {
+                        eprintln!("{label}: run {} was left running ({reason}); training the cell again", running.id);
+                    }
+                }
+                None => {
+                    if opts.progress {
+                        eprintln!(
+                            "{label}: being trained by run {} (pid {} on {}), skipped",
+                            running.id,
+                            running.pid.unwrap_or(0),
+                            running.host.as_deref().unwrap_or("?")
+                        );
+                    }
+                    summary.busy += 1;
+                    continue;
+                }
+            }
+        }
         if opts.force {
             // Keep the unique "one finished run per cell" invariant: the old run becomes history.
             if let Some(done) = store.finished_run_for_cell(&cell_key)? {
@@ -174,7 +251,7 @@ pub fn run_plan(plan: &Plan, grid_path: &Path, grid_text: &str, store: &Store, o
         let config_json = serde_json::to_string(&cell.canonical).unwrap_or_default();
         let params = cell.params();
         let name = cell.name();
-        store.start_run(&NewRun {
+        let claimed = store.start_run(&NewRun {
             id: &run_id,
             sweep_id: &plan.grid_hash,
             name: &name,
@@ -188,17 +265,39 @@ pub fn run_plan(plan: &Plan, grid_path: &Path, grid_text: &str, store: &Store, o
             config_json: &config_json,
             env_json: &env_json,
             params: &params,
+            pid: std::process::id(),
+            host: &host,
+            data_seconds: data_seconds.get(&data_key).copied().unwrap_or(0.0),
         })?;
+        if !claimed {
+            if opts.progress {
+                eprintln!("{label}: claimed by another process just now, skipped");
+            }
+            summary.busy += 1;
+            continue;
+        }
         if opts.progress {
             eprintln!("{label}: training as run {run_id}");
         }
-        let mut obs =
-            StoreObserver { store, run_id: &run_id, label: label.clone(), epochs: cell.config.train.epochs, progress: opts.progress };
+        let mut obs = StoreObserver {
+            store,
+            run_id: &run_id,
+            label: label.clone(),
+            epochs: cell.config.train.epochs,
+            progress: opts.progress,
+            last_beat: Instant::now(),
+            samples: 0.0,
+            train_seconds: 0.0,
+        };
         let t0 = Instant::now();
         match train_cell(cell, data, &mut obs) {
             Ok(result) => {
                 let pred = save_predictions(store, &run_id, data, &result)?;
-                store.finish_run(&run_id, &result, Some(&pred))?;
+                let info = FinishInfo {
+                    peak_rss_mib: env::peak_rss_mib(),
+                    samples_per_second: (obs.train_seconds > 0.0).then(|| obs.samples / obs.train_seconds),
+                };
+                store.finish_run(&run_id, &result, Some(&pred), info)?;
                 summary.trained += 1;
                 if opts.progress {
                     let aucs: Vec<String> = result
@@ -218,6 +317,10 @@ pub fn run_plan(plan: &Plan, grid_path: &Path, grid_text: &str, store: &Store, o
                 let status = if matches!(e, TrainError::Interrupted) { "killed" } else { "failed" };
                 store.fail_run(&run_id, status, &e.to_string())?;
                 eprintln!("{label}: {status}: {e}");
+                if status == "killed" {
+                    summary.interrupted = true;
+                    break;
+                }
                 summary.failed.push((name, e.to_string()));
             }
         }

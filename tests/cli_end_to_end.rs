@@ -10,7 +10,7 @@ fn run_rerun_list_show_report_readme() {
     let grid = write(d, "tiny.toml", TINY_GRID);
     let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "run failed: {}", stderr(&o));
-    assert!(stdout(&o).contains("2 trained, 0 already finished, 0 failed"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("2 trained, 0 already finished, 0 busy elsewhere, 0 failed"), "{}", stdout(&o));
 
     let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success());

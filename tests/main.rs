@@ -4,3 +4,4 @@
 mod common;
 mod cli_end_to_end;
 mod grid_errors;
+mod resume;

@@ -64,6 +64,16 @@ pub struct NewRun<'a> {
     pub config_json: &'a str,
     pub env_json: &'a str,
     pub params: &'a [(String, String)],
+    pub pid: u32,
+    pub host: &'a str,
+    pub data_seconds: f64,
+}
+
+/// Resource figures recorded when a run finishes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FinishInfo {
+    pub peak_rss_mib: Option<f64>,
+    pub samples_per_second: Option<f64>,
 }
 
 pub struct Store {
@@ -151,16 +161,20 @@ impl Store {
             .map_err(q("finished run for cell"))
     }
 
-    /// Inserts a run in status `running`, with its params, in one transaction.
-    pub fn start_run(&self, r: &NewRun) -> Result<()> {
+    /// Claims a cell: inserts a run in status `running`, with its params, in
+    /// one transaction. Returns false (and changes nothing) when another run
+    /// of the cell is already running or finished.
+    pub fn start_run(&self, r: &NewRun) -> Result<bool> {
         let t = now();
-        self.rt
+        let res = self
+            .rt
             .block_on(async {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO runs (id, sweep_id, name, model, strategy, seed, config_hash, cell_key, dataset_name,
-                        dataset_digest, config_json, status, created_at, started_at, heartbeat_at, env_json)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                        dataset_digest, config_json, status, created_at, started_at, heartbeat_at, env_json,
+                        pid, host, data_seconds)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(r.id)
                 .bind(r.sweep_id)
@@ -177,6 +191,9 @@ impl Store {
                 .bind(&t)
                 .bind(&t)
                 .bind(r.env_json)
+                .bind(r.pid as i64)
+                .bind(r.host)
+                .bind(r.data_seconds)
                 .execute(&mut *tx)
                 .await?;
                 for (k, v) in r.params {
@@ -188,8 +205,52 @@ impl Store {
                         .await?;
                 }
                 tx.commit().await
-            })
-            .map_err(q("start run"))
+            });
+        match res {
+            Ok(()) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(StoreError::Query { what: "start run", source: e }),
+        }
+    }
+
+    /// The run of a cell currently marked running, if any.
+    pub fn running_run_for_cell(&self, cell_key: &str) -> Result<Option<RunRow>> {
+        self.rt
+            .block_on(
+                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE cell_key = ? AND status = 'running'")
+                    .bind(cell_key)
+                    .fetch_optional(&self.pool),
+            )
+            .map_err(q("running run for cell"))
+    }
+
+    /// Marks a still-running run as alive now.
+    pub fn heartbeat(&self, run_id: &str) -> Result<()> {
+        self.rt
+            .block_on(
+                sqlx::query("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'")
+                    .bind(now())
+                    .bind(run_id)
+                    .execute(&self.pool),
+            )
+            .map_err(q("heartbeat"))?;
+        Ok(())
+    }
+
+    /// Marks a run `killed` only if it is still `running` (a stale run whose
+    /// process died); returns whether it changed.
+    pub fn mark_stale(&self, run_id: &str, reason: &str) -> Result<bool> {
+        let r = self
+            .rt
+            .block_on(
+                sqlx::query("UPDATE runs SET status = 'killed', error = ?, finished_at = ? WHERE id = ? AND status = 'running'")
+                    .bind(reason)
+                    .bind(now())
+                    .bind(run_id)
+                    .execute(&self.pool),
+            )
+            .map_err(q("mark stale"))?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Records an epoch: curves (train loss, validation metrics) and timings.
@@ -287,7 +348,7 @@ impl Store {
     }
 
     /// Marks a run finished with its final metrics, in one transaction.
-    pub fn finish_run(&self, run_id: &str, r: &TrainResult, predictions_path: Option<&str>) -> Result<()> {
+    pub fn finish_run(&self, run_id: &str, r: &TrainResult, predictions_path: Option<&str>, info: FinishInfo) -> Result<()> {
         self.rt
             .block_on(async {
                 let mut tx = self.pool.begin().await?;
@@ -307,7 +368,8 @@ impl Store {
                 }
                 sqlx::query(
                     "UPDATE runs SET status = 'finished', finished_at = ?, heartbeat_at = ?, n_params = ?, best_epoch = ?,
-                        epochs_run = ?, train_seconds = ?, test_seconds = ?, predictions_path = ?, error = NULL WHERE id = ?",
+                        epochs_run = ?, train_seconds = ?, test_seconds = ?, predictions_path = ?, error = NULL,
+                        peak_rss_mib = ?, samples_per_second = ? WHERE id = ?",
                 )
                 .bind(now())
                 .bind(now())
@@ -317,6 +379,8 @@ impl Store {
                 .bind(r.total_train_seconds)
                 .bind(r.test_seconds)
                 .bind(predictions_path)
+                .bind(info.peak_rss_mib)
+                .bind(info.samples_per_second)
                 .bind(run_id)
                 .execute(&mut *tx)
                 .await?;

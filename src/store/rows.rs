@@ -38,6 +38,11 @@ pub struct RunRow {
     pub train_seconds: Option<f64>,
     pub test_seconds: Option<f64>,
     pub predictions_path: Option<String>,
+    pub pid: Option<i64>,
+    pub host: Option<String>,
+    pub data_seconds: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub samples_per_second: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
