@@ -22,7 +22,11 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
+    /// Aligned text columns.
     Table,
+    /// A Markdown table.
+    Md,
+    Csv,
     Json,
 }
 
@@ -47,11 +51,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// List recorded runs.
+    /// List recorded runs (all, or filtered).
     List {
         /// Only runs of this sweep (id prefix or name).
         #[arg(long)]
         sweep: Option<String>,
+        /// Only runs of this model (e.g. mmoe).
+        #[arg(long)]
+        model: Option<String>,
+        /// Only runs of this strategy (e.g. gradnorm).
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Only runs with this status: queued, running, finished, failed, killed.
+        #[arg(long)]
+        status: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },

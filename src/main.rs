@@ -20,6 +20,11 @@ fn main() {
     if std::env::var_os("OMP_WAIT_POLICY").is_none() {
         std::env::set_var("OMP_WAIT_POLICY", "PASSIVE");
     }
+    // Die quietly on a closed pipe (`bench list | head`) like other Unix tools.
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
         eprintln!("error: {e:#}");
@@ -34,7 +39,10 @@ fn open_store(db: &Path) -> Result<Store> {
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { grid, force, quiet, dry_run } => cmd_run(&cli.db, grid, force, quiet, dry_run),
-        Command::List { sweep, format } => cmd_list(&cli.db, sweep.as_deref(), format),
+        Command::List { sweep, model, strategy, status, format } => {
+            let filter = report::listing::RunFilter { sweep, model, strategy, status };
+            cmd_list(&cli.db, &filter, format)
+        }
         Command::Show { run_id, format } => cmd_show(&cli.db, &run_id, format),
         Command::Report { out, open } => cmd_report(&cli.db, &out, open),
         Command::Readme { readme, sweep } => {
@@ -94,48 +102,29 @@ fn cmd_run(db: &Path, grid: Option<PathBuf>, force: bool, quiet: bool, dry_run: 
     Ok(())
 }
 
-fn fmt_opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("–".into(), |x| format!("{x:.digits$}"))
+fn cmd_list(db: &Path, filter: &report::listing::RunFilter, format: Format) -> Result<()> {
+    let store = open_store(db)?;
+    let runs = report::listing::select_runs(&store, filter)?;
+    if let Format::Json = format {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(());
+    }
+    if runs.is_empty() && matches!(format, Format::Table) {
+        println!("no runs match in {}; try `bench run`", db.display());
+        return Ok(());
+    }
+    let table = report::listing::runs_table(&store, &runs)?;
+    print!("{}", render_table(&table, format));
+    Ok(())
 }
 
-fn cmd_list(db: &Path, sweep: Option<&str>, format: Format) -> Result<()> {
-    let store = open_store(db)?;
-    let runs = match sweep {
-        Some(w) => {
-            let s = store
-                .list_sweeps()?
-                .into_iter()
-                .find(|s| s.id.starts_with(w) || s.name == w)
-                .with_context(|| format!("no sweep matches `{w}`"))?;
-            store.sweep_runs(&s.id)?
-        }
-        None => store.list_runs()?,
-    };
+fn render_table(t: &report::table::Table, format: Format) -> String {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
-        Format::Table => {
-            if runs.is_empty() {
-                println!("no runs in {} yet; try `bench run`", db.display());
-                return Ok(());
-            }
-            println!("{:<12}  {:<36}  {:<9}  {:>10}  {:>9}  finished", "run", "name", "status", "mean AUC", "train s");
-            for r in &runs {
-                let m = store.metrics(&r.id)?;
-                let aucs: Vec<f64> = m.iter().filter(|x| x.split == "test" && x.metric == "auc").map(|x| x.value).collect();
-                let mean = (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
-                println!(
-                    "{:<12}  {:<36}  {:<9}  {:>10}  {:>9}  {}",
-                    r.id,
-                    r.name,
-                    r.status,
-                    fmt_opt(mean, 4),
-                    fmt_opt(r.train_seconds, 1),
-                    r.finished_at.as_deref().unwrap_or("–")
-                );
-            }
-        }
+        Format::Table => t.to_text(),
+        Format::Md => t.to_markdown(),
+        Format::Csv => t.to_csv(),
+        Format::Json => serde_json::to_string_pretty(t).unwrap_or_default(),
     }
-    Ok(())
 }
 
 fn cmd_show(db: &Path, prefix: &str, format: Format) -> Result<()> {
@@ -159,8 +148,14 @@ fn cmd_show(db: &Path, prefix: &str, format: Format) -> Result<()> {
     if let Some(n) = run.n_params {
         println!("  params     {n} trainable");
     }
-    if let Some(env) = &run.env_json {
-        println!("  env        {env}");
+    if let (Some(d), Some(rss), Some(sps)) = (run.data_seconds, run.peak_rss_mib, run.samples_per_second) {
+        println!("  resources  data {d:.1}s, {sps:.0} samples/s, peak RSS {rss:.0} MiB");
+    }
+    if let Some(env) = run.env_json.as_deref().and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok()) {
+        if let Some(o) = env.as_object() {
+            let parts: Vec<String> = o.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+            println!("  env        {}", parts.join(", "));
+        }
     }
     println!("\nparameters:");
     for p in &params {
@@ -172,6 +167,20 @@ fn cmd_show(db: &Path, prefix: &str, format: Format) -> Result<()> {
             "  {:>3}: {} steps, valid select {:.4}, {:.1}s train, {:.0} samples/s",
             e.epoch, e.steps, e.select_value, e.train_seconds, e.samples_per_second
         );
+    }
+    let curves = store.curves(&run.id)?;
+    let mut tasks: Vec<&str> = curves.iter().filter(|c| c.split == "valid" && c.metric == "auc").map(|c| c.task.as_str()).collect();
+    tasks.dedup();
+    if !tasks.is_empty() {
+        println!("\nvalidation AUC by epoch (* = selected):");
+        for t in tasks {
+            let pts: Vec<String> = curves
+                .iter()
+                .filter(|c| c.split == "valid" && c.metric == "auc" && c.task == t)
+                .map(|c| format!("{:.4}{}", c.value, if Some(c.epoch) == run.best_epoch { "*" } else { "" }))
+                .collect();
+            println!("  {t:<16} {}", pts.join("  "));
+        }
     }
     println!("\nfinal metrics:");
     println!("  {:<6} {:<16} {:<14} value", "split", "task", "metric");

@@ -63,6 +63,12 @@ pub fn load(cfg: &DataConfig, _cache_dir: &Path) -> Result<Dataset, DataError> {
             if c.tasks.is_empty() {
                 return Err(DataError::Config { key: "data.tasks".into(), message: "at least one task is needed".into() });
             }
+            if c.funnel && c.tasks.len() < 2 {
+                return Err(DataError::Config {
+                    key: "data.funnel".into(),
+                    message: format!("needs a click task and a conversion task, got tasks {:?}", c.tasks),
+                });
+            }
             toy::generate(c)
         }
     };

@@ -49,6 +49,11 @@ pub struct ToyConfig {
     /// 0 = unrelated tasks, 1 = the same latent signal for every task.
     #[serde(default = "default_relatedness")]
     pub relatedness: f64,
+    /// Funnel mode (default off): the second task is a conversion step of
+    /// the first, as purchase after click: its label is 1 only where the
+    /// first task's label is 1, so ESMM and CTnoCVR see a consistent funnel.
+    #[serde(default)]
+    pub funnel: bool,
 }
 
 impl Default for ToyConfig {
@@ -60,6 +65,7 @@ impl Default for ToyConfig {
             tasks: default_tasks(),
             data_seed: default_seed(),
             relatedness: default_relatedness(),
+            funnel: false,
         }
     }
 }
@@ -117,7 +123,12 @@ pub fn generate(cfg: &ToyConfig) -> Dataset {
             let dot: f64 = (0..K).map(|k| u_f[u][k] * i_f[it][k] * task_w[t][k]).sum();
             let logit = task_base[t] + dot + 0.5 * cat_bias[item_cat[it]] + 1.5 * item_pop[it];
             let p = 1.0 / (1.0 + (-logit).exp());
-            s.labels.push(if rng.gen::<f64>() < p { 1.0 } else { 0.0 });
+            let mut y = if rng.gen::<f64>() < p { 1.0 } else { 0.0 };
+            if cfg.funnel && t == 1 {
+                // Converted only if clicked: label = click * conversion.
+                y *= s.labels[s.labels.len() - 1];
+            }
+            s.labels.push(y);
         }
         s.users.push(u as i64 + 1);
     }

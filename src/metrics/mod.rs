@@ -3,6 +3,7 @@
 //! checked against brute force and external references.
 
 pub mod auc;
+pub mod funnel;
 
 pub use auc::{auc, uauc};
 

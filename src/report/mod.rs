@@ -4,7 +4,9 @@
 //! HTML auto-escaping, so user-supplied strings render as text).
 
 pub mod charts;
+pub mod listing;
 pub mod readme;
+pub mod table;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
