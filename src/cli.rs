@@ -75,6 +75,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Fuse finished runs into an ensemble recorded as a new run.
+    ///
+    /// Averages the saved test predictions of runs evaluated on the same test
+    /// rows (weighted mean of probabilities, or of normalised ranks with
+    /// --rank) and records the ensemble with its metrics.
+    Fuse {
+        /// Two or more run ids (or unique prefixes).
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<String>,
+        /// Comma-separated weights, one per run (default: equal).
+        #[arg(long, value_delimiter = ',')]
+        weights: Option<Vec<f64>>,
+        /// Average normalised ranks instead of probabilities.
+        #[arg(long)]
+        rank: bool,
+    },
     /// Write the HTML report (index, charts) from the database.
     Report {
         /// Output folder.

@@ -7,9 +7,11 @@
 //! (SQLite), [`report`] (HTML, SVG, README). [`runner`] glues a plan to the
 //! store and the loop.
 
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod env;
+pub mod fusion;
 pub mod interrupt;
 pub mod metrics;
 pub mod models;

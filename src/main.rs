@@ -44,6 +44,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             cmd_list(&cli.db, &filter, format)
         }
         Command::Show { run_id, format } => cmd_show(&cli.db, &run_id, format),
+        Command::Fuse { runs, weights, rank } => {
+            let store = open_store(&cli.db)?;
+            let mode = if rank { mtlbench::fusion::FusionMode::Rank } else { mtlbench::fusion::FusionMode::Mean };
+            let f = mtlbench::fusion::fuse(&store, &runs, weights.as_deref(), mode).context("fusing runs")?;
+            println!("fused {} runs into run {} ({})", f.members.len(), f.run_id, f.name);
+            for m in &f.result.test {
+                let show = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.4}"));
+                println!("  {:<16} test AUC {}  uAUC {}  log loss {}", m.task, show(m.auc), show(m.uauc), show(m.logloss));
+            }
+            Ok(())
+        }
         Command::Report { out, open } => cmd_report(&cli.db, &out, open),
         Command::Readme { readme, sweep } => {
             let store = open_store(&cli.db)?;

@@ -4,4 +4,5 @@
 mod common;
 mod cli_end_to_end;
 mod grid_errors;
+mod fusion;
 mod resume;

@@ -184,5 +184,158 @@ pub fn delong_test(labels: &[f32], scores_a: &[f32], scores_b: &[f32]) -> Result
 }
 
 #[cfg(test)]
-#[path = "delong_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::metrics::auc;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    /// Worked by hand from the 1988 definitions (psi = 1, 1/2, 0):
+    /// A: positives 0.9, 0.6, 0.4, negatives 0.6, 0.3, 0.2 -> V10 = 1, 5/6, 2/3,
+    /// V01 = 1/2, 1, 1, AUC 5/6, S10 = 1/36, S01 = 1/12, var = 1/27.
+    /// B: positives 0.5, 0.8, 0.1, negatives 0.7, 0.2, 0.3 -> V10 = 2/3, 1, 0,
+    /// V01 = 1/3, 2/3, 2/3, AUC 5/9, var = 7/81 + 1/81 = 8/81; cov = 1/27;
+    /// var(A - B) = 5/81, z = (5/18) / (√5 / 9) = √5 / 2.
+    #[test]
+    fn hand_worked_example() {
+        let labels = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+        let a = [0.9, 0.6, 0.6, 0.3, 0.4, 0.2];
+        let b = [0.5, 0.7, 0.8, 0.2, 0.1, 0.3];
+        let t = delong_test(&labels, &a, &b).unwrap();
+        assert!(close(t.auc_a, 5.0 / 6.0, 1e-12) && close(t.auc_b, 5.0 / 9.0, 1e-12));
+        assert!(close(t.var_a, 1.0 / 27.0, 1e-12));
+        assert!(close(t.var_b, 8.0 / 81.0, 1e-12));
+        assert!(close(t.cov_ab, 1.0 / 27.0, 1e-12));
+        assert!(close(t.se, 5f64.sqrt() / 9.0, 1e-12));
+        assert!(close(t.z.unwrap(), 5f64.sqrt() / 2.0, 1e-12));
+        // 2 (1 - Φ(1.1180)) (R: 2 * pnorm(-sqrt(5) / 2)).
+        assert!(close(t.p_value, 0.263_552_477_282_972_6, 1e-12));
+        assert_eq!((t.positives, t.negatives), (3, 3));
+        let v = auc_variance(&labels, &a).unwrap();
+        assert!(close(v.auc, 5.0 / 6.0, 1e-12) && close(v.variance, 1.0 / 27.0, 1e-12));
+        // Swapping A and B flips the sign, not the p-value.
+        let s = delong_test(&labels, &b, &a).unwrap();
+        assert!(close(s.z.unwrap(), -t.z.unwrap(), 1e-12) && close(s.p_value, t.p_value, 1e-15));
+        let ci = t.ci(0.95).unwrap();
+        assert!(close(ci.high - ci.low, 2.0 * 1.959_963_984_540_054 * t.se, 1e-12));
+    }
+
+    #[test]
+    fn identical_models_and_bad_input() {
+        let labels = [1.0, 0.0, 1.0, 0.0, 1.0];
+        let a = [0.9, 0.1, 0.4, 0.5, 0.7];
+        let t = delong_test(&labels, &a, &a).unwrap();
+        assert_eq!((t.diff, t.se, t.z, t.p_value), (0.0, 0.0, None, 1.0));
+        assert!(matches!(delong_test(&[1.0, 0.0, 0.0], &[0.1, 0.2, 0.3], &[0.1, 0.2, 0.3]), Err(DelongError::TooFew { positives: 1, .. })));
+        assert!(matches!(delong_test(&labels, &a, &a[..4]), Err(DelongError::Length { .. })));
+        let mut bad = a;
+        bad[2] = f32::NAN;
+        assert!(matches!(delong_test(&labels, &a, &bad), Err(DelongError::NotFinite { row: 2, .. })));
+    }
+
+    /// Correlated synthetic scores: a shared latent term plus model noise,
+    /// quantized so that ties occur within and across classes.
+    fn synthetic(rows: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut y, mut a, mut b) = (vec![], vec![], vec![]);
+        for _ in 0..rows {
+            let label = rng.gen_bool(0.3);
+            let shared: f64 = StandardNormal.sample(&mut rng);
+            let (ea, eb): (f64, f64) = (StandardNormal.sample(&mut rng), StandardNormal.sample(&mut rng));
+            let l = label as u8 as f64;
+            y.push(l as f32);
+            a.push((((1.0 * l + shared + 0.8 * ea) * 8.0).round() / 8.0) as f32);
+            b.push((((0.7 * l + shared + 0.8 * eb) * 8.0).round() / 8.0) as f32);
+        }
+        (y, a, b)
+    }
+
+    #[test]
+    fn placement_auc_equals_exact_auc() {
+        let (y, a, _) = synthetic(500, 3);
+        let v = auc_variance(&y, &a).unwrap();
+        assert!(close(v.auc, auc(&y, &a).unwrap(), 1e-12));
+    }
+
+    /// (b) DeLong's standard errors against a stratified bootstrap (positives
+    /// and negatives resampled separately, as DeLong conditions on m and n).
+    #[test]
+    fn standard_errors_match_bootstrap() {
+        let (y, a, b) = synthetic(1500, 11);
+        let t = delong_test(&y, &a, &b).unwrap();
+        assert!(t.cov_ab > 0.0, "the synthetic scores are meant to be correlated");
+        let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i] > 0.5).collect();
+        let neg: Vec<usize> = (0..y.len()).filter(|&i| y[i] < 0.5).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(99);
+        let (mut diffs, mut aucs_a) = (vec![], vec![]);
+        for _ in 0..1000 {
+            let mut rows: Vec<usize> = pos.iter().map(|_| pos[rng.gen_range(0..pos.len())]).collect();
+            rows.extend(neg.iter().map(|_| neg[rng.gen_range(0..neg.len())]));
+            let yy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
+            let aa: Vec<f32> = rows.iter().map(|&i| a[i]).collect();
+            let bb: Vec<f32> = rows.iter().map(|&i| b[i]).collect();
+            let (xa, xb) = (auc(&yy, &aa).unwrap(), auc(&yy, &bb).unwrap());
+            diffs.push(xa - xb);
+            aucs_a.push(xa);
+        }
+        let sd = |v: &[f64]| crate::stats::summarize(v).unwrap().std;
+        let (boot_diff, boot_a) = (sd(&diffs), sd(&aucs_a));
+        let r_diff = t.se / boot_diff;
+        let r_a = t.var_a.sqrt() / boot_a;
+        eprintln!("se(diff) DeLong {:.5} bootstrap {boot_diff:.5}; se(AUC_A) DeLong {:.5} bootstrap {boot_a:.5}", t.se, t.var_a.sqrt());
+        assert!((r_diff - 1.0).abs() < 0.15, "se(diff): DeLong {} vs bootstrap {boot_diff}", t.se);
+        assert!((r_a - 1.0).abs() < 0.15, "se(AUC_A): DeLong {} vs bootstrap {boot_a}", t.var_a.sqrt());
+        // Correlation matters: the paired se is well below the unpaired one.
+        assert!(t.se < 0.9 * (t.var_a + t.var_b).sqrt());
+    }
+
+    /// (a) Against the direct O(m n) formulas of the 1988 paper in an
+    /// independent pure-Python script (scripts/delong_reference.py).
+    #[test]
+    fn matches_python_reference() {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/delong_reference.py");
+        let python = std::process::Command::new("python3").arg("--version").output();
+        if !python.is_ok_and(|o| o.status.success()) {
+            eprintln!("note: python3 not found; skipping the Python cross-check of DeLong's test");
+            return;
+        }
+        for (rows, seed) in [(6usize, 0u64), (120, 5), (400, 8)] {
+            let (y, a, b) = if rows == 6 {
+                (vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0], vec![0.9, 0.6, 0.6, 0.3, 0.4, 0.2], vec![0.5, 0.7, 0.8, 0.2, 0.1, 0.3])
+            } else {
+                synthetic(rows, seed)
+            };
+            // f32 -> f64 is exact, so Python sees the very same scores and ties.
+            let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+            let input = serde_json::json!({ "labels": f(&y), "a": f(&a), "b": f(&b) }).to_string();
+            let mut child = std::process::Command::new("python3")
+                .arg(&script)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "python reference failed");
+            let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let t = delong_test(&y, &a, &b).unwrap();
+            for (name, ours) in [
+                ("auc_a", t.auc_a),
+                ("auc_b", t.auc_b),
+                ("var_a", t.var_a),
+                ("var_b", t.var_b),
+                ("cov_ab", t.cov_ab),
+                ("z", t.z.unwrap()),
+                ("p_value", t.p_value),
+            ] {
+                let theirs = r[name].as_f64().unwrap();
+                assert!(close(ours, theirs, 1e-10 * theirs.abs().max(1.0)), "rows {rows}: {name} {ours} vs python {theirs}");
+            }
+        }
+    }
+}

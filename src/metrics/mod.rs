@@ -1,8 +1,10 @@
-//! Evaluation metrics: exact AUC, uAUC, log loss and the weighted WeChat
-//! score. Pure functions on slices, independent of torch, so they can be
-//! checked against brute force and external references.
+//! Evaluation metrics: exact AUC, uAUC, log loss, the weighted WeChat
+//! score and DeLong's test of two correlated AUCs. Pure functions on slices,
+//! independent of torch, so they can be checked against brute force and
+//! external references.
 
 pub mod auc;
+pub mod delong;
 pub mod funnel;
 
 pub use auc::{auc, uauc};

@@ -33,15 +33,26 @@ pub struct InputLayer {
 
 impl InputLayer {
     pub fn new(vs: &nn::Path, schema: &FeatureSchema, cfg: &InputConfig) -> Result<Self, ModelError> {
-        for name in cfg.emb_dims.keys() {
-            let known = schema.categorical.iter().any(|f| &f.name == name) || schema.multi.iter().any(|f| &f.name == name);
+        for (name, &d) in &cfg.emb_dims {
+            let key = || format!("models.input.emb_dims.{name}");
+            let multi = schema.multi.iter().find(|f| &f.name == name);
+            let known = schema.categorical.iter().any(|f| &f.name == name) || multi.is_some();
             if !known {
                 let mut valid: Vec<&str> = schema.categorical.iter().map(|f| f.name.as_str()).collect();
-                valid.extend(schema.multi.iter().map(|f| f.name.as_str()));
+                valid.extend(schema.multi.iter().filter(|f| f.shares_table_with.is_none()).map(|f| f.name.as_str()));
                 return Err(ModelError::Config {
-                    key: format!("models.input.emb_dims.{name}"),
+                    key: key(),
                     message: format!("no such field in the dataset; fields: {}", valid.join(", ")),
                 });
+            }
+            if let Some(other) = multi.and_then(|f| f.shares_table_with.as_ref()) {
+                return Err(ModelError::Config {
+                    key: key(),
+                    message: format!("`{name}` is pooled through the `{other}` table; set emb_dims.{other} instead"),
+                });
+            }
+            if d <= 0 {
+                return Err(ModelError::Config { key: key(), message: format!("must be a positive width, got {d}") });
             }
         }
         let dim = |name: &str, default: i64| cfg.emb_dims.get(name).copied().unwrap_or(default);

@@ -4,10 +4,24 @@
 //! its parameter groups (shared / last shared / task-specific) so that the
 //! loss-weighting strategies can act on any model, funnel models included.
 //!
-//! Variable naming contract: shared parameters live under `shared.`, task
-//! towers under `task.`; [`ParamGroups::from_varstore`] relies on it.
+//! Variable naming contract: parameters that every loss term can reach live
+//! under `shared.`, everything that belongs to one head (tower, gate, task
+//! experts) under `task.{head}.`; [`ParamGroups::from_varstore`] relies on
+//! it. In the funnel models the click tower is also reached by the CTCVR /
+//! CTnoCVR terms (by design: pCTCVR = pCTR x pCVR); it is still that head's.
+//!
+//! Files: the shared parts (input.rs, tower.rs, experts.rs, backbone.rs,
+//! multi_tower.rs, funnel.rs) and one file per model with its paper.
 
+pub mod backbone;
+pub mod ctnocvr;
+pub mod esmm;
+pub mod experts;
+pub mod funnel;
 pub mod input;
+pub mod mmoe;
+pub mod multi_tower;
+pub mod ple;
 pub mod shared_bottom;
 pub mod tower;
 
@@ -16,7 +30,11 @@ use tch::{nn, Kind, Reduction, Tensor};
 use thiserror::Error;
 
 use crate::data::{Batch, FeatureSchema};
+pub use backbone::{BackboneKind, Head};
+pub use experts::GateWeights;
+pub use funnel::{FunnelConfig, FunnelSpec};
 pub use input::{InputConfig, InputLayer};
+pub use multi_tower::MultiTower;
 pub use tower::{Mlp, TowerConfig};
 
 #[derive(Debug, Error)]
@@ -30,14 +48,23 @@ pub enum ModelError {
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     SharedBottom,
+    Mmoe,
+    Ple,
+    Esmm,
+    Ctnocvr,
 }
 
 impl ModelKind {
-    pub const ALL: &'static [ModelKind] = &[ModelKind::SharedBottom];
+    pub const ALL: &'static [ModelKind] =
+        &[ModelKind::SharedBottom, ModelKind::Mmoe, ModelKind::Ple, ModelKind::Esmm, ModelKind::Ctnocvr];
 
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::SharedBottom => "shared-bottom",
+            ModelKind::Mmoe => "mmoe",
+            ModelKind::Ple => "ple",
+            ModelKind::Esmm => "esmm",
+            ModelKind::Ctnocvr => "ctnocvr",
         }
     }
 
@@ -45,11 +72,34 @@ impl ModelKind {
     pub fn paper(self) -> (&'static str, &'static str) {
         match self {
             ModelKind::SharedBottom => ("SharedBottom", "https://link.springer.com/article/10.1023/A:1007379606734"),
+            ModelKind::Mmoe => ("MMOE", "https://dl.acm.org/doi/10.1145/3219819.3220007"),
+            ModelKind::Ple => ("PLE", "https://dl.acm.org/doi/10.1145/3383313.3412236"),
+            ModelKind::Esmm => ("ESMM", "https://arxiv.org/abs/1804.07931"),
+            ModelKind::Ctnocvr => ("CTnoCVR", "https://openreview.net/forum?id=57lEgcP51LG"),
         }
     }
 
     pub fn names() -> Vec<&'static str> {
         Self::ALL.iter().map(|k| k.name()).collect()
+    }
+
+    /// The `[models.*]` sections a model of this kind reads besides
+    /// `input`, `tower` and `funnel` (its own and its backbone's).
+    pub fn sections(self, cfg: &ModelsConfig) -> Vec<&'static str> {
+        let backbone = |b: BackboneKind| match b {
+            BackboneKind::Embeddings => None,
+            BackboneKind::SharedBottom => Some("shared-bottom"),
+            BackboneKind::Mmoe => Some("mmoe"),
+            BackboneKind::Ple | BackboneKind::Cgc => Some("ple"),
+        };
+        let mut out = vec![self.name()];
+        let extra = match self {
+            ModelKind::Esmm => backbone(cfg.esmm.backbone),
+            ModelKind::Ctnocvr => backbone(cfg.ctnocvr.backbone),
+            _ => None,
+        };
+        out.extend(extra);
+        out
     }
 }
 
@@ -61,8 +111,44 @@ pub struct ModelsConfig {
     pub input: InputConfig,
     #[serde(default)]
     pub tower: TowerConfig,
+    /// The funnel's click and conversion tasks (required by esmm and ctnocvr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<FunnelConfig>,
     #[serde(default, rename = "shared-bottom")]
     pub shared_bottom: shared_bottom::SharedBottomConfig,
+    #[serde(default)]
+    pub mmoe: mmoe::MmoeConfig,
+    #[serde(default)]
+    pub ple: ple::PleConfig,
+    #[serde(default)]
+    pub esmm: esmm::EsmmConfig,
+    #[serde(default)]
+    pub ctnocvr: ctnocvr::CtnocvrConfig,
+}
+
+impl ModelsConfig {
+    /// Everything under `[models]` that defines a model of `kind`, as JSON
+    /// (for config hashes and the recorded params): its own section's keys
+    /// at the top level, plus `input`, `tower`, `funnel` (when set) and the
+    /// section of a funnel model's backbone under its name.
+    pub fn canonical(&self, kind: ModelKind) -> Result<serde_json::Value, serde_json::Error> {
+        let all = serde_json::to_value(self)?;
+        let mut out = match all.get(kind.name()) {
+            Some(serde_json::Value::Object(m)) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        for key in ["input", "tower", "funnel"] {
+            if let Some(v) = all.get(key) {
+                out.insert(key.into(), v.clone());
+            }
+        }
+        for section in kind.sections(self).into_iter().skip(1) {
+            if let Some(v) = all.get(section) {
+                out.insert(section.into(), v.clone());
+            }
+        }
+        Ok(serde_json::Value::Object(out))
+    }
 }
 
 /// What a forward pass yields.
@@ -74,16 +160,18 @@ pub struct ModelOutput {
     pub logits: Tensor,
     /// Further named predictions [B] (e.g. a fusion score).
     pub extra: Vec<(String, Tensor)>,
+    /// Gate weights of mixture-of-experts backbones, [B, n_experts] each.
+    pub gates: Vec<GateWeights>,
 }
 
 /// The parameters a strategy needs to tell apart.
 #[derive(Debug)]
 pub struct ParamGroups {
-    /// Parameters every task's loss reaches.
+    /// Parameters every loss term can reach (named `shared.*`).
     pub shared: Vec<Tensor>,
     /// The last shared layer (GradNorm's W, PCGrad's narrow scope).
     pub last_shared: Vec<Tensor>,
-    /// Everything that is not shared.
+    /// Everything that is not shared: the parts of one head (`task.*`).
     pub task_specific: Vec<Tensor>,
 }
 
@@ -115,6 +203,10 @@ pub trait MultiTaskModel {
     /// The loss terms of a batch, each a scalar.
     fn loss_terms(&self, out: &ModelOutput, batch: &Batch) -> Vec<Tensor>;
     fn param_groups(&self) -> &ParamGroups;
+    /// The funnel this model is scored on (`[models.funnel]`), if any.
+    fn funnel(&self) -> Option<&FunnelSpec> {
+        None
+    }
 }
 
 /// Mean binary cross-entropy of each logit column against the same label column.
@@ -141,8 +233,20 @@ pub fn build(
         return Err(ModelError::Config { key: "data.tasks".into(), message: "the dataset has no tasks".into() });
     }
     Ok(match kind {
-        ModelKind::SharedBottom => Box::new(shared_bottom::SharedBottom::new(vs, schema, cfg)?),
+        ModelKind::SharedBottom => Box::new(MultiTower::new(vs, schema, cfg, BackboneKind::SharedBottom)?),
+        ModelKind::Mmoe => Box::new(MultiTower::new(vs, schema, cfg, BackboneKind::Mmoe)?),
+        ModelKind::Ple => Box::new(MultiTower::new(vs, schema, cfg, BackboneKind::Ple)?),
+        ModelKind::Esmm => Box::new(esmm::Esmm::new(vs, schema, cfg)?),
+        ModelKind::Ctnocvr => Box::new(ctnocvr::Ctnocvr::new(vs, schema, cfg)?),
     })
+}
+
+/// Layer widths must be a non-empty list of positive numbers.
+pub(crate) fn check_widths(key: &str, widths: &[i64]) -> Result<(), ModelError> {
+    if widths.is_empty() || widths.iter().any(|&w| w <= 0) {
+        return Err(ModelError::Config { key: key.into(), message: format!("needs at least one positive width, got {widths:?}") });
+    }
+    Ok(())
 }
 
 /// `sigmoid` of logits as probabilities, kept in f32.

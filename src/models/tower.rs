@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, nn::ModuleT, Tensor};
 
+use super::ModelError;
+
 fn d_hidden() -> Vec<i64> {
     vec![512, 256, 128]
 }
@@ -19,11 +21,15 @@ fn d_true() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TowerConfig {
-    /// Hidden layer widths (seed default [512, 256, 128]).
+    /// Hidden layer widths (seed default [512, 256, 128]); empty = the
+    /// logit sits directly on the backbone's output.
     #[serde(default = "d_hidden")]
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer's ReLU, active in training only (default 0.1).
     #[serde(default = "d_dropout")]
     pub dropout: f64,
+    /// Batch norm after each hidden layer's dropout (default true); batch
+    /// statistics in training, running statistics in evaluation.
     #[serde(default = "d_true")]
     pub batch_norm: bool,
 }
@@ -31,6 +37,24 @@ pub struct TowerConfig {
 impl Default for TowerConfig {
     fn default() -> Self {
         TowerConfig { hidden: d_hidden(), dropout: d_dropout(), batch_norm: true }
+    }
+}
+
+impl TowerConfig {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.hidden.iter().any(|&w| w <= 0) {
+            return Err(ModelError::Config {
+                key: "models.tower.hidden".into(),
+                message: format!("widths must be positive, got {:?}", self.hidden),
+            });
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::Config {
+                key: "models.tower.dropout".into(),
+                message: format!("must be in [0, 1), got {}", self.dropout),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -366,6 +366,18 @@ impl Store {
                         }
                     }
                 }
+                for (split, ms) in [("valid", &r.valid_extra), ("test", &r.test_extra)] {
+                    for m in ms {
+                        sqlx::query("INSERT OR REPLACE INTO metrics (run_id, split, task, metric, value) VALUES (?, ?, ?, ?, ?)")
+                            .bind(run_id)
+                            .bind(split)
+                            .bind(&m.task)
+                            .bind(&m.metric)
+                            .bind(m.value)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
                 sqlx::query(
                     "UPDATE runs SET status = 'finished', finished_at = ?, heartbeat_at = ?, n_params = ?, best_epoch = ?,
                         epochs_run = ?, train_seconds = ?, test_seconds = ?, predictions_path = ?, error = NULL,

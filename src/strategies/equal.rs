@@ -56,3 +56,58 @@ impl Strategy for Equal {
         Ok(StepReport { weights: self.weights.clone() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use tch::{nn, nn::Module, Kind};
+
+    /// A small two-head model (shared linear, one linear head per task) with
+    /// seeded initial values, and its two loss terms on a fixed batch.
+    fn model(seed: i64) -> (nn::VarStore, Vec<Tensor>) {
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let shared = nn::linear(&root / "shared", 3, 4, Default::default());
+        let heads: Vec<nn::Linear> = (0..2).map(|i| nn::linear(&root / "task" / i, 4, 1, Default::default())).collect();
+        let x = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 1.5, 0.0, -0.3]).view([2, 3]);
+        let h = shared.forward(&x).relu();
+        let losses = heads.iter().map(|l| l.forward(&h).square().mean(Kind::Float)).collect();
+        (vs, losses)
+    }
+
+    fn all_grads(vs: &nn::VarStore) -> Vec<(String, Vec<f64>)> {
+        let mut v: Vec<(String, Vec<f64>)> = vs.variables().into_iter().map(|(k, t)| (k, grad_vec(&t))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn weights_give_exactly_the_weighted_sum() {
+        let p = crate::models::ParamGroups { shared: vec![], last_shared: vec![], task_specific: vec![] };
+        for w in [[1.0, 1.0], [2.0, 0.5]] {
+            let (vs_a, la) = model(3);
+            (&la[0] * w[0] + &la[1] * w[1]).backward();
+            let (vs_b, lb) = model(3);
+            let r = Equal::new(&EqualConfig { weights: w.to_vec() }, 2).unwrap().backward(&lb, &p).unwrap();
+            assert_eq!(r.weights, w.to_vec());
+            let (ga, gb) = (all_grads(&vs_a), all_grads(&vs_b));
+            assert_eq!(ga.len(), 6);
+            assert_eq!(ga, gb, "weights {w:?}");
+        }
+        // With unit weights the gradients are bit-for-bit those of L1 + L2.
+        let (vs_a, la) = model(4);
+        (&la[0] + &la[1]).backward();
+        let (vs_b, lb) = model(4);
+        Equal::new(&EqualConfig::default(), 2).unwrap().backward(&lb, &p).unwrap();
+        assert_eq!(all_grads(&vs_a), all_grads(&vs_b));
+    }
+
+    #[test]
+    fn rejects_wrong_count_and_negative_weights() {
+        let e = Equal::new(&EqualConfig { weights: vec![1.0] }, 2).err().unwrap().to_string();
+        assert!(e.contains("strategies.equal.weights") && e.contains("1 weights given for 2"), "{e}");
+        assert!(Equal::new(&EqualConfig { weights: vec![1.0, -1.0] }, 2).is_err());
+    }
+}

@@ -3,20 +3,31 @@
 //! the optimizer step; it reports the weights it used. Gradient diagnostics
 //! (per-task norms, pairwise cosines, conflict rate) are measured here the
 //! same way for every strategy so that conflict can be compared across them.
+//!
+//! Strategies act on loss terms, not on dataset tasks, so a funnel model
+//! (whose terms are e.g. CTR and CTCVR) is weighted like any other model.
+//! Formulas: `../shared/REFERENCE.md` section 5.
 
 pub mod equal;
+pub mod gradnorm;
+pub mod pcgrad;
+pub mod uncertainty;
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{nn, Device, Tensor};
 use thiserror::Error;
 
 use crate::models::ParamGroups;
+use crate::train::optim::Optimizer;
 use crate::train::TrainConfig;
 
 #[derive(Debug, Error)]
 pub enum StrategyError {
     #[error("config key `{key}`: {message}")]
     Config { key: String, message: String },
+    /// The strategy cannot act on what the model or the step handed it.
+    #[error("{strategy}: {message}")]
+    Step { strategy: &'static str, message: String },
     #[error("{0}")]
     Torch(#[from] tch::TchError),
 }
@@ -26,14 +37,33 @@ pub enum StrategyError {
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
     Equal,
+    Uncertainty,
+    #[serde(rename = "gradnorm")]
+    GradNorm,
+    #[serde(rename = "pcgrad")]
+    PcGrad,
 }
 
 impl StrategyKind {
-    pub const ALL: &'static [StrategyKind] = &[StrategyKind::Equal];
+    pub const ALL: &'static [StrategyKind] =
+        &[StrategyKind::Equal, StrategyKind::Uncertainty, StrategyKind::GradNorm, StrategyKind::PcGrad];
 
     pub fn name(self) -> &'static str {
         match self {
             StrategyKind::Equal => "equal",
+            StrategyKind::Uncertainty => "uncertainty",
+            StrategyKind::GradNorm => "gradnorm",
+            StrategyKind::PcGrad => "pcgrad",
+        }
+    }
+
+    /// Display name and paper, for reports and the README table.
+    pub fn paper(self) -> (&'static str, &'static str) {
+        match self {
+            StrategyKind::Equal => ("Equal weighting", "https://arxiv.org/abs/1706.05098"),
+            StrategyKind::Uncertainty => ("Uncertainty weighting", "https://arxiv.org/abs/1705.07115"),
+            StrategyKind::GradNorm => ("GradNorm", "https://arxiv.org/abs/1711.02257"),
+            StrategyKind::PcGrad => ("PCGrad", "https://arxiv.org/abs/2001.06782"),
         }
     }
 
@@ -48,6 +78,32 @@ impl StrategyKind {
 pub struct StrategiesConfig {
     #[serde(default)]
     pub equal: equal::EqualConfig,
+    #[serde(default)]
+    pub uncertainty: uncertainty::UncertaintyConfig,
+    #[serde(default)]
+    pub gradnorm: gradnorm::GradNormConfig,
+    #[serde(default)]
+    pub pcgrad: pcgrad::PcGradConfig,
+}
+
+/// Which shared parameters a gradient-based strategy acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// The model's last shared layer ([`ParamGroups::last_shared`]).
+    LastShared,
+    /// Every shared parameter ([`ParamGroups::shared`]), embeddings included.
+    AllShared,
+}
+
+impl Scope {
+    /// The parameters this scope selects.
+    pub fn params(self, groups: &ParamGroups) -> &[Tensor] {
+        match self {
+            Scope::LastShared => &groups.last_shared,
+            Scope::AllShared => &groups.shared,
+        }
+    }
 }
 
 /// What a strategy did in one step.
@@ -60,34 +116,102 @@ pub struct StepReport {
 /// The contract every strategy fulfils.
 pub trait Strategy {
     /// Computes gradients of the weighted objective into the parameters'
-    /// `.grad` (they are zero on entry) and reports the weights used.
+    /// `.grad` (they are zero or undefined on entry) and reports the weights
+    /// used. A strategy with state of its own (learned weights) updates it here.
     fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError>;
 }
 
-/// Builds the strategy of `kind` for `n_terms` loss terms.
-pub fn build(
-    kind: StrategyKind,
-    cfg: &StrategiesConfig,
-    n_terms: usize,
-    _train: &TrainConfig,
-) -> Result<Box<dyn Strategy>, StrategyError> {
+/// What a strategy may need from the run besides its own section.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// Number of loss terms the model declares.
+    pub n_terms: usize,
+    /// The run's training settings (optimizer kind and rate for learned weights).
+    pub train: &'a TrainConfig,
+    /// The run's seed (PCGrad's task order).
+    pub seed: u64,
+    /// Where the strategy's own tensors live.
+    pub device: Device,
+}
+
+/// Builds the strategy of `kind`.
+pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> Result<Box<dyn Strategy>, StrategyError> {
+    if ctx.n_terms == 0 {
+        return Err(StrategyError::Config { key: "strategies".into(), message: "the model declares no loss terms".into() });
+    }
     Ok(match kind {
-        StrategyKind::Equal => Box::new(equal::Equal::new(&cfg.equal, n_terms)?),
+        StrategyKind::Equal => Box::new(equal::Equal::new(&cfg.equal, ctx.n_terms)?),
+        StrategyKind::Uncertainty => Box::new(uncertainty::Uncertainty::new(&cfg.uncertainty, ctx)?),
+        StrategyKind::GradNorm => Box::new(gradnorm::GradNorm::new(&cfg.gradnorm, ctx)?),
+        StrategyKind::PcGrad => Box::new(pcgrad::PcGrad::new(&cfg.pcgrad, ctx)?),
     })
 }
 
-/// Gradients of `loss` with respect to `inputs` (zeros where unused), keeping the graph.
-pub fn grads_of(loss: &Tensor, inputs: &[Tensor]) -> Vec<Tensor> {
-    let g = Tensor::run_backward(&[loss], inputs, true, false);
-    g.into_iter()
-        .zip(inputs)
-        .map(|(g, x)| if g.defined() { g } else { x.zeros_like() })
-        .collect()
+/// Gradients of `loss` with respect to `inputs` (zeros where unused), keeping
+/// the graph. `.grad` is not touched.
+pub fn grads_of(loss: &Tensor, inputs: &[Tensor]) -> Result<Vec<Tensor>, tch::TchError> {
+    if inputs.is_empty() {
+        return Ok(vec![]);
+    }
+    let g = Tensor::f_run_backward(&[loss], inputs, true, false)?;
+    Ok(g.into_iter().zip(inputs).map(|(g, x)| if g.defined() { g } else { x.zeros_like() }).collect())
 }
 
 /// The gradients as one flat vector.
 pub fn flatten(grads: &[Tensor]) -> Tensor {
     Tensor::cat(&grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0)
+}
+
+/// Splits a flat vector back into tensors shaped like `like`.
+pub fn unflatten(flat: &Tensor, like: &[Tensor]) -> Vec<Tensor> {
+    let mut out = Vec::with_capacity(like.len());
+    let mut start = 0i64;
+    for p in like {
+        let n = p.numel() as i64;
+        out.push(flat.narrow(0, start, n).view(p.size().as_slice()));
+        start += n;
+    }
+    out
+}
+
+/// Adds `grads` to the parameters' `.grad`, defining it where libtorch has
+/// not yet (the first step).
+pub fn accumulate_grads(params: &[Tensor], grads: &[Tensor]) -> Result<(), tch::TchError> {
+    let mut undefined = Vec::new();
+    tch::no_grad(|| -> Result<(), tch::TchError> {
+        for (p, g) in params.iter().zip(grads) {
+            let mut pg = p.grad();
+            if pg.defined() {
+                let _ = pg.f_add_(g)?;
+            } else {
+                undefined.push((p, g));
+            }
+        }
+        Ok(())
+    })?;
+    if !undefined.is_empty() {
+        // d/dp sum(p * g) = g: one tiny backward defines and fills `.grad`.
+        let surrogate = undefined
+            .iter()
+            .map(|(p, g)| (*p * g.detach()).sum(p.kind()))
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| Tensor::from(0.0f32));
+        surrogate.f_backward()?;
+    }
+    Ok(())
+}
+
+/// An optimizer for a strategy's own learned weights: the run's optimizer
+/// kind with rate `lr` and no weight decay.
+pub(crate) fn own_optimizer(vs: &nn::VarStore, train: &TrainConfig, lr: f64) -> Result<Optimizer, tch::TchError> {
+    let cfg = TrainConfig { lr, weight_decay: 0.0, ..train.clone() };
+    Optimizer::new(vs, &cfg)
+}
+
+/// A small tensor's values as f64 (on the CPU).
+pub(crate) fn to_f64s(t: &Tensor) -> Vec<f64> {
+    let flat = t.detach().to_device(Device::Cpu).to_kind(tch::Kind::Double).reshape([-1]);
+    (0..flat.size()[0]).map(|i| flat.double_value(&[i])).collect()
 }
 
 /// Per-task gradient diagnostics on a parameter set.
@@ -102,12 +226,16 @@ pub struct GradDiagnostics {
 }
 
 /// Measures per-task gradient norms and pairwise cosines on `params`
-/// without touching `.grad` (the graph is kept).
-pub fn diagnostics(losses: &[Tensor], params: &[Tensor]) -> GradDiagnostics {
+/// without touching `.grad` (the graph is kept). A pair where either
+/// gradient is zero has cosine 0 and does not count as a conflict.
+pub fn diagnostics(losses: &[Tensor], params: &[Tensor]) -> Result<GradDiagnostics, tch::TchError> {
     if params.is_empty() {
-        return GradDiagnostics::default();
+        return Ok(GradDiagnostics::default());
     }
-    let flat: Vec<Tensor> = losses.iter().map(|l| flatten(&grads_of(l, params)).detach()).collect();
+    let flat = losses
+        .iter()
+        .map(|l| Ok(flatten(&grads_of(l, params)?).detach().to_kind(tch::Kind::Double)))
+        .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
     let norms: Vec<f64> = flat.iter().map(|g| g.norm().double_value(&[])).collect();
     let mut cosines = Vec::new();
     let mut conflicts = 0usize;
@@ -123,5 +251,101 @@ pub fn diagnostics(losses: &[Tensor], params: &[Tensor]) -> GradDiagnostics {
         }
     }
     let pairs = cosines.len();
-    GradDiagnostics { norms, cosines, conflict_rate: if pairs > 0 { conflicts as f64 / pairs as f64 } else { 0.0 } }
+    Ok(GradDiagnostics { norms, cosines, conflict_rate: if pairs > 0 { conflicts as f64 / pairs as f64 } else { 0.0 } })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Tiny hand-checkable problems for the strategy tests.
+    use tch::{Kind, Tensor};
+
+    use crate::models::ParamGroups;
+
+    /// A leaf parameter with the given values.
+    pub fn param(v: &[f32]) -> Tensor {
+        Tensor::from_slice(v).set_requires_grad(true)
+    }
+
+    /// A [n] f32 constant.
+    pub fn vec_t(v: &[f32]) -> Tensor {
+        Tensor::from_slice(v)
+    }
+
+    /// <a, x> as a scalar loss.
+    pub fn lin(a: &[f32], x: &Tensor) -> Tensor {
+        (vec_t(a) * x).sum(Kind::Float)
+    }
+
+    pub fn groups(shared: &[&Tensor], last: &[&Tensor], task: &[&Tensor]) -> ParamGroups {
+        let c = |v: &[&Tensor]| v.iter().map(|t| t.shallow_clone()).collect();
+        ParamGroups { shared: c(shared), last_shared: c(last), task_specific: c(task) }
+    }
+
+    pub fn grad_vec(p: &Tensor) -> Vec<f64> {
+        let g = p.grad();
+        assert!(g.defined(), "no gradient");
+        Vec::<f64>::try_from(g.to_kind(Kind::Double).reshape([-1])).expect("gradient to vec")
+    }
+
+    pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= tol, "got {got:?}, want {want:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn diagnostics_by_hand() {
+        // L1 = <(1,0), x> + <(2,0), y>, L2 = <(-1,1), x>, L3 = <(0,1), x>.
+        let x = param(&[0.3, -0.2]);
+        let y = param(&[1.0, 1.0]);
+        let losses = [lin(&[1.0, 0.0], &x) + lin(&[2.0, 0.0], &y), lin(&[-1.0, 1.0], &x), lin(&[0.0, 1.0], &x)];
+        let d = diagnostics(&losses, &[x.shallow_clone()]).unwrap();
+        assert_close(&d.norms, &[1.0, 2f64.sqrt(), 1.0], 1e-9);
+        // cos(1,2) = -1/sqrt2, cos(1,3) = 0, cos(2,3) = 1/sqrt2.
+        assert_close(&d.cosines, &[-(0.5f64.sqrt()), 0.0, 0.5f64.sqrt()], 1e-7);
+        assert!((d.conflict_rate - 1.0 / 3.0).abs() < 1e-12);
+        // On (x, y) the first gradient is (1, 0, 2, 0): norm sqrt5; y unused by L2, L3 -> zeros.
+        let d = diagnostics(&losses, &[x.shallow_clone(), y.shallow_clone()]).unwrap();
+        assert_close(&d.norms, &[5f64.sqrt(), 2f64.sqrt(), 1.0], 1e-9);
+        assert!(!x.grad().defined(), "diagnostics must not touch .grad");
+    }
+
+    #[test]
+    fn accumulate_defines_then_adds() {
+        let p = param(&[1.0, 2.0, 3.0, 4.0]).view([2, 2]).detach().set_requires_grad(true);
+        let g = Tensor::from_slice(&[0.5f32, -1.0, 0.0, 2.0]).view([2, 2]);
+        accumulate_grads(&[p.shallow_clone()], &[g.shallow_clone()]).unwrap();
+        assert_close(&grad_vec(&p), &[0.5, -1.0, 0.0, 2.0], 0.0);
+        accumulate_grads(&[p.shallow_clone()], &[g]).unwrap();
+        assert_close(&grad_vec(&p), &[1.0, -2.0, 0.0, 4.0], 0.0);
+    }
+
+    #[test]
+    fn flatten_round_trip() {
+        let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).view([2, 3]);
+        let b = Tensor::from_slice(&[7.0f32]);
+        let flat = flatten(&[a.shallow_clone(), b.shallow_clone()]);
+        assert_eq!(flat.size(), vec![7]);
+        let back = unflatten(&flat, &[a.shallow_clone(), b.shallow_clone()]);
+        assert!(back[0].equal(&a) && back[1].equal(&b));
+    }
+
+    #[test]
+    fn names_parse_from_toml() {
+        #[derive(Deserialize)]
+        struct G {
+            s: Vec<StrategyKind>,
+        }
+        let g: G = toml::from_str(r#"s = ["equal", "uncertainty", "gradnorm", "pcgrad"]"#).unwrap();
+        assert_eq!(g.s, StrategyKind::ALL);
+        assert_eq!(StrategyKind::names(), vec!["equal", "uncertainty", "gradnorm", "pcgrad"]);
+        assert!(toml::from_str::<G>(r#"s = ["grad-norm"]"#).is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! Evaluation of a model on one split: predictions in row order, then the
-//! per-task metrics (AUC, log loss, uAUC) and the WeChat score.
+//! per-task metrics (AUC, log loss, uAUC) and the split-level metrics (the
+//! weighted WeChat score) that the store keeps as named rows.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -7,7 +8,7 @@ use tch::Tensor;
 use crate::data::batch::to_vec_f32;
 use crate::data::{FeatureSchema, SplitData, SplitTensors};
 use crate::metrics;
-use crate::models::MultiTaskModel;
+use crate::models::{FunnelSpec, MultiTaskModel};
 
 /// Metrics of one task on one split. `None` = undefined (e.g. one class only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,16 @@ pub struct Predictions {
     pub tasks: Vec<String>,
     pub probs: Vec<f32>,
     pub extra: Vec<(String, Vec<f32>)>,
+    /// Mean gate weights over the rows (mixture-of-experts models only).
+    pub gates: Vec<GateMean>,
+}
+
+/// The mean weight a gate gives each of its experts over a split's rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateMean {
+    pub gate: String,
+    pub labels: Vec<String>,
+    pub weights: Vec<f64>,
 }
 
 impl Predictions {
@@ -48,10 +59,18 @@ pub fn predict(
     tch::no_grad(|| {
         let mut probs = Vec::new();
         let mut extra: Vec<(String, Vec<Tensor>)> = Vec::new();
+        let mut gate_sums: Vec<(String, Vec<String>, Tensor)> = Vec::new();
         let mut chunks = Vec::new();
         for b in split.in_order(batch_size) {
             let out = model.forward_t(&b, false);
             chunks.push(out.probs);
+            for (i, g) in out.gates.into_iter().enumerate() {
+                let s = g.weights.to_kind(tch::Kind::Double).sum_dim_intlist([0i64].as_slice(), false, tch::Kind::Double);
+                match gate_sums.get_mut(i) {
+                    Some(acc) => acc.2 += s,
+                    None => gate_sums.push((g.name, g.labels.to_vec(), s)),
+                }
+            }
             for (i, (name, t)) in out.extra.into_iter().enumerate() {
                 if extra.len() <= i {
                     extra.push((name, vec![]));
@@ -66,7 +85,15 @@ pub fn predict(
             .into_iter()
             .map(|(n, ts)| Ok((n, to_vec_f32(&Tensor::cat(&ts, 0))?)))
             .collect::<Result<Vec<_>, tch::TchError>>()?;
-        Ok(Predictions { rows: split.rows, tasks: schema.tasks.clone(), probs, extra })
+        let rows = split.rows.max(1) as f64;
+        let gates = gate_sums
+            .into_iter()
+            .map(|(gate, labels, sum)| {
+                let weights = Vec::<f64>::try_from(&sum.to_device(tch::Device::Cpu))?.into_iter().map(|w| w / rows).collect();
+                Ok(GateMean { gate, labels, weights })
+            })
+            .collect::<Result<Vec<_>, tch::TchError>>()?;
+        Ok(Predictions { rows: split.rows, tasks: schema.tasks.clone(), probs, extra, gates })
     })
 }
 
@@ -93,6 +120,70 @@ pub fn task_metrics(pred: &Predictions, split: &SplitData) -> Vec<TaskMetrics> {
         .collect()
 }
 
+/// A split-level metric that is not one task's AUC / log loss / uAUC,
+/// stored as a metric row under `task` (e.g. task "all", metric "wechat_score").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedMetric {
+    pub task: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+/// Split-level metrics from the per-task ones.
+///
+/// The weighted WeChat score (REFERENCE.md section 1) is computed when at
+/// least two of its scored actions (read_comment, like, click_avatar,
+/// forward) are tasks with a defined uAUC; the weights of the actions present
+/// are renormalised, and `wechat_score_coverage` = (sum of the weights
+/// present) / 10 says how much of the official score that is (0.9 for the
+/// seed's three tasks, 1 for the full score).
+pub fn split_metrics(tasks: &[TaskMetrics]) -> Vec<NamedMetric> {
+    let mut out = Vec::new();
+    let uaucs: Vec<(String, f64)> = tasks.iter().filter_map(|m| m.uauc.map(|u| (m.task.clone(), u))).collect();
+    let present: Vec<f64> =
+        metrics::WECHAT_WEIGHTS.iter().filter(|(a, _)| uaucs.iter().any(|(t, _)| t == a)).map(|(_, w)| *w).collect();
+    if present.len() >= 2 {
+        if let Some(score) = metrics::wechat_score(&uaucs) {
+            let total: f64 = metrics::WECHAT_WEIGHTS.iter().map(|(_, w)| w).sum();
+            let all = |metric: &str, value: f64| NamedMetric { task: "all".into(), metric: metric.into(), value };
+            out.push(all("wechat_score", score));
+            out.push(all("wechat_score_coverage", present.iter().sum::<f64>() / total));
+        }
+    }
+    out
+}
+
+/// The funnel metrics (REFERENCE.md section 4) of predictions, as metric rows
+/// with task "funnel": `ctr_auc` (click column, all rows), `cvr_auc` (the
+/// model's pCVR column, or its conversion column, on clicked rows),
+/// `ctcvr_auc` (conversion column against click x conversion, all rows),
+/// `cvr_auc_fusion` when the model has a fusion score, and the row counts.
+pub fn funnel_metrics(spec: &FunnelSpec, pred: &Predictions, split: &SplitData) -> Result<Vec<NamedMetric>, String> {
+    let nt = pred.tasks.len();
+    let column = |name: &str| {
+        pred.extra
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .ok_or_else(|| format!("the model declares a funnel column `{name}` but produced none"))
+    };
+    let (y, z) = (split.task_labels(spec.click, nt), split.task_labels(spec.conversion, nt));
+    let (p_ctr, p_ctcvr) = (pred.task_column(spec.click), pred.task_column(spec.conversion));
+    let p_cvr = match spec.cvr_column {
+        Some(c) => column(c)?.to_vec(),
+        None => p_ctcvr.clone(),
+    };
+    let m = metrics::funnel::funnel_metrics(&y, &z, &p_ctr, &p_cvr, &p_ctcvr);
+    let row = |metric: &str, value: f64| NamedMetric { task: "funnel".into(), metric: metric.into(), value };
+    let mut out: Vec<NamedMetric> = m.rows().into_iter().map(|(k, v)| row(k, v)).collect();
+    if let Some(c) = spec.fusion_column {
+        if let Some(a) = metrics::funnel::auc_on_clicked(&y, &z, column(c)?) {
+            out.push(row("cvr_auc_fusion", a));
+        }
+    }
+    Ok(out)
+}
+
 /// Mean of the defined AUCs; `None` if no task has one.
 pub fn mean_auc(m: &[TaskMetrics]) -> Option<f64> {
     let v: Vec<f64> = m.iter().filter_map(|x| x.auc).collect();
@@ -103,4 +194,28 @@ pub fn mean_auc(m: &[TaskMetrics]) -> Option<f64> {
 pub fn mean_logloss(m: &[TaskMetrics]) -> Option<f64> {
     let v: Vec<f64> = m.iter().filter_map(|x| x.logloss).collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tm(task: &str, uauc: Option<f64>) -> TaskMetrics {
+        TaskMetrics { task: task.into(), auc: Some(0.7), logloss: Some(0.3), uauc, uauc_users: 5, positive_rate: 0.1 }
+    }
+
+    #[test]
+    fn wechat_score_needs_two_scored_actions() {
+        // The seed's three tasks: (4 * 0.6 + 3 * 0.7 + 2 * 0.5) / 9, coverage 9 / 10.
+        let m = [tm("read_comment", Some(0.6)), tm("like", Some(0.7)), tm("click_avatar", Some(0.5)), tm("comment", Some(0.9))];
+        let s = split_metrics(&m);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].task.as_str(), s[0].metric.as_str()), ("all", "wechat_score"));
+        assert!((s[0].value - (4.0 * 0.6 + 3.0 * 0.7 + 2.0 * 0.5) / 9.0).abs() < 1e-12);
+        assert_eq!(s[1].metric, "wechat_score_coverage");
+        assert!((s[1].value - 0.9).abs() < 1e-12);
+        // One scored action (toy data: click, like) or an undefined uAUC: no score.
+        assert!(split_metrics(&[tm("click", Some(0.6)), tm("like", Some(0.7))]).is_empty());
+        assert!(split_metrics(&[tm("read_comment", None), tm("like", Some(0.7))]).is_empty());
+    }
 }

@@ -18,7 +18,7 @@ use tch::{nn, Tensor};
 use thiserror::Error;
 
 pub use config::{OptimizerKind, SelectMetric, TrainConfig};
-pub use evaluate::{Predictions, TaskMetrics};
+pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
 
 use crate::data::{Dataset, SplitTensors};
 use crate::models::{self, ModelKind, ModelsConfig};
@@ -89,6 +89,10 @@ pub struct TrainResult {
     pub n_params: i64,
     pub valid: Vec<TaskMetrics>,
     pub test: Vec<TaskMetrics>,
+    /// Split-level metrics (e.g. the WeChat score) of the best epoch on validation.
+    pub valid_extra: Vec<NamedMetric>,
+    /// Split-level metrics on test.
+    pub test_extra: Vec<NamedMetric>,
     pub test_predictions: Predictions,
     pub total_train_seconds: f64,
     pub test_seconds: f64,
@@ -141,7 +145,8 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
     let model = models::build(spec.model, &vs, &data.schema, spec.models)?;
     let n_params = models::param_count(&vs);
     let term_names = model.loss_names();
-    let mut strategy = strategies::build(spec.strategy, spec.strategies, term_names.len(), cfg)?;
+    let ctx = strategies::BuildContext { n_terms: term_names.len(), train: cfg, seed: spec.seed, device };
+    let mut strategy = strategies::build(spec.strategy, spec.strategies, ctx)?;
     let mut opt = optim::Optimizer::new(&vs, cfg)?;
 
     let train_t = SplitTensors::new(&data.train, &data.schema, device);
@@ -172,7 +177,12 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 return Err(TrainError::Diverged { epoch, step, term: term_names[i].clone(), value: *v });
             }
-            let diag = (step % cfg.trace_every == 0).then(|| strategies::diagnostics(&losses, &model.param_groups().last_shared));
+            // Measured before the strategy acts, on the same layer for every strategy.
+            let diag = if step % cfg.trace_every == 0 {
+                Some(strategies::diagnostics(&losses, &model.param_groups().last_shared)?)
+            } else {
+                None
+            };
             let report = strategy.backward(&losses, model.param_groups())?;
             if let Some(c) = cfg.grad_clip {
                 opt.clip_grad_norm(c);
@@ -228,10 +238,16 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
     let test_t = SplitTensors::new(&data.test, &data.schema, device);
     let test_predictions = evaluate::predict(model.as_ref(), &test_t, &data.schema, cfg.eval_batch_size)?;
     let test = evaluate::task_metrics(&test_predictions, &data.test);
+    let mut test_extra = evaluate::split_metrics(&test);
+    if let Some(f) = model.funnel() {
+        test_extra.extend(evaluate::funnel_metrics(f, &test_predictions, &data.test).map_err(TrainError::Validation)?);
+    }
     Ok(TrainResult {
         best_epoch,
         epochs_run,
         n_params,
+        valid_extra: evaluate::split_metrics(&valid),
+        test_extra,
         valid,
         test,
         test_predictions,
