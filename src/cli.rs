@@ -75,6 +75,28 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Compare runs or sweeps side by side, with statistics.
+    ///
+    /// Each target is a run id (or unique prefix) or a sweep id prefix or
+    /// name; the first is the baseline. Runs: the params that differ, metric
+    /// deltas per task and DeLong's test of test AUC on the same rows.
+    /// Sweeps, or runs repeating a configuration over seeds: per
+    /// configuration mean ± std and n, and the 95% CI of the difference to
+    /// the baseline (paired by seed when the seeds match, Welch otherwise).
+    /// A verdict per task: better, worse or within noise.
+    Compare {
+        /// Run ids / prefixes, or sweep ids / names; the first is the baseline.
+        #[arg(required = true, num_args = 1..)]
+        targets: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Also write a self-contained HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Skip DeLong's test (runs on different test rows, or without saved predictions).
+        #[arg(long)]
+        no_delong: bool,
+    },
     /// Fuse finished runs into an ensemble recorded as a new run.
     ///
     /// Averages the saved test predictions of runs evaluated on the same test

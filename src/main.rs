@@ -55,6 +55,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Compare { targets, format, html, no_delong } => cmd_compare(&cli.db, &targets, format, html.as_deref(), no_delong),
         Command::Report { out, open } => cmd_report(&cli.db, &out, open),
         Command::Readme { readme, sweep } => {
             let store = open_store(&cli.db)?;
@@ -109,6 +110,24 @@ fn cmd_run(db: &Path, grid: Option<PathBuf>, force: bool, quiet: bool, dry_run: 
             eprintln!("  failed: {name}: {err}");
         }
         bail!("{} of {} cells failed (recorded in {})", s.failed.len(), s.cells, db.display());
+    }
+    Ok(())
+}
+
+fn cmd_compare(db: &Path, targets: &[String], format: Format, html: Option<&Path>, no_delong: bool) -> Result<()> {
+    use report::compare as render;
+    let store = open_store(db)?;
+    let opts = mtlbench::compare::CompareOptions { delong: !no_delong };
+    let c = mtlbench::compare::compare(&store, targets, opts).with_context(|| format!("comparing {}", targets.join(" ")))?;
+    match format {
+        Format::Table => print!("{}", render::to_text(&c)),
+        Format::Md => print!("{}", render::to_markdown(&c)),
+        Format::Csv => print!("{}", render::to_csv(&c)),
+        Format::Json => println!("{}", render::to_json(&c)?),
+    }
+    if let Some(path) = html {
+        std::fs::write(path, render::to_html(&c)?).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("compare: wrote {}", path.display());
     }
     Ok(())
 }

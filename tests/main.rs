@@ -2,7 +2,9 @@
 //! `bench` binary as a user would, in temporary directories.
 
 mod common;
+mod compare;
 mod cli_end_to_end;
 mod grid_errors;
 mod fusion;
 mod resume;
+mod training;

@@ -155,9 +155,9 @@ fn canonical(cfg: &GridFile, model: ModelKind, strategy: StrategyKind, file: &Pa
     let to_json = |key: &str, r: Result<Json, serde_json::Error>| r.map_err(|e| invalid(file, key, e.to_string()));
     let data = to_json("data", serde_json::to_value(&cfg.data))?;
     let train = to_json("train", serde_json::to_value(&cfg.train))?;
-    let models = to_json("models", serde_json::to_value(&cfg.models))?;
     let strategies = to_json("strategies", serde_json::to_value(&cfg.strategies))?;
-    let mut m = models.get(model.name()).cloned().unwrap_or(Json::Object(Default::default()));
+    // The model's own section plus the shared input/tower/funnel settings and its backbone's section.
+    let mut m = to_json("models", cfg.models.canonical(model))?;
     if let Json::Object(o) = &mut m {
         o.insert("kind".into(), Json::String(model.name().into()));
     }

@@ -4,8 +4,14 @@
 //! in-memory columns. Downstream stages never read raw files.
 
 pub mod batch;
+pub mod cache;
+pub mod inspect;
+pub mod parquet_io;
 pub mod schema;
+pub mod table;
+mod table_read;
 pub mod toy;
+pub mod wechat;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +28,8 @@ pub enum DataError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}, line {line}, column `{column}`: {message}")]
     Value { path: PathBuf, line: usize, column: String, message: String },
+    #[error("{path}, row {row}, column `{column}`: {message}")]
+    Row { path: PathBuf, row: usize, column: String, message: String },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("data config key `{key}`: {message}")]
@@ -36,6 +44,12 @@ pub enum DataError {
 pub enum DataConfig {
     /// Small latent-factor synthetic data for smoke runs and tests.
     Toy(toy::ToyConfig),
+    /// The WeChat Channels 2021 files through the reference ETL.
+    Wechat(wechat::WechatConfig),
+    /// WeChat-shaped synthetic files, generated into the cache, then the ETL.
+    SyntheticWechat(wechat::synth::SyntheticWechatConfig),
+    /// Any CSV (optionally gzipped) or Parquet table.
+    Table(table::TableConfig),
 }
 
 impl Default for DataConfig {
@@ -57,7 +71,7 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// Loads (or generates) the dataset a config describes.
-pub fn load(cfg: &DataConfig, _cache_dir: &Path) -> Result<Dataset, DataError> {
+pub fn load(cfg: &DataConfig, cache_dir: &Path) -> Result<Dataset, DataError> {
     let ds = match cfg {
         DataConfig::Toy(c) => {
             if c.tasks.is_empty() {
@@ -71,6 +85,9 @@ pub fn load(cfg: &DataConfig, _cache_dir: &Path) -> Result<Dataset, DataError> {
             }
             toy::generate(c)
         }
+        DataConfig::Wechat(c) => wechat::load(c, cache_dir)?,
+        DataConfig::SyntheticWechat(c) => wechat::synth::load(c, cache_dir)?,
+        DataConfig::Table(c) => table::load(c)?,
     };
     for (name, split) in [("train", &ds.train), ("validation", &ds.valid), ("test", &ds.test)] {
         if split.rows == 0 {

@@ -12,7 +12,7 @@ use parquet::basic::Compression;
 use parquet::column::reader::ColumnReader;
 use parquet::column::writer::ColumnWriter;
 use parquet::file::properties::WriterProperties;
-use parquet::file::reader::{FileReader, RowGroupReader};
+use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
@@ -56,9 +56,9 @@ impl Column {
     }
 }
 
-fn pq_err(path: &Path, what: &str) -> impl Fn(parquet::errors::ParquetError) -> DataError + '_ {
-    let what = what.to_string();
-    move |e| DataError::File { path: path.to_path_buf(), message: format!("{what}: {e}") }
+fn pq_err(path: &Path, what: &str) -> impl Fn(parquet::errors::ParquetError) -> DataError {
+    let (path, what) = (path.to_path_buf(), what.to_string());
+    move |e| DataError::File { path: path.clone(), message: format!("{what}: {e}") }
 }
 
 fn valid_name(name: &str) -> bool {

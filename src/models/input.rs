@@ -72,6 +72,16 @@ impl InputLayer {
                         key: format!("data.{}", f.name),
                         message: format!("shares the table of `{other}`, which is not a categorical field"),
                     })?;
+                    let table_vocab = schema.categorical[i].vocab_size;
+                    if f.vocab_size > table_vocab {
+                        return Err(ModelError::Config {
+                            key: format!("data.{}", f.name),
+                            message: format!(
+                                "vocabulary of {} ids does not fit the `{other}` table it shares ({table_vocab} ids)",
+                                f.vocab_size
+                            ),
+                        });
+                    }
                     multi_table.push(i);
                     out_dim += dim(other, schema.categorical[i].emb_dim);
                 }

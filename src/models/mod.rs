@@ -23,7 +23,11 @@ pub mod mmoe;
 pub mod multi_tower;
 pub mod ple;
 pub mod shared_bottom;
+#[cfg(test)]
+mod tests;
 pub mod tower;
+#[cfg(test)]
+mod training_tests;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};

@@ -1,14 +1,17 @@
-//! Reports from the store: static HTML pages with SVG charts and the README
-//! results table. Reads the store only. Pages are filled from serializable
-//! context structs into templates compiled into the binary (minijinja, with
-//! HTML auto-escaping, so user-supplied strings render as text).
+//! Reports from the store: static, self-contained HTML pages (index, one
+//! per sweep, one per run) with SVG charts, and the README results table.
+//! Reads the store only. Pages are filled from serializable context structs
+//! into templates compiled into the binary (minijinja with HTML
+//! auto-escaping, so user-supplied strings always render as text).
 
 pub mod charts;
+pub mod compare;
 pub mod listing;
 pub mod readme;
+mod run_page;
+mod sweep_page;
 pub mod table;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -30,45 +33,29 @@ pub enum ReportError {
     Invalid(String),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     move |source| ReportError::Io { path: path.to_path_buf(), source }
 }
 
-#[derive(Debug, Serialize)]
-struct RunCtx {
-    id: String,
-    name: String,
-    model: String,
-    strategy: String,
-    seed: i64,
-    status: String,
-    error: String,
-    aucs: Vec<String>,
-    best_epoch: String,
-    train_seconds: String,
+/// A chart on a page: its file (relative to the page) and a caption.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartRef {
+    pub title: String,
+    pub file: String,
+    pub note: String,
 }
 
-#[derive(Debug, Serialize)]
-struct SweepCtx {
-    id: String,
-    name: String,
-    grid_path: String,
-    updated_at: String,
-    datasets: String,
-    tasks: Vec<String>,
-    finished: usize,
-    failed: usize,
-    other: usize,
-    chart: Option<String>,
-    runs: Vec<RunCtx>,
+/// Writes a chart file into the output folder and returns its reference.
+pub(crate) fn write_chart(out: &Path, file: String, title: &str, note: &str, svg: String, written: &mut Vec<PathBuf>) -> Result<ChartRef, ReportError> {
+    let path = out.join(&file);
+    std::fs::write(&path, svg).map_err(io(&path))?;
+    written.push(path);
+    Ok(ChartRef { title: title.to_string(), file, note: note.to_string() })
 }
 
-#[derive(Debug, Serialize)]
-struct IndexCtx {
-    generated_at: String,
-    db_path: String,
-    total_runs: usize,
-    sweeps: Vec<SweepCtx>,
+/// Formats an optional number.
+pub(crate) fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".into(), |x| format!("{x:.digits$}"))
 }
 
 /// Test AUC per task of a run, in `tasks` order.
@@ -80,84 +67,89 @@ pub fn test_aucs(store: &Store, run: &RunRow, tasks: &[String]) -> Result<Vec<Op
         .collect())
 }
 
-/// Task names seen in the test metrics of these runs, in first-seen order.
+/// Task names (per-task test AUCs) of these runs, in first-seen order.
 pub fn tasks_of(store: &Store, runs: &[RunRow]) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let mut seen = Vec::new();
-    for r in runs {
-        for m in store.metrics(&r.id)? {
-            if m.split == "test" && !seen.contains(&m.task) {
-                seen.push(m.task);
-            }
+    for m in store.metrics_of(&ids)? {
+        if m.split == "test" && m.metric == "auc" && !seen.contains(&m.task) {
+            seen.push(m.task);
+        }
+    }
+    // Keep the runs' own order of tasks where the first run knows it.
+    if let Some(first) = runs.first() {
+        let own: Vec<String> = store.metrics(&first.id)?.into_iter().filter(|m| m.split == "test" && m.metric == "auc").map(|m| m.task).collect();
+        if own.len() == seen.len() {
+            let mut by_order: Vec<String> = seen.clone();
+            by_order.sort_by_key(|t| own.iter().position(|o| o == t));
+            return Ok(by_order);
         }
     }
     Ok(seen)
+}
+
+/// Context shared by every page.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PageMeta {
+    pub generated_at: String,
+    pub db_path: String,
+    pub version: &'static str,
+}
+
+pub(crate) fn templates() -> Result<minijinja::Environment<'static>, ReportError> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("_base.html", include_str!("templates/_base.html"))?;
+    env.add_template("index.html", include_str!("templates/index.html"))?;
+    env.add_template("sweep.html", include_str!("templates/sweep.html"))?;
+    env.add_template("run.html", include_str!("templates/run.html"))?;
+    Ok(env)
 }
 
 /// What `render` wrote.
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub index: PathBuf,
+    pub pages: Vec<PathBuf>,
     pub charts: Vec<PathBuf>,
 }
 
-/// Renders `out_dir/index.html` and one chart per sweep.
+#[derive(Debug, Serialize)]
+struct IndexCtx<'a> {
+    #[serde(flatten)]
+    meta: &'a PageMeta,
+    total_runs: usize,
+    sweeps: Vec<sweep_page::SweepCtx>,
+}
+
+fn render_to(env: &minijinja::Environment, name: &str, ctx: impl Serialize, path: &Path) -> Result<(), ReportError> {
+    let html = env.get_template(name)?.render(ctx)?;
+    std::fs::write(path, html).map_err(io(path))
+}
+
+/// Renders `out_dir/index.html`, a page per sweep and per run, and their charts.
 pub fn render(store: &Store, out_dir: &Path) -> Result<Rendered, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let env = templates()?;
+    let meta = PageMeta { generated_at: crate::store::now(), db_path: store.path().display().to_string(), version: env!("CARGO_PKG_VERSION") };
     let mut charts = Vec::new();
+    let mut pages = Vec::new();
     let mut sweeps = Vec::new();
     let mut total_runs = 0;
     for s in store.list_sweeps()? {
-        let runs = store.sweep_runs(&s.id)?;
-        total_runs += runs.len();
-        let tasks = tasks_of(store, &runs)?;
-        let datasets: BTreeSet<String> = runs.iter().map(|r| r.dataset_name.clone()).collect();
-        let finished: Vec<&RunRow> = runs.iter().filter(|r| r.status == "finished").collect();
-        let mut chart = None;
-        if !finished.is_empty() && !tasks.is_empty() {
-            let names: Vec<String> = finished.iter().map(|r| r.name.clone()).collect();
-            let values = finished.iter().map(|r| test_aucs(store, r, &tasks)).collect::<Result<Vec<_>, _>>()?;
-            let svg = charts::auc_bars(&format!("{}: test ROC-AUC per task", s.name), &names, &tasks, &values)?;
-            let file = format!("sweep-{}-auc.svg", s.id);
-            let path = out_dir.join(&file);
-            std::fs::write(&path, svg).map_err(io(&path))?;
-            charts.push(path);
-            chart = Some(file);
+        let sweep = sweep_page::build(store, &s, out_dir, &mut charts)?;
+        total_runs += sweep.runs.len();
+        let page = out_dir.join(&sweep.page);
+        render_to(&env, "sweep.html", minijinja::context! { s => &sweep, ..minijinja::Value::from_serialize(&meta) }, &page)?;
+        pages.push(page);
+        for r in store.sweep_runs(&s.id)? {
+            let ctx = run_page::build(store, &r, &s, out_dir, &mut charts)?;
+            let page = out_dir.join(run_page::page_name(&r.id));
+            render_to(&env, "run.html", minijinja::context! { r => &ctx, ..minijinja::Value::from_serialize(&meta) }, &page)?;
+            pages.push(page);
         }
-        let mut run_ctx = Vec::new();
-        for r in &runs {
-            let aucs = test_aucs(store, r, &tasks)?;
-            run_ctx.push(RunCtx {
-                id: r.id.clone(),
-                name: r.name.clone(),
-                model: r.model.clone(),
-                strategy: r.strategy.clone(),
-                seed: r.seed,
-                status: r.status.clone(),
-                error: r.error.clone().unwrap_or_default(),
-                aucs: aucs.iter().map(|a| a.map_or("–".into(), |v| format!("{v:.4}"))).collect(),
-                best_epoch: r.best_epoch.map_or("–".into(), |e| e.to_string()),
-                train_seconds: r.train_seconds.map_or("–".into(), |t| format!("{t:.1}")),
-            });
-        }
-        sweeps.push(SweepCtx {
-            id: s.id.clone(),
-            name: s.name.clone(),
-            grid_path: s.grid_path.clone(),
-            updated_at: s.updated_at.clone(),
-            datasets: datasets.into_iter().collect::<Vec<_>>().join(", "),
-            tasks,
-            finished: finished.len(),
-            failed: runs.iter().filter(|r| r.status == "failed").count(),
-            other: runs.iter().filter(|r| r.status != "failed" && r.status != "finished").count(),
-            chart,
-            runs: run_ctx,
-        });
+        sweeps.push(sweep);
     }
-    let ctx = IndexCtx { generated_at: crate::store::now(), db_path: store.path().display().to_string(), total_runs, sweeps };
-    let mut env = minijinja::Environment::new();
-    env.add_template("index.html", include_str!("templates/index.html"))?;
-    let html = env.get_template("index.html")?.render(&ctx)?;
     let index = out_dir.join("index.html");
-    std::fs::write(&index, html).map_err(io(&index))?;
-    Ok(Rendered { index, charts })
+    render_to(&env, "index.html", IndexCtx { meta: &meta, total_runs, sweeps }, &index)?;
+    Ok(Rendered { index, pages, charts })
 }

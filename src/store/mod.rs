@@ -6,6 +6,8 @@
 //! and a training loop.
 
 pub mod artifacts;
+mod gates;
+mod read;
 mod rows;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use thiserror::Error;
 
 pub use rows::{CurveRow, EpochRow, MetricRow, ParamRow, RunRow, SweepRow, TraceRow};
+pub use gates::GateRow;
+pub use read::TraceStepRow;
 
 use crate::train::{EpochRecord, TaskMetrics, TraceRecord, TrainResult};
 
@@ -366,6 +370,7 @@ impl Store {
                         }
                     }
                 }
+                gates::insert(&mut tx, run_id, "test", &r.test_predictions.gates).await?;
                 for (split, ms) in [("valid", &r.valid_extra), ("test", &r.test_extra)] {
                     for m in ms {
                         sqlx::query("INSERT OR REPLACE INTO metrics (run_id, split, task, metric, value) VALUES (?, ?, ?, ?, ?)")

@@ -17,7 +17,7 @@ pub fn resolve(spec: &str) -> Result<Device, String> {
             .ok_or_else(|| format!("device {spec:?}: expected \"cpu\", \"cuda\" or \"cuda:N\""))?,
         None => return Err(format!("device {spec:?}: expected \"cpu\", \"cuda\" or \"cuda:N\"")),
     };
-    load_cuda_library()?;
+    load_cuda_library().map_err(|e| format!("device {spec:?}: {e}"))?;
     if !tch::Cuda::is_available() {
         return Err(format!("device {spec:?} asked for, but libtorch sees no CUDA GPU on this machine"));
     }
@@ -45,7 +45,7 @@ fn load_cuda_library() -> Result<(), String> {
             }
         };
         return Err(format!(
-            "CUDA asked for, but libtorch_cuda.so could not be loaded ({err}); install the CUDA libraries with `make setup-cuda`"
+            "CUDA asked for, but libtorch_cuda.so could not be loaded ({err}); install the CUDA build of libtorch with `make setup-cuda`, or use device = \"cpu\""
         ));
     }
     Ok(())

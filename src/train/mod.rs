@@ -255,3 +255,158 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
         test_seconds: t2.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::toy::{generate, ToyConfig};
+    use crate::models::shared_bottom::SharedBottomConfig;
+    use crate::models::TowerConfig;
+
+    #[derive(Default)]
+    struct Recorder {
+        epochs: Vec<EpochRecord>,
+        traces: Vec<TraceRecord>,
+    }
+
+    impl Observer for Recorder {
+        fn on_epoch(&mut self, rec: &EpochRecord) -> Result<(), String> {
+            self.epochs.push(rec.clone());
+            Ok(())
+        }
+        fn on_trace(&mut self, rec: &TraceRecord) -> Result<(), String> {
+            self.traces.push(rec.clone());
+            Ok(())
+        }
+    }
+
+    fn data(tasks: &[&str]) -> Dataset {
+        generate(&ToyConfig {
+            rows: 3000,
+            users: 60,
+            items: 90,
+            tasks: tasks.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+    }
+
+    fn models() -> ModelsConfig {
+        ModelsConfig {
+            tower: TowerConfig { hidden: vec![16], ..Default::default() },
+            shared_bottom: SharedBottomConfig { bottom: vec![32] },
+            ..Default::default()
+        }
+    }
+
+    fn small_train() -> TrainConfig {
+        TrainConfig { epochs: 2, batch_size: 256, patience: 5, threads: Some(1), trace_every: 3, ..Default::default() }
+    }
+
+    fn run(
+        strategy: StrategyKind,
+        train_cfg: &TrainConfig,
+        data: &Dataset,
+        seed: u64,
+    ) -> (Result<TrainResult, TrainError>, Recorder) {
+        let m = models();
+        let s = StrategiesConfig::default();
+        let spec = RunSpec {
+            model: ModelKind::SharedBottom,
+            models: &m,
+            strategy,
+            strategies: &s,
+            train: train_cfg,
+            seed,
+        };
+        let mut rec = Recorder::default();
+        let r = train(&spec, data, &mut rec);
+        (r, rec)
+    }
+
+    #[test]
+    fn huge_learning_rate_fails_as_diverged() {
+        let d = data(&["click", "like"]);
+        let cfg = TrainConfig { optimizer: OptimizerKind::Sgd, lr: 1e30, ..small_train() };
+        let (r, _) = run(StrategyKind::Equal, &cfg, &d, 1);
+        match r {
+            Err(TrainError::Diverged { epoch, term, value, .. }) => {
+                assert_eq!(epoch, 1);
+                assert!(term == "click" || term == "like", "{term}");
+                assert!(!value.is_finite());
+            }
+            other => panic!("expected divergence, got {:?}", other.map(|r| r.best_epoch)),
+        }
+    }
+
+    #[test]
+    fn every_strategy_traces_at_the_interval() {
+        // Determinism (same seed, same metrics) needs a process of its own:
+        // libtorch's generator is global and other tests use it in parallel.
+        // The CLI tests check it (tests/strategies_grid.rs).
+        let d = data(&["click", "like", "share"]);
+        let cfg = small_train();
+        for kind in StrategyKind::ALL.iter().copied() {
+            let (a, rec) = run(kind, &cfg, &d, 11);
+            let a = a.unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+            let steps: usize = rec.epochs.iter().map(|e| e.steps).sum();
+            let want: Vec<usize> = (0..steps).filter(|s| s % 3 == 0).collect();
+            assert_eq!(rec.traces.iter().map(|t| t.step).collect::<Vec<_>>(), want, "{}", kind.name());
+            for t in &rec.traces {
+                assert_eq!(t.terms, vec!["click", "like", "share"]);
+                assert_eq!(t.weights.len(), 3);
+                assert!(t.weights.iter().all(|w| *w > 0.0 && w.is_finite()), "{}: {:?}", kind.name(), t.weights);
+                if kind == StrategyKind::GradNorm {
+                    assert!((t.weights.iter().sum::<f64>() - 3.0).abs() < 1e-4, "{:?}", t.weights);
+                }
+                assert_eq!(t.diagnostics.norms.len(), 3);
+                assert!(t.diagnostics.norms.iter().all(|n| *n > 0.0 && n.is_finite()));
+                assert_eq!(t.diagnostics.cosines.len(), 3);
+                assert!(t.diagnostics.cosines.iter().all(|c| (-1.0 - 1e-6..=1.0 + 1e-6).contains(c)));
+                let conflicts = t.diagnostics.cosines.iter().filter(|c| **c < 0.0).count();
+                assert!((t.diagnostics.conflict_rate - conflicts as f64 / 3.0).abs() < 1e-12);
+            }
+            // The adaptive strategies move away from the equal weights.
+            let last = &rec.traces[rec.traces.len() - 1].weights;
+            match kind {
+                StrategyKind::Equal | StrategyKind::PcGrad => assert_eq!(last, &vec![1.0; 3]),
+                _ => assert!(last.iter().any(|w| (w - 1.0).abs() > 1e-3), "{}: {last:?}", kind.name()),
+            }
+            assert_eq!(a.test.len(), 3);
+        }
+    }
+
+    #[test]
+    fn snapshot_restores_weights_and_batch_norm_statistics() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let bn = nn::batch_norm1d(vs.root() / "bn", 3, Default::default());
+        let lin = nn::linear(vs.root() / "l", 3, 3, Default::default());
+        let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0, -1.0, 0.5, 4.0]).view([2, 3]);
+        let _ = tch::nn::ModuleT::forward_t(&bn, &x, true);
+        let snap = snapshot(&vs);
+        let before: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect();
+        assert!(before.len() >= 5, "weights, bias, running mean and var expected: {:?}", before.len());
+        // Change everything: parameters and running statistics.
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                let _ = v.g_add_scalar_(1.0);
+            }
+        });
+        let _ = tch::nn::ModuleT::forward_t(&bn, &(&x * 5.0), true);
+        let _ = &lin;
+        restore(&vs, &snap);
+        let after = vs.variables();
+        for (k, v) in before {
+            assert!(after[&k].equal(&v), "{k} not restored");
+        }
+    }
+
+    #[test]
+    fn cuda_request_is_a_clear_error_or_a_device() {
+        match device::resolve("cuda:99") {
+            Err(e) => assert!(e.starts_with("device \"cuda:99\"") && e.contains("CUDA"), "{e}"),
+            Ok(d) => panic!("no machine has 100 GPUs, got {d:?}"),
+        }
+        let e = device::resolve("gpu").unwrap_err();
+        assert!(e.contains("expected \"cpu\", \"cuda\" or \"cuda:N\""), "{e}");
+    }
+}

@@ -99,3 +99,107 @@ pub fn clip_grad_norm(params: &[Tensor], max: f64) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    /// Runs `steps` optimizer steps on p (start [1, -2]) for the loss <g, p>
+    /// with g = [0.5, 1.0], so each step's raw gradient is g.
+    fn run(cfg: &TrainConfig, steps: usize) -> Vec<f64> {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0]));
+        let mut opt = Optimizer::new(&vs, cfg).unwrap();
+        let g = Tensor::from_slice(&[0.5f32, 1.0]);
+        for _ in 0..steps {
+            opt.zero_grad();
+            (&p * &g).sum(Kind::Float).backward();
+            opt.step();
+        }
+        Vec::<f64>::try_from(p.to_kind(Kind::Double)).unwrap()
+    }
+
+    fn close(got: &[f64], want: &[f64]) {
+        for (a, b) in got.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "got {got:?}, want {want:?}");
+        }
+    }
+
+    const G: [f64; 2] = [0.5, 1.0];
+    const P0: [f64; 2] = [1.0, -2.0];
+
+    #[test]
+    fn adagrad_by_hand() {
+        // Two steps without decay: sum = g^2, then 2 g^2.
+        // Step 1: p -= 0.1 g / |g| = 0.1 -> (0.9, -2.1).
+        // Step 2: p -= 0.1 g / (sqrt(2) |g|) -> (0.9 - 0.1/sqrt2, -2.1 - 0.1/sqrt2).
+        let cfg = TrainConfig { optimizer: OptimizerKind::Adagrad, lr: 0.1, ..Default::default() };
+        let s = 0.1 / 2f64.sqrt();
+        close(&run(&cfg, 2), &[0.9 - s, -2.1 - s]);
+        // With weight decay 0.1 the gradient is g + 0.1 p.
+        // Step 1: g1 = (0.6, 0.8); sum = (0.36, 0.64); p -= 0.1 g1 / sqrt(sum) -> (0.9, -2.1).
+        // Step 2: g2 = (0.59, 0.79); sum = (0.7081, 1.2641).
+        let cfg = TrainConfig { weight_decay: 0.1, ..cfg };
+        let want = [0.9 - 0.1 * 0.59 / 0.7081f64.sqrt(), -2.1 - 0.1 * 0.79 / 1.2641f64.sqrt()];
+        close(&run(&cfg, 2), &want);
+    }
+
+    /// Reference Adam (Kingma and Ba, with L2 weight decay added to the gradient).
+    fn adam_ref(lr: f64, b1: f64, b2: f64, eps: f64, wd: f64, steps: usize) -> Vec<f64> {
+        let mut p = P0.to_vec();
+        let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
+        for t in 1..=steps as i32 {
+            for i in 0..2 {
+                let g = G[i] + wd * p[i];
+                m[i] = b1 * m[i] + (1.0 - b1) * g;
+                v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                let mh = m[i] / (1.0 - b1.powi(t));
+                let vh = v[i] / (1.0 - b2.powi(t));
+                p[i] -= lr * mh / (vh.sqrt() + eps);
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn adam_follows_the_paper_with_its_betas_and_decay() {
+        let cfg = TrainConfig { lr: 0.01, beta1: 0.8, beta2: 0.9, eps: 1e-6, weight_decay: 0.2, ..Default::default() };
+        close(&run(&cfg, 3), &adam_ref(0.01, 0.8, 0.9, 1e-6, 0.2, 3));
+    }
+
+    #[test]
+    fn sgd_with_momentum_and_decay() {
+        // buf_1 = g_1, buf_t = m buf_{t-1} + g_t; p -= lr buf; g_t = g + wd p.
+        let (lr, mom, wd) = (0.1, 0.9, 0.05);
+        let mut p = P0.to_vec();
+        let mut buf = vec![0.0; 2];
+        for t in 0..3 {
+            for i in 0..2 {
+                let g = G[i] + wd * p[i];
+                buf[i] = if t == 0 { g } else { mom * buf[i] + g };
+                p[i] -= lr * buf[i];
+            }
+        }
+        let cfg = TrainConfig { optimizer: OptimizerKind::Sgd, lr, momentum: mom, weight_decay: wd, ..Default::default() };
+        close(&run(&cfg, 3), &p);
+    }
+
+    #[test]
+    fn clipping_scales_to_the_max_norm() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0]));
+        let q = vs.root().var_copy("q", &Tensor::from_slice(&[0.5f32]));
+        for kind in [OptimizerKind::Adam, OptimizerKind::Adagrad] {
+            let mut opt = Optimizer::new(&vs, &TrainConfig { optimizer: kind, ..Default::default() }).unwrap();
+            opt.zero_grad();
+            // Gradients (3, 0) and (4): global norm 5, clipped to 1 -> (0.6, 0), (0.8).
+            ((&p * Tensor::from_slice(&[3.0f32, 0.0])).sum(Kind::Float) + &q * 4.0).sum(Kind::Float).backward();
+            opt.clip_grad_norm(1.0);
+            let gp = Vec::<f64>::try_from(p.grad().to_kind(Kind::Double)).unwrap();
+            let gq = Vec::<f64>::try_from(q.grad().to_kind(Kind::Double)).unwrap();
+            close(&gp, &[0.6, 0.0]);
+            close(&gq, &[0.8]);
+        }
+    }
+}

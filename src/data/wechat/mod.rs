@@ -219,6 +219,12 @@ fn split_data(f: &WechatFeatures, schema: &FeatureSchema, rows: &[usize]) -> Spl
     s
 }
 
+/// The dataset digest: the features' cache key (input contents + ETL
+/// version) with the tasks and the day split.
+pub fn dataset_digest(key: &str, tasks: &[String], split: &DaySplit) -> String {
+    cache::key_of(&[key, &tasks.join(","), &format!("{split:?}")])[..16].to_string()
+}
+
 /// Turns features into a dataset for the given tasks and split.
 pub fn to_dataset(f: &WechatFeatures, key: &str, name: String, tasks: &[String], split: &DaySplit) -> Result<Dataset, DataError> {
     let schema = schema(f, tasks);
@@ -232,7 +238,7 @@ pub fn to_dataset(f: &WechatFeatures, key: &str, name: String, tasks: &[String],
             });
         }
     }
-    let digest = cache::key_of(&[key, &tasks.join(","), &format!("{:?}", split)])[..16].to_string();
+    let digest = dataset_digest(key, tasks, split);
     Ok(Dataset {
         name,
         train: split_data(f, &schema, &train),

@@ -1,0 +1,127 @@
+//! Brief training of every model through the real training loop on toy
+//! funnel data (click -> buy, plus an unrelated task like): each model must
+//! beat a per-task item-popularity baseline on test AUC, stay close to
+//! SharedBottom trained the same way, and record its funnel metrics and
+//! gate means.
+
+use super::backbone::BackboneKind;
+use super::funnel::FunnelConfig;
+use super::{ModelKind, ModelsConfig};
+use crate::data::toy::{generate, ToyConfig};
+use crate::data::{Dataset, SplitData};
+use crate::metrics::auc;
+use crate::strategies::{StrategiesConfig, StrategyKind};
+use crate::train::{self, EpochRecord, Observer, RunSpec, TraceRecord, TrainConfig, TrainResult};
+
+struct Quiet;
+
+impl Observer for Quiet {
+    fn on_epoch(&mut self, _: &EpochRecord) -> Result<(), String> {
+        Ok(())
+    }
+    fn on_trace(&mut self, _: &TraceRecord) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn data() -> Dataset {
+    generate(&ToyConfig {
+        rows: 30_000,
+        users: 300,
+        items: 400,
+        tasks: vec!["click".into(), "buy".into(), "like".into()],
+        funnel: true,
+        ..ToyConfig::default()
+    })
+}
+
+fn models_cfg() -> ModelsConfig {
+    let mut c = ModelsConfig::default();
+    c.tower.hidden = vec![32];
+    c.shared_bottom.bottom = vec![64];
+    c.mmoe.experts = 3;
+    c.mmoe.expert_hidden = vec![64];
+    c.ple.task_experts = 2;
+    c.ple.shared_experts = 2;
+    c.ple.expert_hidden = vec![32];
+    c.ctnocvr.backbone = BackboneKind::Mmoe;
+    c.funnel = Some(FunnelConfig { click: "click".into(), conversion: "buy".into() });
+    c
+}
+
+/// Per task: score = the item's smoothed positive rate in train (the
+/// categorical column `itemid`), as a popularity ranking would.
+fn popularity_aucs(ds: &Dataset) -> Vec<f64> {
+    let item_col = ds.schema.categorical_index("itemid").expect("toy data has itemid");
+    let nc = ds.schema.categorical.len();
+    let nt = ds.schema.tasks.len();
+    let vocab = ds.schema.categorical[item_col].vocab_size as usize;
+    let item = |s: &SplitData, r: usize| s.categorical[r * nc + item_col] as usize;
+    (0..nt)
+        .map(|t| {
+            let (mut pos, mut n) = (vec![0.0f64; vocab], vec![0.0f64; vocab]);
+            for r in 0..ds.train.rows {
+                pos[item(&ds.train, r)] += ds.train.labels[r * nt + t] as f64;
+                n[item(&ds.train, r)] += 1.0;
+            }
+            let prior = pos.iter().sum::<f64>() / ds.train.rows as f64;
+            let scores: Vec<f32> =
+                (0..ds.test.rows).map(|r| ((pos[item(&ds.test, r)] + prior) / (n[item(&ds.test, r)] + 1.0)) as f32).collect();
+            auc(&ds.test.task_labels(t, nt), &scores).expect("both classes in test")
+        })
+        .collect()
+}
+
+fn train_model(kind: ModelKind, ds: &Dataset, models: &ModelsConfig) -> TrainResult {
+    let tc = TrainConfig { epochs: 5, batch_size: 512, patience: 1, ..TrainConfig::default() };
+    let strategies = StrategiesConfig::default();
+    let spec = RunSpec { model: kind, models, strategy: StrategyKind::Equal, strategies: &strategies, train: &tc, seed: 1 };
+    train::train(&spec, ds, &mut Quiet).unwrap_or_else(|e| panic!("{kind:?}: {e}"))
+}
+
+fn test_aucs(r: &TrainResult) -> Vec<f64> {
+    r.test.iter().map(|m| m.auc.expect("test AUC defined")).collect()
+}
+
+#[test]
+fn every_model_beats_popularity_and_stays_near_shared_bottom() {
+    let ds = data();
+    let cfg = models_cfg();
+    let baseline = popularity_aucs(&ds);
+    let sb = test_aucs(&train_model(ModelKind::SharedBottom, &ds, &cfg));
+    let mut report = vec![format!("popularity {baseline:.4?}"), format!("shared-bottom {sb:.4?}")];
+    for kind in [ModelKind::SharedBottom, ModelKind::Mmoe, ModelKind::Ple, ModelKind::Esmm, ModelKind::Ctnocvr] {
+        let r = if kind == ModelKind::SharedBottom { None } else { Some(train_model(kind, &ds, &cfg)) };
+        let aucs = r.as_ref().map_or_else(|| sb.clone(), test_aucs);
+        report.push(format!("{} {aucs:.4?}", kind.name()));
+        for (t, task) in ds.schema.tasks.iter().enumerate() {
+            assert!(aucs[t] > baseline[t], "{kind:?} {task}: AUC {:.4} <= popularity {:.4}\n{}", aucs[t], baseline[t], report.join("\n"));
+            assert!(
+                (aucs[t] - sb[t]).abs() <= 0.02,
+                "{kind:?} {task}: AUC {:.4} vs shared-bottom {:.4}\n{}",
+                aucs[t],
+                sb[t],
+                report.join("\n")
+            );
+        }
+        let Some(r) = r else { continue };
+        // Funnel metrics recorded for every model on a grid with [models.funnel].
+        let funnel: Vec<&str> = r.test_extra.iter().filter(|m| m.task == "funnel").map(|m| m.metric.as_str()).collect();
+        for want in ["ctr_auc", "cvr_auc", "ctcvr_auc", "clicked_rows", "conversions_without_click"] {
+            assert!(funnel.contains(&want), "{kind:?}: no funnel {want} in {funnel:?}");
+        }
+        let get = |k: &str| r.test_extra.iter().find(|m| m.task == "funnel" && m.metric == k).map(|m| m.value);
+        assert_eq!(get("conversions_without_click"), Some(0.0), "toy funnel data is consistent");
+        assert_eq!(get("ctr_auc"), r.test[0].auc, "{kind:?}: CTR AUC is the click task's AUC");
+        assert_eq!(get("ctcvr_auc"), r.test[1].auc, "{kind:?}: on consistent data buy = click x buy");
+        assert_eq!(get("cvr_auc_fusion").is_some(), kind == ModelKind::Ctnocvr);
+        // Gate means: one distribution per gate, summing to 1.
+        let gated = matches!(kind, ModelKind::Mmoe | ModelKind::Ple | ModelKind::Ctnocvr);
+        assert_eq!(!r.test_predictions.gates.is_empty(), gated, "{kind:?}");
+        for g in &r.test_predictions.gates {
+            let s: f64 = g.weights.iter().sum();
+            assert!((s - 1.0).abs() < 1e-4, "{kind:?} gate {}: mean weights sum to {s}", g.gate);
+            assert_eq!(g.labels.len(), g.weights.len());
+        }
+    }
+}

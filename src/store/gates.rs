@@ -1,0 +1,52 @@
+//! The gates table: the mean gate distribution of a mixture-of-experts run
+//! on a split (one row per gate and expert), written with the run's final
+//! metrics and read back for reports. Kept apart from the metric rows
+//! because a gate has one value per expert, not one per task.
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use super::{q, Result, Store};
+use crate::train::evaluate::GateMean;
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct GateRow {
+    pub run_id: String,
+    pub split: String,
+    pub gate: String,
+    pub expert: i64,
+    pub label: String,
+    pub weight: f64,
+}
+
+/// Inserts the gate means of one split inside the caller's transaction.
+pub(super) async fn insert(conn: &mut SqliteConnection, run_id: &str, split: &str, gates: &[GateMean]) -> sqlx::Result<()> {
+    for g in gates {
+        for (k, (label, w)) in g.labels.iter().zip(&g.weights).enumerate() {
+            sqlx::query("INSERT OR REPLACE INTO gates (run_id, split, gate, expert, label, weight) VALUES (?, ?, ?, ?, ?, ?)")
+                .bind(run_id)
+                .bind(split)
+                .bind(&g.gate)
+                .bind(k as i64)
+                .bind(label)
+                .bind(*w)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The mean gate weights of a run, ordered by split, gate and expert
+    /// (empty for models without gates).
+    pub fn gates(&self, run_id: &str) -> Result<Vec<GateRow>> {
+        self.rt
+            .block_on(
+                sqlx::query_as::<_, GateRow>("SELECT * FROM gates WHERE run_id = ? ORDER BY split, gate, expert")
+                    .bind(run_id)
+                    .fetch_all(&self.pool),
+            )
+            .map_err(q("gates"))
+    }
+}

@@ -1,0 +1,204 @@
+//! The training loop and the loss-weighting strategies end to end: a grid of
+//! every strategy on two models finishes with its traces in the store and
+//! repeats exactly from the same seed; a diverging cell fails with its reason
+//! while the grid goes on; asking for CUDA without a usable GPU is a clear,
+//! recorded failure; the test split never influences selection.
+
+use std::sync::Mutex;
+
+use mtlbench::store::Store;
+
+use crate::common::*;
+
+/// Every strategy on SharedBottom and MMOE, three tasks, traces every 4 steps.
+const STRATEGY_GRID: &str = r#"
+name = "strategies-tiny"
+[data]
+kind = "toy"
+rows = 3000
+users = 50
+items = 80
+tasks = ["click", "like", "share"]
+[train]
+epochs = 2
+batch_size = 256
+patience = 1
+threads = 1
+trace_every = 4
+[models.tower]
+hidden = [16]
+[models.shared-bottom]
+bottom = [32]
+[models.mmoe]
+experts = 2
+expert_hidden = [16]
+[grid]
+models = ["shared-bottom", "mmoe"]
+strategies = ["equal", "uncertainty", "gradnorm", "pcgrad"]
+seeds = [3]
+"#;
+
+/// (run name, sorted metric rows) of every run in a database.
+fn metrics_by_name(db: &std::path::Path) -> Vec<(String, Vec<(String, String, String, f64)>)> {
+    let store = Store::open(db).unwrap();
+    let mut out: Vec<_> = store
+        .list_runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let mut m: Vec<_> =
+                store.metrics(&r.id).unwrap().into_iter().map(|m| (m.split, m.task, m.metric, m.value)).collect();
+            m.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+            (r.name, m)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn every_strategy_on_two_models_finishes_traces_and_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = write(d, "strategies.toml", STRATEGY_GRID);
+    for db in ["a.sqlite", "b.sqlite"] {
+        let o = bench(d, &["--db", db, "run", grid.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("8 cells, 8 trained"), "{}", stdout(&o));
+    }
+    let store = Store::open(&d.join("a.sqlite")).unwrap();
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), 8);
+    for r in &runs {
+        assert_eq!(r.status, "finished", "{}: {:?}", r.name, r.error);
+        let traces = store.traces(&r.id).unwrap();
+        let mut steps: Vec<i64> = traces.iter().map(|t| t.step).collect();
+        steps.dedup();
+        assert!(steps.len() >= 3 && steps.iter().all(|s| s % 4 == 0), "{}: steps {steps:?}", r.name);
+        assert_eq!(traces.len(), steps.len() * 3, "{}: one row per step and term", r.name);
+        for s in &steps {
+            let at: Vec<_> = traces.iter().filter(|t| t.step == *s).collect();
+            let sum: f64 = at.iter().map(|t| t.weight).sum();
+            assert!(at.iter().all(|t| t.weight > 0.0 && t.grad_norm > 0.0 && t.loss > 0.0), "{}: {at:?}", r.name);
+            match r.strategy.as_str() {
+                "equal" | "pcgrad" => assert!(at.iter().all(|t| t.weight == 1.0), "{}", r.name),
+                "gradnorm" => assert!((sum - 3.0).abs() < 1e-4, "{}: weights sum to {sum}", r.name),
+                "uncertainty" => {}
+                other => panic!("unexpected strategy {other}"),
+            }
+        }
+        let conflict = store.trace_steps(&r.id).unwrap();
+        assert_eq!(conflict.len(), steps.len(), "{}", r.name);
+        assert!(conflict.iter().all(|c| (0.0..=1.0).contains(&c.conflict_rate)));
+    }
+    // Same seed, same data, same grid: identical metrics for every cell.
+    let (a, b) = (metrics_by_name(&d.join("a.sqlite")), metrics_by_name(&d.join("b.sqlite")));
+    assert_eq!(a.len(), 8);
+    assert!(a.iter().all(|(_, m)| m.iter().any(|r| r.0 == "test" && r.2 == "auc")));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_diverging_cell_fails_with_its_reason_and_the_grid_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let g = TINY_GRID.replace("seeds = [1, 2]", "seeds = [1]").replace("patience = 1", "patience = 1\noptimizer = \"sgd\"");
+    let grid = write(d, "diverge.toml", &format!("{g}\n[grid.overrides]\n\"train.lr\" = [1e30, 0.05]\n"));
+    let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1), "a failed cell makes the command fail: {}", stdout(&o));
+    assert!(stdout(&o).contains("1 trained") && stdout(&o).contains("1 failed"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("diverged at epoch 1"), "{}", stderr(&o));
+    let store = Store::open(&d.join("db.sqlite")).unwrap();
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), 2);
+    let failed: Vec<_> = runs.iter().filter(|r| r.status == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    let err = failed[0].error.as_deref().unwrap_or("");
+    assert!(err.starts_with("diverged at epoch 1, step ") && err.contains("loss term `"), "{err}");
+    assert!(failed[0].name.contains("1e30") || failed[0].config_json.contains("1e30"), "{}", failed[0].name);
+    assert!(runs.iter().any(|r| r.status == "finished"));
+}
+
+#[test]
+fn cuda_is_a_clear_recorded_error_where_no_gpu_is_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let g = TINY_GRID.replace("seeds = [1, 2]", "seeds = [1]").replace("threads = 1", "threads = 1\ndevice = \"cuda\"");
+    let grid = write(d, "cuda.toml", &g);
+    let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
+    let store = Store::open(&d.join("db.sqlite")).unwrap();
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    if r.status == "finished" {
+        // A machine where libtorch sees a GPU: the same binary trained on it.
+        assert!(o.status.success());
+        assert!(r.env_json.as_deref().unwrap_or("").contains("\"device\":\"cuda\""), "{:?}", r.env_json);
+    } else {
+        assert_eq!(r.status, "failed");
+        assert_eq!(o.status.code(), Some(1));
+        let err = r.error.as_deref().unwrap_or("");
+        assert!(err.starts_with("device \"cuda\": ") && err.contains("CUDA"), "{err}");
+        assert!(stderr(&o).contains(err), "the error is shown to the user too: {}", stderr(&o));
+    }
+}
+
+/// In-process training uses libtorch's global generator: one at a time.
+static TORCH: Mutex<()> = Mutex::new(());
+
+#[test]
+fn the_test_split_never_selects() {
+    use mtlbench::data::toy::{generate, ToyConfig};
+    use mtlbench::models::{ModelKind, ModelsConfig};
+    use mtlbench::strategies::{StrategiesConfig, StrategyKind};
+    use mtlbench::train::{self, EpochRecord, Observer, RunSpec, TraceRecord, TrainConfig};
+
+    struct Epochs(Vec<EpochRecord>);
+    impl Observer for Epochs {
+        fn on_epoch(&mut self, rec: &EpochRecord) -> Result<(), String> {
+            self.0.push(rec.clone());
+            Ok(())
+        }
+        fn on_trace(&mut self, _: &TraceRecord) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let _guard = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let data = generate(&ToyConfig { rows: 3000, users: 50, items: 80, ..Default::default() });
+    // Flipping every test label changes the test metrics, but neither the
+    // chosen epoch nor anything measured on validation.
+    let mut flipped = data.clone();
+    for y in flipped.test.labels.iter_mut() {
+        *y = 1.0 - *y;
+    }
+    let models: ModelsConfig = toml::from_str("[tower]\nhidden = [16]\n[shared-bottom]\nbottom = [32]\n").unwrap();
+    let strategies = StrategiesConfig::default();
+    let cfg = TrainConfig { epochs: 4, batch_size: 256, patience: 1, threads: Some(1), ..Default::default() };
+    let run = |d: &mtlbench::data::Dataset| {
+        let spec = RunSpec {
+            model: ModelKind::SharedBottom,
+            models: &models,
+            strategy: StrategyKind::GradNorm,
+            strategies: &strategies,
+            train: &cfg,
+            seed: 9,
+        };
+        let mut obs = Epochs(vec![]);
+        let r = train::train(&spec, d, &mut obs).unwrap();
+        (r, obs.0)
+    };
+    let (a, ea) = run(&data);
+    let (b, eb) = run(&flipped);
+    assert_eq!(a.best_epoch, b.best_epoch);
+    assert_eq!(a.valid, b.valid);
+    let sel = |e: &[EpochRecord]| e.iter().map(|r| r.select_value).collect::<Vec<_>>();
+    assert_eq!(sel(&ea), sel(&eb));
+    for t in 0..2 {
+        let (x, y) = (a.test[t].auc.unwrap(), b.test[t].auc.unwrap());
+        assert!((x + y - 1.0).abs() < 1e-9, "flipped labels give 1 - AUC: {x} {y}");
+    }
+    // The reported validation metrics are the best epoch's, and it is the best.
+    let best = &ea[a.best_epoch - 1];
+    assert_eq!(best.valid, a.valid);
+    assert!(ea.iter().all(|e| e.select_value <= best.select_value));
+}
