@@ -131,4 +131,38 @@ pub enum Command {
         #[arg(long)]
         sweep: Option<String>,
     },
+    /// Datasets: generate WeChat-shaped synthetic files, inspect a data config.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write synthetic user_action.csv and feed_info.csv in the exact WeChat
+    /// Channels 2021 schema (same seed, byte-identical files).
+    Synth {
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        users: usize,
+        #[arg(long)]
+        feeds: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Days in the log (at least 8: the features need 7 days of history).
+        #[arg(long, default_value_t = 14)]
+        days: u8,
+        /// How much the actions share their latent signal, 0..=1.
+        #[arg(long, default_value_t = 0.5)]
+        relatedness: f64,
+    },
+    /// Load (building the feature cache if needed) and describe a dataset:
+    /// rows, positive rates, vocabularies, features, funnel containment.
+    Inspect {
+        /// A grid file (its [data] section is used) or a file holding only a data config.
+        config: PathBuf,
+    },
 }

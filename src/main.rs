@@ -64,6 +64,30 @@ fn dispatch(cli: Cli) -> Result<()> {
             println!("{}: results table {}", readme.display(), if changed { "updated" } else { "already up to date" });
             Ok(())
         }
+        Command::Data { command } => cmd_data(command),
+    }
+}
+
+fn cmd_data(command: cli::DataCommand) -> Result<()> {
+    use mtlbench::data::{inspect, wechat::synth};
+    match command {
+        cli::DataCommand::Synth { out, users, feeds, seed, days, relatedness } => {
+            let p = synth::SynthParams { users, feeds, seed, days, relatedness };
+            let r = synth::write_dir(&p, &out).with_context(|| format!("generating synthetic WeChat data into {}", out.display()))?;
+            println!("{}: {} actions of {users} users on {feeds} feeds over {days} days, in {:.1}s", out.display(), r.rows, r.seconds);
+            for (a, n) in mtlbench::data::wechat::ACTIONS.iter().zip(r.positives) {
+                println!("  {a:<13} {:.4}% positive", 100.0 * n as f64 / r.rows.max(1) as f64);
+            }
+            Ok(())
+        }
+        cli::DataCommand::Inspect { config } => {
+            let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+            let cfg = inspect::config_from_toml(&text, &config)?;
+            let cache = mtlbench::data::default_cache_dir();
+            let ins = inspect::inspect(&cfg, &cache).with_context(|| format!("inspecting the data of {}", config.display()))?;
+            print!("{ins}");
+            Ok(())
+        }
     }
 }
 

@@ -56,7 +56,10 @@ fn compare_runs_sweep_and_seed_groups() {
     let keys: Vec<&str> = c["params"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["train.lr"]);
     assert_eq!(c["columns"][0]["runs"][0]["id"], a.as_str());
-    assert_eq!(c["rows"]["count"], 300);
+    let run_a = store.find_run(&a).unwrap();
+    let pred = mtlbench::store::artifacts::PredictionFile::read(&store.artifact_dir().join(run_a.predictions_path.unwrap())).unwrap();
+    assert_eq!(c["rows"]["count"], pred.rows);
+    assert_eq!(c["rows"]["digest"], pred.rows_digest());
     for task in tasks {
         for m in ["auc", "logloss", "uauc"] {
             let k = (task.to_string(), m.to_string());
@@ -74,7 +77,13 @@ fn compare_runs_sweep_and_seed_groups() {
         let p = auc["ci"]["p_value"].as_f64().unwrap();
         assert!(p > 0.0 && p <= 1.0);
         let (lo, hi) = (auc["ci"]["low"].as_f64().unwrap(), auc["ci"]["high"].as_f64().unwrap());
-        let expected = if lo > 0.0 { "better" } else if hi < 0.0 { "worse" } else { "within-noise" };
+        let expected = if lo > 0.0 {
+            "better"
+        } else if hi < 0.0 {
+            "worse"
+        } else {
+            "within-noise"
+        };
         assert_eq!(auc["verdict"], expected);
         assert_eq!((p < 0.05), expected != "within-noise", "p {p} vs CI [{lo}, {hi}]");
     }
@@ -131,7 +140,14 @@ fn compare_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let g1 = write(d, "tiny.toml", TINY_GRID);
-    let g2 = write(d, "other.toml", &TINY_GRID.replace("rows = 3000", "rows = 2000").replace("name = \"tiny\"", "name = \"other\"").replace("seeds = [1, 2]", "seeds = [1]"));
+    let g2 = write(
+        d,
+        "other.toml",
+        &TINY_GRID
+            .replace("rows = 3000", "rows = 2000")
+            .replace("name = \"tiny\"", "name = \"other\"")
+            .replace("seeds = [1, 2]", "seeds = [1]"),
+    );
     for g in [&g1, &g2] {
         let o = bench(d, &["run", g.to_str().unwrap(), "-q"]);
         assert!(o.status.success(), "{}", stderr(&o));

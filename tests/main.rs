@@ -6,5 +6,6 @@ mod compare;
 mod cli_end_to_end;
 mod grid_errors;
 mod fusion;
+mod report;
 mod resume;
 mod training;

@@ -423,7 +423,11 @@ pub fn build(mode: Mode, groups: &[Vec<RunData>], delong: &BTreeMap<(usize, Stri
                 .map(|g| {
                     g.iter()
                         .filter_map(|r| {
-                            r.test.get(&(task.clone(), metric.to_string())).map(|&value| SeedValue { run_id: r.id.clone(), seed: r.seed, value })
+                            r.test.get(&(task.clone(), metric.to_string())).map(|&value| SeedValue {
+                                run_id: r.id.clone(),
+                                seed: r.seed,
+                                value,
+                            })
                         })
                         .collect()
                 })

@@ -465,3 +465,7 @@ pub fn load(cfg: &TableConfig) -> Result<Dataset, DataError> {
     let name = format!("table ({})", cfg.path.display());
     Ok(Dataset { name, schema, train, valid, test, digest })
 }
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;

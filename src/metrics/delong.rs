@@ -168,19 +168,7 @@ pub fn delong_test(labels: &[f32], scores_a: &[f32], scores_b: &[f32]) -> Result
     } else {
         (None, if diff == 0.0 { 1.0 } else { 0.0 })
     };
-    Ok(DelongTest {
-        auc_a: a.auc,
-        auc_b: b.auc,
-        var_a,
-        var_b,
-        cov_ab,
-        diff,
-        se,
-        z,
-        p_value,
-        positives: pos.len(),
-        negatives: neg.len(),
-    })
+    Ok(DelongTest { auc_a: a.auc, auc_b: b.auc, var_a, var_b, cov_ab, diff, se, z, p_value, positives: pos.len(), negatives: neg.len() })
 }
 
 #[cfg(test)]

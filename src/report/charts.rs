@@ -114,7 +114,7 @@ pub fn hbars(title: &str, x_desc: &str, groups: &[String], series: &[BarSeries],
                     String::new()
                 }
             })
-            .x_label_formatter(&|x| format!("{x:.3}"))
+            .x_label_formatter(&|x| if x1 - x0 > 20.0 { format!("{x:.0}") } else { format!("{x:.3}") })
             .draw()
             .map_err(err)?;
         let band = 0.8 / k as f64;

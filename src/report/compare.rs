@@ -104,7 +104,17 @@ pub fn metrics_table(c: &Comparison) -> Table {
         for m in &task.metrics {
             for (i, col) in c.columns.iter().enumerate() {
                 let d = delta_cells(&m.deltas[i]);
-                t.push(vec![task.task.clone(), m.metric.clone(), col.key.clone(), value(&m.stats[i]), d.delta, d.ci, d.p, d.test, d.verdict]);
+                t.push(vec![
+                    task.task.clone(),
+                    m.metric.clone(),
+                    col.key.clone(),
+                    value(&m.stats[i]),
+                    d.delta,
+                    d.ci,
+                    d.p,
+                    d.test,
+                    d.verdict,
+                ]);
             }
         }
     }
@@ -118,11 +128,8 @@ pub fn verdict_lines(c: &Comparison) -> Vec<String> {
         .enumerate()
         .skip(1)
         .map(|(i, col)| {
-            let parts: Vec<String> = c
-                .tasks
-                .iter()
-                .map(|t| format!("{} {}", t.task, t.verdicts[i].map_or("untested", Verdict::label)))
-                .collect();
+            let parts: Vec<String> =
+                c.tasks.iter().map(|t| format!("{} {}", t.task, t.verdicts[i].map_or("untested", Verdict::label))).collect();
             format!("{} vs A (test AUC): {}", col.key, parts.join(", "))
         })
         .collect()
@@ -169,9 +176,8 @@ pub fn to_markdown(c: &Comparison) -> String {
 
 /// CSV of the metrics, full precision, one row per task, metric and column.
 pub fn to_csv(c: &Comparison) -> String {
-    let mut t = Table::new(&[
-        "task", "metric", "col", "label", "n", "mean", "std", "delta", "ci_low", "ci_high", "p_value", "method", "verdict",
-    ]);
+    let mut t =
+        Table::new(&["task", "metric", "col", "label", "n", "mean", "std", "delta", "ci_low", "ci_high", "p_value", "method", "verdict"]);
     let num = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     for task in &c.tasks {
         for m in &task.metrics {
@@ -231,7 +237,8 @@ fn forest(c: &Comparison) -> Vec<ForestCtx> {
     let mut out = Vec::new();
     for t in &c.tasks {
         let Some(m) = t.metrics.iter().find(|m| m.metric == "auc") else { continue };
-        let cis: Vec<(usize, _)> = m.deltas.iter().enumerate().filter_map(|(i, d)| d.as_ref().and_then(|d| d.ci).map(|ci| (i, ci))).collect();
+        let cis: Vec<(usize, _)> =
+            m.deltas.iter().enumerate().filter_map(|(i, d)| d.as_ref().and_then(|d| d.ci).map(|ci| (i, ci))).collect();
         if cis.is_empty() {
             continue;
         }
@@ -246,11 +253,15 @@ fn forest(c: &Comparison) -> Vec<ForestCtx> {
                 x_low: x(ci.low),
                 x_high: x(ci.high),
                 x_est: x(ci.estimate),
-                verdict: m.deltas[*i].as_ref().and_then(|d| d.verdict).map_or("none", |v| match v {
-                    Verdict::Better => "better",
-                    Verdict::Worse => "worse",
-                    Verdict::WithinNoise => "noise",
-                }).into(),
+                verdict: m.deltas[*i]
+                    .as_ref()
+                    .and_then(|d| d.verdict)
+                    .map_or("none", |v| match v {
+                        Verdict::Better => "better",
+                        Verdict::Worse => "worse",
+                        Verdict::WithinNoise => "noise",
+                    })
+                    .into(),
                 text: format!("{:+.4} [{:+.4}, {:+.4}]", ci.estimate, ci.low, ci.high),
             })
             .collect::<Vec<_>>();

@@ -76,14 +76,15 @@ pub fn tasks_of(store: &Store, runs: &[RunRow]) -> Result<Vec<String>, StoreErro
             seen.push(m.task);
         }
     }
-    // Keep the runs' own order of tasks where the first run knows it.
+    // Order as the dataset declares its tasks (the `data.tasks` parameter), where known.
     if let Some(first) = runs.first() {
-        let own: Vec<String> = store.metrics(&first.id)?.into_iter().filter(|m| m.split == "test" && m.metric == "auc").map(|m| m.task).collect();
-        if own.len() == seen.len() {
-            let mut by_order: Vec<String> = seen.clone();
-            by_order.sort_by_key(|t| own.iter().position(|o| o == t));
-            return Ok(by_order);
-        }
+        let declared: Vec<String> = store
+            .params(&first.id)?
+            .into_iter()
+            .find(|p| p.key == "data.tasks")
+            .and_then(|p| serde_json::from_str(&p.value).ok())
+            .unwrap_or_default();
+        seen.sort_by_key(|t| declared.iter().position(|d| d == t).unwrap_or(usize::MAX));
     }
     Ok(seen)
 }

@@ -6,6 +6,7 @@
 //! and a training loop.
 
 pub mod artifacts;
+pub mod fixture;
 mod gates;
 mod read;
 mod rows;

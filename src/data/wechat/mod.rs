@@ -10,6 +10,8 @@ pub mod raw;
 pub mod store;
 pub mod synth;
 mod synth_feeds;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 

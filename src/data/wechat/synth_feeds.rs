@@ -98,7 +98,7 @@ impl FeedWorld {
             // 40% of the feeds predate the log; the others appear day by day.
             birth.push(if rng.gen::<f64>() < 0.4 { rng.gen_range(-20..=0) } else { rng.gen_range(1..=days as i32) });
             let own: f64 = (0.5 * normal(rng)).exp();
-            popularity.push(author_pop[a].powf(0.6) * (feed_rank[f] as f64 + 1.0).powf(-0.6) * own);
+            popularity.push(author_pop[a].powf(0.5) * (feed_rank[f] as f64 + 1.0).powf(-0.5) * own);
             let secs = if rng.gen::<f64>() < 0.03 {
                 rng.gen_range(61..=300)
             } else {

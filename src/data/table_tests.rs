@@ -1,0 +1,226 @@
+//! Tests of the table source: a hand-made CSV (plain and gzipped) whose
+//! features are worked out by hand, a Parquet file, UCI Adult, bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::data::parquet_io::{write_table, ColumnRef};
+
+const SMALL: &str = "\
+city,tags,x,y,clicked,kind,part,user
+a,t1|t2,0,1,1,buy,tr,u1
+b,t2,1,3,0,view,tr,u2
+a,,3,5,0,buy,va,u1
+c,t3|t1,7,2,1,view,te,u3
+";
+
+fn small_cfg(path: PathBuf) -> TableConfig {
+    TableConfig {
+        path,
+        format: None,
+        delimiter: ",".into(),
+        categorical: vec!["city".into()],
+        numeric: vec![
+            NumericColumn { column: "x".into(), transform: Transform::Log1p },
+            NumericColumn { column: "y".into(), transform: Transform::Standardize },
+        ],
+        multi: vec![MultiColumn { column: "tags".into(), separator: "|".into(), max_len: None }],
+        labels: vec![
+            LabelColumn { column: "clicked".into(), equals: None, name: None },
+            LabelColumn { column: "kind".into(), equals: Some("buy".into()), name: Some("bought".into()) },
+        ],
+        user: Some("user".into()),
+        na_values: vec!["".into()],
+        split: TableSplit::Column(ColumnSplit {
+            column: "part".into(),
+            train: vec!["tr".into()],
+            valid: vec!["va".into()],
+            test: vec!["te".into()],
+        }),
+        emb_dim: 4,
+    }
+}
+
+fn ln(x: f64) -> f32 {
+    x.ln() as f32
+}
+
+fn check_small(ds: &Dataset) {
+    let s = &ds.schema;
+    assert_eq!(s.tasks, vec!["clicked", "bought"]);
+    assert_eq!(s.dense, vec!["x", "y"]);
+    // Vocabularies from the train rows only: city a, b; tags t1, t2.
+    assert_eq!(s.categorical[0].vocab_size, 3);
+    assert_eq!((s.multi[0].vocab_size, s.multi[0].max_len), (3, 2));
+    let (t, v, te) = (&ds.train, &ds.valid, &ds.test);
+    assert_eq!((t.rows, v.rows, te.rows), (2, 1, 1));
+    assert_eq!(t.categorical, vec![1, 2]);
+    assert_eq!(t.multi_ids[0], vec![1, 2, 2, 0]);
+    assert_eq!(t.multi_mask[0], vec![1.0, 1.0, 1.0, 0.0]);
+    // y: train mean 2, population std 1.
+    assert_eq!(t.dense, vec![0.0, -1.0, ln(2.0), 1.0]);
+    assert_eq!(t.labels, vec![1.0, 1.0, 0.0, 0.0]);
+    assert_eq!(t.users, vec![1, 2]);
+    assert_eq!(v.categorical, vec![1]);
+    assert_eq!((v.multi_ids[0].clone(), v.multi_mask[0].clone()), (vec![0, 0], vec![0.0, 0.0]));
+    assert_eq!(v.dense, vec![ln(4.0), 3.0]);
+    assert_eq!(v.labels, vec![0.0, 1.0]);
+    // City c and tag t3 never occur in train: OOV 0.
+    assert_eq!(te.categorical, vec![0]);
+    assert_eq!(te.multi_ids[0], vec![0, 1]);
+    assert_eq!(te.dense, vec![ln(8.0), 0.0]);
+    assert_eq!((te.labels.clone(), te.users.clone()), (vec![1.0, 0.0], vec![3]));
+}
+
+#[test]
+fn small_csv_matches_hand_computed_features_plain_and_gzipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("small.csv");
+    std::fs::write(&plain, SMALL).unwrap();
+    let ds = load(&small_cfg(plain)).unwrap();
+    check_small(&ds);
+    let gz = dir.path().join("small.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    enc.write_all(SMALL.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let ds_gz = load(&small_cfg(gz)).unwrap();
+    check_small(&ds_gz);
+}
+
+fn err_of(csv: &str, edit: impl FnOnce(&mut TableConfig)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.csv");
+    std::fs::write(&p, csv).unwrap();
+    let mut c = small_cfg(p);
+    edit(&mut c);
+    load(&c).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_input_names_the_line_column_or_key() {
+    let cases: Vec<(String, Box<dyn FnOnce(&mut TableConfig)>, &str)> = vec![
+        (SMALL.replace("b,t2,1,3", "b,t2,one,3"), Box::new(|_| {}), "t.csv, line 3, column `x`: expected a number, found `one`"),
+        (SMALL.replace("3,5,0,buy", "3,5,2,buy"), Box::new(|_| {}), "line 4, column `clicked`: expected a 0/1 label, found `2`"),
+        (SMALL.replace(",te,", ",zz,"), Box::new(|_| {}), "line 5, column `part`: value `zz` is in none of data.split"),
+        (SMALL.replace("c,t3|t1,7", "c,t3|t1,-1"), Box::new(|_| {}), "line 5, column `x`: log1p needs values > -1"),
+        (SMALL.into(), Box::new(|c| c.categorical = vec!["cty".into()]), "no column `cty` (columns: city, tags, x, y"),
+        (SMALL.into(), Box::new(|c| c.categorical.push("clicked".into())), "data.labels"),
+        (SMALL.into(), Box::new(|c| c.labels.clear()), "data.labels"),
+        (SMALL.replace(",va,", ",tr,"), Box::new(|_| {}), "split `validation` is empty"),
+    ];
+    for (csv, edit, want) in cases {
+        let msg = err_of(&csv, edit);
+        assert!(msg.contains(want), "`{msg}` lacks `{want}`");
+    }
+    let missing = load(&small_cfg(PathBuf::from("/nonexistent/t.csv"))).unwrap_err().to_string();
+    assert!(missing.contains("/nonexistent/t.csv"), "{missing}");
+}
+
+#[test]
+fn parquet_tables_load_like_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.parquet");
+    let n = 40;
+    let code: Vec<i32> = (0..n).map(|i| i % 3).collect();
+    let score: Vec<f32> = (0..n).map(|i| i as f32 / 2.0).collect();
+    let label: Vec<i32> = (0..n).map(|i| (i % 4 == 0) as i32).collect();
+    let offsets: Vec<usize> = (0..=n as usize).map(|i| i * 2).collect();
+    let values: Vec<i32> = (0..2 * n).map(|i| i % 5).collect();
+    let cols = [
+        ("code", ColumnRef::I32(&code)),
+        ("score", ColumnRef::F32(&score)),
+        ("tags", ColumnRef::ListI32 { offsets: &offsets, values: &values }),
+        ("label", ColumnRef::I32(&label)),
+    ];
+    write_table(&p, &cols, 16).unwrap();
+    let cfg = TableConfig {
+        path: p.clone(),
+        format: None,
+        delimiter: ",".into(),
+        categorical: vec!["code".into()],
+        numeric: vec![NumericColumn { column: "score".into(), transform: Transform::None }],
+        multi: vec![MultiColumn { column: "tags".into(), separator: "|".into(), max_len: None }],
+        labels: vec![LabelColumn { column: "label".into(), equals: None, name: None }],
+        user: None,
+        na_values: vec![],
+        split: TableSplit::Random(RandomSplit { valid: 0.25, test: 0.25, seed: 3 }),
+        emb_dim: 4,
+    };
+    let ds = load(&cfg).unwrap();
+    assert_eq!(ds.train.rows + ds.valid.rows + ds.test.rows, 40);
+    assert_eq!(ds.schema.categorical[0].vocab_size, 4);
+    assert_eq!(ds.schema.multi[0].max_len, 2);
+    let labels: f32 = [&ds.train, &ds.valid, &ds.test].iter().map(|s| s.labels.iter().sum::<f32>()).sum();
+    assert_eq!(labels, 10.0);
+    let all_scores: f32 = [&ds.train, &ds.valid, &ds.test].iter().map(|s| s.dense.iter().sum::<f32>()).sum();
+    assert_eq!(all_scores, score.iter().sum::<f32>());
+    // A label that is not 0/1, reported by row.
+    let bad: Vec<i32> = (0..n).map(|i| if i == 6 { 3 } else { 0 }).collect();
+    let cols = [("code", ColumnRef::I32(&code)), ("score", ColumnRef::F32(&score)), ("tags", cols[2].1), ("label", ColumnRef::I32(&bad))];
+    write_table(&p, &cols, 16).unwrap();
+    let e = load(&cfg).unwrap_err().to_string();
+    assert!(e.contains("t.parquet, row 7, column `label`: expected a 0/1 label, found `3`"), "{e}");
+}
+
+fn adult_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/adult/adult.csv.gz")
+}
+
+/// The grid's `[data]` for UCI Adult (experiments/adult.toml has the same).
+pub(crate) fn adult_cfg() -> TableConfig {
+    let cats = ["workclass", "education", "occupation", "race", "gender", "native-country"];
+    let num = |c: &str, t| NumericColumn { column: c.into(), transform: t };
+    TableConfig {
+        path: adult_path(),
+        format: None,
+        delimiter: ",".into(),
+        categorical: cats.iter().map(|s| s.to_string()).collect(),
+        numeric: vec![
+            num("age", Transform::Standardize),
+            num("fnlwgt", Transform::Log1p),
+            num("educational-num", Transform::Standardize),
+            num("capital-gain", Transform::Log1p),
+            num("capital-loss", Transform::Log1p),
+            num("hours-per-week", Transform::Standardize),
+        ],
+        multi: vec![],
+        labels: vec![
+            LabelColumn { column: "income".into(), equals: Some(">50K".into()), name: None },
+            LabelColumn { column: "marital-status".into(), equals: Some("Never-married".into()), name: Some("never_married".into()) },
+        ],
+        user: None,
+        na_values: vec!["".into(), "?".into()],
+        split: TableSplit::Random(RandomSplit { valid: 0.1, test: 0.2, seed: 7 }),
+        emb_dim: 4,
+    }
+}
+
+#[test]
+fn adult_loads_with_the_published_positive_rates() {
+    let ds = load(&adult_cfg()).unwrap();
+    let splits = [&ds.train, &ds.valid, &ds.test];
+    let rows: usize = splits.iter().map(|s| s.rows).sum();
+    assert_eq!(rows, 48_842);
+    // README of the data: 23.93% income >50K, 33.00% never married.
+    for (t, want) in [(0, 0.2393), (1, 0.3300)] {
+        let pos: f64 = splits.iter().map(|s| s.task_labels(t, 2).iter().map(|&y| y as f64).sum::<f64>()).sum();
+        assert!((pos / rows as f64 - want).abs() < 0.00006, "task {t}: {}", pos / rows as f64);
+    }
+    // Seeded random split: about 70/10/20.
+    let share = |s: &SplitData| s.rows as f64 / rows as f64;
+    assert!((share(&ds.train) - 0.7).abs() < 0.01 && (share(&ds.test) - 0.2).abs() < 0.01, "{} {}", ds.train.rows, ds.test.rows);
+    // Leaking columns are not features; "?" is missing (OOV), not a category.
+    let names: Vec<&str> = ds.schema.categorical.iter().map(|c| c.name.as_str()).collect();
+    assert!(!names.contains(&"relationship") && !names.contains(&"marital-status"));
+    assert_eq!(ds.schema.categorical[0].vocab_size, 9, "workclass: 8 known values + OOV");
+    assert_eq!(ds.schema.categorical[4].vocab_size, 3, "gender");
+    // Standardised with train statistics: train age has mean 0, std 1.
+    let nd = ds.schema.dense.len();
+    let age: Vec<f64> = (0..ds.train.rows).map(|r| ds.train.dense[r * nd] as f64).collect();
+    let mean = age.iter().sum::<f64>() / age.len() as f64;
+    let sd = (age.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / age.len() as f64).sqrt();
+    assert!(mean.abs() < 1e-4 && (sd - 1.0).abs() < 1e-4, "mean {mean} sd {sd}");
+    // Same config, same split and digest.
+    assert_eq!(load(&adult_cfg()).unwrap().digest, ds.digest);
+}
