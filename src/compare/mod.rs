@@ -1,7 +1,9 @@
 //! `bench compare`: runs or sweeps side by side, with statistics a reader
 //! can trust. Reads the store (and the saved test predictions) only.
 //!
-//! Each argument is a run id prefix (like git) or a sweep id prefix / name.
+//! Each argument is a run id prefix (like git) or a sweep id prefix / name;
+//! an exact sweep name wins, and a prefix matching both a run and a sweep
+//! (or several of either) is refused as ambiguous.
 //! Two modes follow from what the arguments name:
 //! - *runs*: every run is its own column; the params that differ (like
 //!   `dvc exp diff`), metric deltas per task against the first run, and for
@@ -222,7 +224,7 @@ pub struct RunData {
 }
 
 enum Target {
-    Run(RunRow),
+    Run(Box<RunRow>),
     Sweep(SweepRow),
 }
 
@@ -241,7 +243,7 @@ fn resolve(store: &Store, sweeps: &[SweepRow], arg: &str) -> Result<Target> {
         Err(e) => return Err(e.into()),
     };
     match (run, by_id.as_slice()) {
-        (Some(r), []) => Ok(Target::Run(r)),
+        (Some(r), []) => Ok(Target::Run(Box::new(r))),
         (None, [one]) => Ok(Target::Sweep((*one).clone())),
         (None, []) => Err(CompareError::NoMatch(arg.into())),
         (run, many) => {
@@ -280,7 +282,7 @@ pub fn compare(store: &Store, args: &[String], opts: CompareOptions) -> Result<C
     let mut notes = Vec::new();
     for arg in args {
         let loaded = match resolve(store, &sweeps, arg)? {
-            Target::Run(r) => vec![load_run(store, r)?],
+            Target::Run(r) => vec![load_run(store, *r)?],
             Target::Sweep(s) => {
                 any_sweep = true;
                 let all = store.sweep_runs(&s.id)?;

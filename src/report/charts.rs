@@ -103,6 +103,7 @@ pub fn hbars(title: &str, x_desc: &str, groups: &[String], series: &[BarSeries],
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .max_light_lines(2)
             .x_desc(x_desc)
             .y_labels(n + 1)
             .y_label_formatter(&|y| {
@@ -168,6 +169,7 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Resu
             .map_err(err)?;
         chart
             .configure_mesh()
+            .max_light_lines(2)
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|x| if (x.round() - x).abs() < 1e-9 { format!("{x:.0}") } else { format!("{x:.1}") })

@@ -144,8 +144,12 @@ pub fn build(store: &Store, r: &RunRow, sweep: &SweepRow, out: &Path, written: &
                 points: traces.iter().filter(|t| t.term == *term).map(|t| (t.step as f64, t.weight)).collect(),
             })
             .collect();
-        let svg = charts::lines(&format!("{}: loss weight per term", r.name), "training step", "weight", &series)?;
-        chart_refs.push(write_chart(out, format!("run-{}-weights.svg", r.id), "Strategy weights", "", svg, written)?);
+        // Fixed weights (equal) make a flat, uninformative chart.
+        let varies = series.iter().any(|s| s.points.iter().any(|p| (p.1 - s.points[0].1).abs() > 1e-9));
+        if varies {
+            let svg = charts::lines(&format!("{}: loss weight per term", r.name), "training step", "weight", &series)?;
+            chart_refs.push(write_chart(out, format!("run-{}-weights.svg", r.id), "Strategy weights", "", svg, written)?);
+        }
         let norms: Vec<Series> = names
             .iter()
             .enumerate()

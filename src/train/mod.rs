@@ -10,6 +10,7 @@ pub mod device;
 pub mod early_stop;
 pub mod evaluate;
 pub mod optim;
+pub mod step;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use thiserror::Error;
 
 pub use config::{OptimizerKind, SelectMetric, TrainConfig};
 pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
+pub use step::{StepOutput, Stepper};
 
 use crate::data::{Dataset, SplitTensors};
 use crate::models::{self, ModelKind, ModelsConfig};
@@ -144,10 +146,8 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
     let vs = nn::VarStore::new(device);
     let model = models::build(spec.model, &vs, &data.schema, spec.models)?;
     let n_params = models::param_count(&vs);
-    let term_names = model.loss_names();
-    let ctx = strategies::BuildContext { n_terms: term_names.len(), train: cfg, seed: spec.seed, device };
-    let mut strategy = strategies::build(spec.strategy, spec.strategies, ctx)?;
-    let mut opt = optim::Optimizer::new(&vs, cfg)?;
+    let mut stepper = Stepper::new(model.as_ref(), &vs, spec.strategy, spec.strategies, cfg, spec.seed, device)?;
+    let term_names = stepper.terms().to_vec();
 
     let train_t = SplitTensors::new(&data.train, &data.schema, device);
     let valid_t = SplitTensors::new(&data.valid, &data.schema, device);
@@ -170,37 +170,20 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             if step % 20 == 0 && !obs.keep_going() {
                 return Err(TrainError::Interrupted);
             }
-            opt.zero_grad();
-            let out = model.forward_t(&batch, true);
-            let losses = model.loss_terms(&out, &batch);
-            let values: Vec<f64> = losses.iter().map(|l| l.double_value(&[])).collect();
-            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(TrainError::Diverged { epoch, step, term: term_names[i].clone(), value: *v });
+            let out = stepper.step(&batch, step % cfg.trace_every == 0, epoch, step)?;
+            for (s, v) in sums.iter_mut().zip(&out.losses) {
+                *s += v;
             }
-            // Measured before the strategy acts, on the same layer for every strategy.
-            let diag = if step % cfg.trace_every == 0 {
-                Some(strategies::diagnostics(&losses, &model.param_groups().last_shared)?)
-            } else {
-                None
-            };
-            let report = strategy.backward(&losses, model.param_groups())?;
-            if let Some(c) = cfg.grad_clip {
-                opt.clip_grad_norm(c);
-            }
-            opt.step();
-            if let Some(diagnostics) = diag {
+            if let Some(diagnostics) = out.diagnostics {
                 obs.on_trace(&TraceRecord {
                     step,
                     epoch,
                     terms: term_names.clone(),
-                    weights: report.weights.clone(),
-                    losses: values.clone(),
+                    weights: out.weights,
+                    losses: out.losses,
                     diagnostics,
                 })
                 .map_err(TrainError::Observer)?;
-            }
-            for (s, v) in sums.iter_mut().zip(&values) {
-                *s += v;
             }
             steps += 1;
             step += 1;

@@ -249,16 +249,17 @@ impl World {
     }
 
     /// Sets the intercepts so that expected positive rates hit [`TARGET_RATES`]
-    /// on a pilot sample of users (every k-th user, at most ~250k rows).
+    /// on a pilot sample: every user's exposures (activity is heavy-tailed, so
+    /// a subset of users would bias the rare actions), every k-th row, at most
+    /// ~400k rows.
     fn calibrate(&mut self) {
         let n = self.p.users;
-        let stride = n.div_ceil(3000).max(1);
         let mut logits: Vec<[f64; 7]> = Vec::new();
         let mut buf = Vec::new();
-        let expected_rows = (n / stride) as f64 * self.p.days as f64 * ACTIONS_PER_USER_DAY;
-        let row_stride = ((expected_rows / 250_000.0).ceil() as usize).max(1);
+        let expected_rows = n as f64 * self.p.days as f64 * ACTIONS_PER_USER_DAY;
+        let row_stride = ((expected_rows / 400_000.0).ceil() as usize).max(1);
         let mut k = 0usize;
-        for u in (0..n).step_by(stride) {
+        for u in 0..n {
             self.exposures(u, &mut buf);
             for e in &buf {
                 if k % row_stride == 0 {

@@ -1,0 +1,64 @@
+//! Data-stage benchmark at WeChat scale (issue 3): synthetic generation
+//! (target <= 60 s), raw files -> cached features (<= 60 s, <= 4 GB peak
+//! RSS), cached reload (<= 5 s), and the training-ready dataset built from
+//! the cache. One-shot phases of seconds each, so plain timing, not
+//! criterion. Sizes: MTLBENCH_BENCH_USERS (default 20000) and
+//! MTLBENCH_BENCH_FEEDS (default 106444); files go to a temporary folder
+//! (or MTLBENCH_BENCH_DIR). For peak memory per phase, run the CLI steps
+//! under /usr/bin/time -v (README).
+
+use std::time::Instant;
+
+use mtlbench::data::wechat::{self, synth, DaySplit, WechatConfig};
+
+fn env_or(key: &str, default: usize) -> usize {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn peak_rss_mb() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u.ru_maxrss as f64 / 1024.0
+}
+
+fn main() {
+    let users = env_or("MTLBENCH_BENCH_USERS", 20_000);
+    let feeds = env_or("MTLBENCH_BENCH_FEEDS", 106_444);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = std::env::var("MTLBENCH_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| tmp.path().to_path_buf());
+    let raw = root.join("raw");
+    let cache = root.join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let p = synth::SynthParams { users, feeds, seed: 1, days: 14, relatedness: 0.5 };
+    let t = Instant::now();
+    let r = synth::write_dir(&p, &raw).expect("generation");
+    println!("generate   {:>7.1} s  {} actions ({} users, {} feeds)  peak RSS {:.0} MB", t.elapsed().as_secs_f64(), r.rows, users, feeds, peak_rss_mb());
+
+    let t = Instant::now();
+    let (f, _) = wechat::features(&raw, &cache).expect("ETL");
+    println!("raw->cache {:>7.1} s  {} feature rows  peak RSS {:.0} MB", t.elapsed().as_secs_f64(), f.rows(), peak_rss_mb());
+    drop(f);
+
+    let t = Instant::now();
+    let (f, _) = wechat::features(&raw, &cache).expect("cached features");
+    println!("reload     {:>7.1} s  {} feature rows (digest inputs + read Parquet)", t.elapsed().as_secs_f64(), f.rows());
+    drop(f);
+
+    let cfg = WechatConfig {
+        path: raw.clone(),
+        tasks: vec!["read_comment".into(), "like".into(), "click_avatar".into()],
+        split: DaySplit::default(),
+    };
+    let t = Instant::now();
+    let ds = wechat::load(&cfg, &cache).expect("dataset");
+    println!(
+        "dataset    {:>7.1} s  train/valid/test {}/{}/{} rows, ready for training  peak RSS {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        ds.train.rows,
+        ds.valid.rows,
+        ds.test.rows,
+        peak_rss_mb()
+    );
+}

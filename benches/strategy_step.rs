@@ -1,0 +1,145 @@
+//! Per-step cost of each loss-weighting strategy relative to equal weighting
+//! (issue 5's targets: GradNorm <= 1.3x, PCGrad <= 2.0x on MMOE with three
+//! tasks), plus the cost of one trace measurement (the gradient diagnostics
+//! the loop takes every `train.trace_every` steps).
+//!
+//! A step is exactly what the training loop runs ([`Stepper::step`]):
+//! forward, loss terms, the strategy's backward, the optimizer step. The
+//! model is the seed's MMOE (3 experts of 512 units, towers [512, 256, 128])
+//! at batch 1024. Strategies are measured in interleaved rounds so that
+//! machine noise hits them alike; the median per strategy is reported.
+//!
+//!     cargo bench --bench strategy_step -- [--model mmoe] [--steps 20]
+//!         [--rounds 5] [--threads N] [--batch 1024]
+
+use std::time::Instant;
+
+use mtlbench::data::toy::{generate, ToyConfig};
+use mtlbench::data::SplitTensors;
+use mtlbench::models::{self, ModelKind, ModelsConfig};
+use mtlbench::strategies::{self, Scope, StrategiesConfig, StrategyKind};
+use mtlbench::train::{Stepper, TrainConfig};
+use tch::{nn, Device};
+
+struct Args {
+    model: ModelKind,
+    steps: usize,
+    rounds: usize,
+    threads: Option<i32>,
+    batch: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { model: ModelKind::Mmoe, steps: 20, rounds: 5, threads: None, batch: 1024 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => {
+                let v = value()?;
+                a.model = serde_json::from_value(serde_json::Value::String(v.clone()))
+                    .map_err(|_| format!("--model {v}: expected one of {}", ModelKind::names().join(", ")))?;
+            }
+            "--steps" => a.steps = value()?.parse().map_err(|e| format!("--steps: {e}"))?,
+            "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--threads" => a.threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?),
+            "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            // cargo bench passes --bench; ignore it and other harness flags.
+            f if f.starts_with("--") => {}
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+struct Case {
+    label: &'static str,
+    kind: StrategyKind,
+    cfg: StrategiesConfig,
+}
+
+fn cases() -> Vec<Case> {
+    let mut v = vec![];
+    let base = StrategiesConfig::default;
+    v.push(Case { label: "equal", kind: StrategyKind::Equal, cfg: base() });
+    v.push(Case { label: "uncertainty", kind: StrategyKind::Uncertainty, cfg: base() });
+    v.push(Case { label: "gradnorm (last-shared)", kind: StrategyKind::GradNorm, cfg: base() });
+    let mut c = base();
+    c.gradnorm.scope = Scope::AllShared;
+    v.push(Case { label: "gradnorm (all-shared)", kind: StrategyKind::GradNorm, cfg: c });
+    v.push(Case { label: "pcgrad (all-shared)", kind: StrategyKind::PcGrad, cfg: base() });
+    let mut c = base();
+    c.pcgrad.scope = Scope::LastShared;
+    v.push(Case { label: "pcgrad (last-shared)", kind: StrategyKind::PcGrad, cfg: c });
+    v
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), String> {
+    let args = parse_args()?;
+    if let Some(n) = args.threads {
+        tch::set_num_threads(n);
+    }
+    let tasks = vec!["read_comment".to_string(), "like".to_string(), "click_avatar".to_string()];
+    let data = generate(&ToyConfig { rows: 60_000, users: 5_000, items: 20_000, tasks, ..Default::default() });
+    let models_cfg = ModelsConfig::default(); // the seed's architecture
+    let train = TrainConfig { batch_size: args.batch, ..Default::default() };
+    let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
+    let batches: Vec<_> = split.shuffled(args.batch, 1, 1).take(args.steps.max(1) + 2).collect();
+    println!(
+        "model {} | batch {} | {} tasks | {} torch threads | {} timed steps x {} rounds",
+        args.model.name(),
+        args.batch,
+        data.schema.tasks.len(),
+        tch::get_num_threads(),
+        args.steps,
+        args.rounds
+    );
+    let cases = cases();
+    let mut times: Vec<Vec<f64>> = vec![vec![]; cases.len()];
+    let mut trace_times = vec![];
+    for _round in 0..args.rounds {
+        for (i, case) in cases.iter().enumerate() {
+            tch::manual_seed(1);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = models::build(args.model, &vs, &data.schema, &models_cfg).map_err(|e| e.to_string())?;
+            let mut stepper = Stepper::new(model.as_ref(), &vs, case.kind, &case.cfg, &train, 1, Device::Cpu)
+                .map_err(|e| e.to_string())?;
+            // Two warm-up steps (allocator, first-step state).
+            for b in &batches[..2] {
+                stepper.step(b, false, 1, 0).map_err(|e| e.to_string())?;
+            }
+            let t0 = Instant::now();
+            for b in batches.iter().skip(2).take(args.steps) {
+                stepper.step(b, false, 1, 0).map_err(|e| e.to_string())?;
+            }
+            times[i].push(t0.elapsed().as_secs_f64() / args.steps as f64);
+            if i == 0 {
+                // One trace measurement on its own: diagnostics on the last shared layer.
+                let out = model.forward_t(&batches[0], true);
+                let losses = model.loss_terms(&out, &batches[0]);
+                let t1 = Instant::now();
+                strategies::diagnostics(&losses, &model.param_groups().last_shared).map_err(|e| e.to_string())?;
+                trace_times.push(t1.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let base = median(times[0].clone());
+    println!("{:<24} {:>10} {:>8}", "strategy", "ms/step", "x equal");
+    for (case, t) in cases.iter().zip(&times) {
+        let m = median(t.clone());
+        println!("{:<24} {:>10.2} {:>8.2}", case.label, m * 1e3, m / base);
+    }
+    let tr = median(trace_times);
+    println!(
+        "one trace measurement: {:.2} ms = {:.2} steps; at trace_every = 50 that adds {:.1}% per step",
+        tr * 1e3,
+        tr / base,
+        100.0 * tr / base / 50.0
+    );
+    Ok(())
+}

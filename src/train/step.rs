@@ -1,0 +1,76 @@
+//! One optimisation step, shared by the training loop and the benchmarks so
+//! that what is timed is what trains: forward, loss terms, the divergence
+//! check, optional gradient diagnostics (measured before the strategy acts,
+//! on the last shared layer, the same way for every strategy), the
+//! strategy's backward, gradient clipping and the optimizer step.
+
+use tch::{nn, Device};
+
+use super::optim::Optimizer;
+use super::{TrainConfig, TrainError};
+use crate::data::Batch;
+use crate::models::MultiTaskModel;
+use crate::strategies::{self, GradDiagnostics, StrategiesConfig, Strategy, StrategyKind};
+
+/// What one step produced.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// The value of each loss term.
+    pub losses: Vec<f64>,
+    /// The weight the strategy applied to each loss term.
+    pub weights: Vec<f64>,
+    /// Gradient diagnostics, when asked for.
+    pub diagnostics: Option<GradDiagnostics>,
+}
+
+/// A model with its strategy and optimizer.
+pub struct Stepper<'a> {
+    model: &'a dyn MultiTaskModel,
+    strategy: Box<dyn Strategy>,
+    opt: Optimizer,
+    cfg: &'a TrainConfig,
+    terms: Vec<String>,
+}
+
+impl<'a> Stepper<'a> {
+    /// `vs` holds the model's variables; the strategy's own state lives on `device`.
+    pub fn new(
+        model: &'a dyn MultiTaskModel,
+        vs: &nn::VarStore,
+        strategy: StrategyKind,
+        strategies_cfg: &StrategiesConfig,
+        cfg: &'a TrainConfig,
+        seed: u64,
+        device: Device,
+    ) -> Result<Self, TrainError> {
+        let terms = model.loss_names();
+        let ctx = strategies::BuildContext { n_terms: terms.len(), train: cfg, seed, device };
+        let strategy = strategies::build(strategy, strategies_cfg, ctx)?;
+        let opt = Optimizer::new(vs, cfg)?;
+        Ok(Stepper { model, strategy, opt, cfg, terms })
+    }
+
+    /// Names of the loss terms, in order.
+    pub fn terms(&self) -> &[String] {
+        &self.terms
+    }
+
+    /// One step on `batch`; `(epoch, step)` only label a divergence error.
+    pub fn step(&mut self, batch: &Batch, diagnose: bool, epoch: usize, step: usize) -> Result<StepOutput, TrainError> {
+        self.opt.zero_grad();
+        let out = self.model.forward_t(batch, true);
+        let losses = self.model.loss_terms(&out, batch);
+        let values: Vec<f64> = losses.iter().map(|l| l.double_value(&[])).collect();
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(TrainError::Diverged { epoch, step, term: self.terms[i].clone(), value: *v });
+        }
+        let diagnostics =
+            if diagnose { Some(strategies::diagnostics(&losses, &self.model.param_groups().last_shared)?) } else { None };
+        let report = self.strategy.backward(&losses, self.model.param_groups())?;
+        if let Some(c) = self.cfg.grad_clip {
+            self.opt.clip_grad_norm(c);
+        }
+        self.opt.step();
+        Ok(StepOutput { losses: values, weights: report.weights, diagnostics })
+    }
+}
