@@ -3,6 +3,7 @@
 
 mod common;
 mod compare;
+mod data_cli;
 mod cli_end_to_end;
 mod grid_errors;
 mod fusion;

@@ -254,3 +254,46 @@ impl fmt::Display for Inspection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::schema::CategoricalField;
+
+    #[test]
+    fn reads_the_data_section_of_a_grid_or_a_bare_data_file() {
+        let grid = "name = \"g\"\n[data]\nkind = \"toy\"\nrows = 500\n[grid]\nmodels = [\"shared-bottom\"]\nstrategies = [\"equal\"]\n";
+        match config_from_toml(grid, Path::new("g.toml")).unwrap() {
+            DataConfig::Toy(t) => assert_eq!(t.rows, 500),
+            other => panic!("{other:?}"),
+        }
+        let bare = "kind = \"synthetic-wechat\"\nusers = 10\nfeeds = 20\n";
+        assert!(matches!(config_from_toml(bare, Path::new("d.toml")).unwrap(), DataConfig::SyntheticWechat(c) if c.users == 10 && c.days == 14));
+        let e = config_from_toml("[data]\nkind = \"toy\"\nrowz = 5\n", Path::new("g.toml")).unwrap_err().to_string();
+        assert!(e.contains("g.toml") && e.contains("rowz") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn rates_users_and_containment_by_hand() {
+        // 5 rows; tasks click, buy; buy happens only on clicked rows but one.
+        let labels = vec![1., 1., 1., 0., 0., 0., 0., 1., 1., 0.];
+        let split = SplitData { rows: 5, categorical: vec![1; 5], labels, users: vec![1, 1, 2, 3, 3], ..Default::default() };
+        let small = SplitData { rows: 1, categorical: vec![1], labels: vec![1., 0.], users: vec![9], ..Default::default() };
+        let schema = FeatureSchema {
+            categorical: vec![CategoricalField { name: "u".into(), vocab_size: 10, emb_dim: 2 }],
+            multi: vec![],
+            dense: vec![],
+            tasks: vec!["click".into(), "buy".into()],
+        };
+        let ds = Dataset { name: "hand".into(), schema, train: split, valid: small.clone(), test: small, digest: "d".into() };
+        let ins = of_dataset(&ds);
+        assert_eq!((ins.splits[0].rows, ins.splits[0].users), (5, 3));
+        assert_eq!(ins.splits[0].positive_rate, vec![0.6, 0.4]);
+        assert_eq!(ins.splits[1].positive_rate, vec![1.0, 0.0]);
+        // buy positives: rows 0 and 3 (train); clicked among them: row 0 only.
+        let buy_in_click = ins.task_containment.iter().find(|c| c.child == "buy" && c.parent == "click").unwrap();
+        assert_eq!((buy_in_click.child_positives, buy_in_click.both, buy_in_click.share()), (2, 1, Some(0.5)));
+        let text = ins.to_string();
+        assert!(text.contains("60.000%") && text.contains("50.000%"), "{text}");
+    }
+}
