@@ -15,11 +15,27 @@ fn env_or(key: &str, default: usize) -> usize {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn peak_rss_mb() -> f64 {
+fn usage() -> libc::rusage {
     // SAFETY: getrusage only writes into the struct we pass.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    u.ru_maxrss as f64 / 1024.0
+    u
+}
+
+fn peak_rss_mb() -> f64 {
+    usage().ru_maxrss as f64 / 1024.0
+}
+
+/// User + system CPU seconds so far (all threads).
+fn cpu_s() -> f64 {
+    let u = usage();
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Wall and CPU seconds since `(t, c)`.
+fn since(t: Instant, c: f64) -> String {
+    format!("{:>6.1} s wall {:>6.1} s CPU", t.elapsed().as_secs_f64(), cpu_s() - c)
 }
 
 fn main() {
@@ -32,18 +48,18 @@ fn main() {
     let _ = std::fs::remove_dir_all(&cache);
 
     let p = synth::SynthParams { users, feeds, seed: 1, days: 14, relatedness: 0.5 };
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_s());
     let r = synth::write_dir(&p, &raw).expect("generation");
-    println!("generate   {:>7.1} s  {} actions ({} users, {} feeds)  peak RSS {:.0} MB", t.elapsed().as_secs_f64(), r.rows, users, feeds, peak_rss_mb());
+    println!("generate   {}  {} actions ({} users, {} feeds)  peak RSS {:.0} MB", since(t, c), r.rows, users, feeds, peak_rss_mb());
 
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_s());
     let (f, _) = wechat::features(&raw, &cache).expect("ETL");
-    println!("raw->cache {:>7.1} s  {} feature rows  peak RSS {:.0} MB", t.elapsed().as_secs_f64(), f.rows(), peak_rss_mb());
+    println!("raw->cache {}  {} feature rows  peak RSS {:.0} MB", since(t, c), f.rows(), peak_rss_mb());
     drop(f);
 
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_s());
     let (f, _) = wechat::features(&raw, &cache).expect("cached features");
-    println!("reload     {:>7.1} s  {} feature rows (digest inputs + read Parquet)", t.elapsed().as_secs_f64(), f.rows());
+    println!("reload     {}  {} feature rows (digest inputs + read Parquet)", since(t, c), f.rows());
     drop(f);
 
     let cfg = WechatConfig {
@@ -51,11 +67,11 @@ fn main() {
         tasks: vec!["read_comment".into(), "like".into(), "click_avatar".into()],
         split: DaySplit::default(),
     };
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_s());
     let ds = wechat::load(&cfg, &cache).expect("dataset");
     println!(
-        "dataset    {:>7.1} s  train/valid/test {}/{}/{} rows, ready for training  peak RSS {:.0} MB",
-        t.elapsed().as_secs_f64(),
+        "dataset    {}  train/valid/test {}/{}/{} rows from the cache, ready for training  peak RSS {:.0} MB",
+        since(t, c),
         ds.train.rows,
         ds.valid.rows,
         ds.test.rows,

@@ -128,6 +128,42 @@ fn main() -> Result<(), String> {
             }
         }
     }
+    // Breakdown: forward; forward + one backward of the sum; forward + one
+    // gradient pass per term to the last shared layer; the same to every parameter.
+    {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = models::build(args.model, &vs, &data.schema, &models_cfg).map_err(|e| e.to_string())?;
+        let all: Vec<tch::Tensor> = vs.trainable_variables();
+        let b = &batches[0];
+        let mut t = [vec![], vec![], vec![], vec![]];
+        for _ in 0..args.rounds * 2 {
+            let t0 = Instant::now();
+            let out = model.forward_t(b, true);
+            let losses = model.loss_terms(&out, b);
+            let _ = losses[0].double_value(&[]);
+            t[0].push(t0.elapsed().as_secs_f64());
+            let t0 = Instant::now();
+            let sum = losses.iter().fold(tch::Tensor::from(0.0f32), |a, l| a + l);
+            let _ = strategies::grads_of(&sum, &all).map_err(|e| e.to_string())?;
+            t[1].push(t0.elapsed().as_secs_f64());
+            let t0 = Instant::now();
+            for l in &losses {
+                let _ = strategies::grads_of(l, &model.param_groups().last_shared).map_err(|e| e.to_string())?;
+            }
+            t[2].push(t0.elapsed().as_secs_f64());
+            let t0 = Instant::now();
+            for l in &losses {
+                let _ = strategies::grads_of(l, &all).map_err(|e| e.to_string())?;
+            }
+            t[3].push(t0.elapsed().as_secs_f64());
+        }
+        let m: Vec<f64> = t.iter().map(|v| median(v.clone()) * 1e3).collect();
+        println!(
+            "breakdown (ms): forward {:.1} | backward of the sum {:.1} | per-term passes to the last shared layer {:.1} | per-term passes to every parameter {:.1}",
+            m[0], m[1], m[2], m[3]
+        );
+    }
     let base = median(times[0].clone());
     println!("{:<24} {:>10} {:>8}", "strategy", "ms/step", "x equal");
     for (case, t) in cases.iter().zip(&times) {

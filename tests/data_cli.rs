@@ -20,7 +20,15 @@ fn synth_is_deterministic_and_inspect_describes_it() {
     let o = bench(dir.path(), &["data", "inspect", "data.toml"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for want in ["train", "validation", "test", "userid", "his_read_comment_7d_seq", "comment       within read_comment", "follow        within click_avatar"] {
+    for want in [
+        "train",
+        "validation",
+        "test",
+        "userid",
+        "his_read_comment_7d_seq",
+        "comment       within read_comment",
+        "follow        within click_avatar",
+    ] {
         assert!(out.contains(want), "inspect output lacks `{want}`:\n{out}");
     }
 }
@@ -87,6 +95,11 @@ fn adult_table_grid_trains_from_the_cli() {
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     let line = err.lines().find(|l| l.contains("finished in")).unwrap_or_else(|| panic!("{err}"));
-    let auc: f64 = line.split("test AUC income ").nth(1).and_then(|s| s.split(',').next()).and_then(|s| s.trim().parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    let auc: f64 = line
+        .split("test AUC income ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
     assert!(auc > 0.8, "income test AUC {auc} after one epoch: {line}");
 }

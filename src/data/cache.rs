@@ -52,7 +52,8 @@ impl Drop for TempGuard {
 /// succeeds. On error (or panic) the temporary directory is removed. If
 /// another process completed the same entry first, its entry is kept.
 pub fn build_atomically<T>(dir: &Path, build: impl FnOnce(&Path) -> Result<T, DataError>) -> Result<T, DataError> {
-    let parent = dir.parent().ok_or_else(|| DataError::File { path: dir.to_path_buf(), message: "cache entry has no parent directory".into() })?;
+    let parent =
+        dir.parent().ok_or_else(|| DataError::File { path: dir.to_path_buf(), message: "cache entry has no parent directory".into() })?;
     std::fs::create_dir_all(parent).map_err(|source| DataError::Io { path: parent.to_path_buf(), source })?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "entry".into());
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);

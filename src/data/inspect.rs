@@ -83,11 +83,8 @@ fn containment(names: &[String], rows: usize, label: impl Fn(usize, usize) -> bo
 pub fn of_dataset(ds: &Dataset) -> Inspection {
     let nt = ds.schema.tasks.len();
     let parts: [&SplitData; 3] = [&ds.train, &ds.valid, &ds.test];
-    let splits = SPLITS
-        .iter()
-        .zip(parts)
-        .map(|(name, s)| summary(name, s.rows, nt, |r| s.users[r], |r, t| s.labels[r * nt + t] > 0.5))
-        .collect();
+    let splits =
+        SPLITS.iter().zip(parts).map(|(name, s)| summary(name, s.rows, nt, |r| s.users[r], |r, t| s.labels[r * nt + t] > 0.5)).collect();
     let total: usize = parts.iter().map(|s| s.rows).sum();
     let locate = |mut r: usize| {
         for s in parts {
@@ -169,8 +166,8 @@ struct GridData {
 /// The `[data]` section of a grid file, or a file that is only a data
 /// config (`kind = ...` at the top level).
 pub fn config_from_toml(text: &str, path: &Path) -> Result<DataConfig, DataError> {
-    let value: toml::Value =
-        toml::from_str(text).map_err(|e| DataError::File { path: path.to_path_buf(), message: format!("not valid TOML: {}", e.message()) })?;
+    let value: toml::Value = toml::from_str(text)
+        .map_err(|e| DataError::File { path: path.to_path_buf(), message: format!("not valid TOML: {}", e.message()) })?;
     let in_grid = value.get("data").is_some();
     let line_of = |span: Option<std::ops::Range<usize>>| {
         span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1)).unwrap_or_default()
@@ -219,7 +216,10 @@ impl fmt::Display for Inspection {
         if !s.multi.is_empty() {
             writeln!(f, "multi-valued ({}), mean-pooled:", s.multi.len())?;
             for m in &s.multi {
-                let table = m.shares_table_with.as_ref().map_or(format!("vocab {}, emb {}", m.vocab_size, m.emb_dim), |t| format!("shares the {t} table"));
+                let table = m
+                    .shares_table_with
+                    .as_ref()
+                    .map_or(format!("vocab {}, emb {}", m.vocab_size, m.emb_dim), |t| format!("shares the {t} table"));
                 writeln!(f, "  {:<28} max_len {:>3}, {table}", m.name, m.max_len)?;
             }
         }
@@ -268,7 +268,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let bare = "kind = \"synthetic-wechat\"\nusers = 10\nfeeds = 20\n";
-        assert!(matches!(config_from_toml(bare, Path::new("d.toml")).unwrap(), DataConfig::SyntheticWechat(c) if c.users == 10 && c.days == 14));
+        assert!(
+            matches!(config_from_toml(bare, Path::new("d.toml")).unwrap(), DataConfig::SyntheticWechat(c) if c.users == 10 && c.days == 14)
+        );
         let e = config_from_toml("[data]\nkind = \"toy\"\nrowz = 5\n", Path::new("g.toml")).unwrap_err().to_string();
         assert!(e.contains("g.toml") && e.contains("rowz") && e.contains("line 3"), "{e}");
     }

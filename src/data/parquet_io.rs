@@ -25,7 +25,10 @@ pub enum ColumnRef<'a> {
     I32(&'a [i32]),
     F32(&'a [f32]),
     /// Row r holds `values[offsets[r]..offsets[r + 1]]`.
-    ListI32 { offsets: &'a [usize], values: &'a [i32] },
+    ListI32 {
+        offsets: &'a [usize],
+        values: &'a [i32],
+    },
 }
 
 impl ColumnRef<'_> {
@@ -122,9 +125,7 @@ pub fn write_table(path: &Path, columns: &[(&str, ColumnRef<'_>)], group_rows: u
                     }
                     w.write_batch(&values[offsets[start]..offsets[end]], Some(&def), Some(&rep))
                 }
-                _ => {
-                    return Err(DataError::File { path: path.to_path_buf(), message: format!("column `{name}`: writer type mismatch") })
-                }
+                _ => return Err(DataError::File { path: path.to_path_buf(), message: format!("column `{name}`: writer type mismatch") }),
             };
             res.map_err(pq_err(path, &format!("writing column `{name}`")))?;
             cw.close().map_err(pq_err(path, &format!("closing column `{name}`")))?;
@@ -168,7 +169,12 @@ fn read_column(path: &Path, name: &str, reader: ColumnReader, rows: usize, out: 
                 got += n;
             }
         }
-        _ => return Err(DataError::File { path: path.to_path_buf(), message: format!("column `{name}` has a type this cache never writes") }),
+        _ => {
+            return Err(DataError::File {
+                path: path.to_path_buf(),
+                message: format!("column `{name}` has a type this cache never writes"),
+            })
+        }
     }
     Ok(())
 }
@@ -208,7 +214,10 @@ pub fn read_table(path: &Path) -> Result<Vec<(String, Column)>, DataError> {
     for (name, col) in names.into_iter().zip(out) {
         let col = col.unwrap_or(Column::I32(Vec::new()));
         if col.rows() != rows {
-            return Err(DataError::File { path: path.to_path_buf(), message: format!("column `{name}`: {} rows, expected {rows}", col.rows()) });
+            return Err(DataError::File {
+                path: path.to_path_buf(),
+                message: format!("column `{name}`: {} rows, expected {rows}", col.rows()),
+            });
         }
         cols.push((name, col));
     }
@@ -266,11 +275,8 @@ mod tests {
         // rows: [1,2], [], [3], [], [4,5,6]
         let offsets = [0usize, 2, 2, 3, 3, 6];
         let values = [1, 2, 3, 4, 5, 6];
-        let cols = [
-            ("id", ColumnRef::I32(&ids)),
-            ("x", ColumnRef::F32(&xs)),
-            ("seq", ColumnRef::ListI32 { offsets: &offsets, values: &values }),
-        ];
+        let cols =
+            [("id", ColumnRef::I32(&ids)), ("x", ColumnRef::F32(&xs)), ("seq", ColumnRef::ListI32 { offsets: &offsets, values: &values })];
         write_table(&p, &cols, 2).unwrap();
         let back = read_table(&p).unwrap();
         assert_eq!(back[0], ("id".to_string(), Column::I32(ids.to_vec())));

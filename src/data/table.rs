@@ -433,7 +433,8 @@ pub fn load(cfg: &TableConfig) -> Result<Dataset, DataError> {
         });
     }
     schema.tasks = cfg.labels.iter().map(|l| l.task().to_string()).collect();
-    let empty = || SplitData { multi_ids: vec![Vec::new(); cfg.multi.len()], multi_mask: vec![Vec::new(); cfg.multi.len()], ..Default::default() };
+    let empty =
+        || SplitData { multi_ids: vec![Vec::new(); cfg.multi.len()], multi_mask: vec![Vec::new(); cfg.multi.len()], ..Default::default() };
     let mut splits = [empty(), empty(), empty()];
     for r in 0..rows {
         let s = &mut splits[raw.split[r] as usize];

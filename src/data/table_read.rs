@@ -109,7 +109,12 @@ pub fn read_rows(
                     Ok(false) => break,
                     Err(e) => {
                         let line = e.position().map_or(0, |p| p.line() as usize);
-                        return Err(DataError::Value { path: path.to_path_buf(), line, column: "-".into(), message: format!("malformed CSV: {e}") });
+                        return Err(DataError::Value {
+                            path: path.to_path_buf(),
+                            line,
+                            column: "-".into(),
+                            message: format!("malformed CSV: {e}"),
+                        });
                     }
                 }
                 let line = rec.position().map_or(0, |p| p.line() as usize);
@@ -120,7 +125,8 @@ pub fn read_rows(
         }
         TableFormat::Parquet => {
             let file = File::open(path).map_err(io)?;
-            let pq = |e: parquet::errors::ParquetError| DataError::File { path: path.to_path_buf(), message: format!("reading Parquet: {e}") };
+            let pq =
+                |e: parquet::errors::ParquetError| DataError::File { path: path.to_path_buf(), message: format!("reading Parquet: {e}") };
             let reader = SerializedFileReader::new(file).map_err(pq)?;
             let header: Vec<String> =
                 reader.metadata().file_metadata().schema_descr().root_schema().get_fields().iter().map(|f| f.name().to_string()).collect();

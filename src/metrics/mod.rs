@@ -6,6 +6,7 @@
 pub mod auc;
 pub mod delong;
 pub mod funnel;
+pub mod radix;
 
 pub use auc::{auc, uauc};
 

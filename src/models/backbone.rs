@@ -67,7 +67,9 @@ impl Backbone {
     pub fn new(root: &nn::Path, kind: BackboneKind, in_dim: i64, heads: &[Head], cfg: &ModelsConfig) -> Result<Self, ModelError> {
         let net = match kind {
             BackboneKind::Embeddings => Net::Embeddings,
-            BackboneKind::SharedBottom => Net::SharedBottom(SharedBottomNet::new(&(root / "shared"), in_dim, &cfg.shared_bottom)?),
+            BackboneKind::SharedBottom => {
+                Net::SharedBottom(SharedBottomNet::new(&(root / "shared"), in_dim, &cfg.shared_bottom)?)
+            }
             BackboneKind::Mmoe => Net::Mmoe(MmoeNet::new(root, in_dim, heads, &cfg.mmoe)?),
             BackboneKind::Ple => Net::Ple(PleNet::new(root, in_dim, heads, &cfg.ple, None)?),
             BackboneKind::Cgc => Net::Ple(PleNet::new(root, in_dim, heads, &cfg.ple, Some(1))?),

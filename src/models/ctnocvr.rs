@@ -2,8 +2,8 @@
 //! Lower-CTR-Higher-CVR Upper", SIGIR 2022,
 //! <https://openreview.net/forum?id=57lEgcP51LG>): CTR over all rows, CVR on
 //! clicked rows, and the auxiliary click-and-not-convert task with label
-//! c = y (1 - z) over all rows. Loss = BCE(y, pCTR) + l1 BCE_clicked(z, pCVR)
-//! + l2 BCE(c, pCTnoCVR). In the product form pCTnoCVR = pCTR (1 - pCVR); in
+//! c = y (1 - z) over all rows. Loss = BCE(y, pCTR) + l1 BCE_clicked(z, pCVR) +
+//! l2 BCE(c, pCTnoCVR). In the product form pCTnoCVR = pCTR (1 - pCVR); in
 //! the own-tower variant (also in the authors' code) pCTnoCVR has its own
 //! tower. The fusion score (pCVR + w (1 - pCTnoCVR)) / (1 + w) ranks
 //! conversions and is recorded as the extra prediction `fusion`. Published on
@@ -148,8 +148,9 @@ impl MultiTaskModel for Ctnocvr {
             CtnocvrForm::OwnTower => raw[self.n_tasks].shallow_clone(),
         };
         let ctcvr = logit_of_product(a, b);
-        let task_logits: Vec<Tensor> =
-            (0..self.n_tasks).map(|i| if i == self.funnel.conversion { ctcvr.shallow_clone() } else { raw[i].shallow_clone() }).collect();
+        let task_logits: Vec<Tensor> = (0..self.n_tasks)
+            .map(|i| if i == self.funnel.conversion { ctcvr.shallow_clone() } else { raw[i].shallow_clone() })
+            .collect();
         let pcvr = probs_of(b);
         let pctnocvr = probs_of(&ctnocvr);
         let fusion = fusion_score(&pcvr, &pctnocvr, self.cfg.fusion_weight);

@@ -76,8 +76,9 @@ impl MultiTaskModel for Esmm {
         let (a, b) = (&raw[self.funnel.click], &raw[self.funnel.conversion]);
         let ctcvr = logit_of_product(a, b);
         // Per dataset task: pCTR, pCTCVR for the conversion task, own towers otherwise.
-        let task_logits: Vec<Tensor> =
-            (0..self.n_tasks).map(|i| if i == self.funnel.conversion { ctcvr.shallow_clone() } else { raw[i].shallow_clone() }).collect();
+        let task_logits: Vec<Tensor> = (0..self.n_tasks)
+            .map(|i| if i == self.funnel.conversion { ctcvr.shallow_clone() } else { raw[i].shallow_clone() })
+            .collect();
         let mut heads = vec![a.shallow_clone(), ctcvr];
         heads.extend(self.others.iter().map(|&i| raw[i].shallow_clone()));
         ModelOutput {
@@ -94,7 +95,11 @@ impl MultiTaskModel for Esmm {
 
     /// BCE(y, pCTR), BCE(y z, pCTCVR), then one BCE per other task; all over every row.
     fn loss_terms(&self, out: &ModelOutput, batch: &Batch) -> Vec<Tensor> {
-        self.targets(&batch.labels).iter().enumerate().map(|(h, t)| bce_masked(&out.logits.select(1, h as i64), t, None)).collect()
+        self.targets(&batch.labels)
+            .iter()
+            .enumerate()
+            .map(|(h, t)| bce_masked(&out.logits.select(1, h as i64), t, None))
+            .collect()
     }
 
     fn param_groups(&self) -> &ParamGroups {

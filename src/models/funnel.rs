@@ -171,7 +171,8 @@ mod tests {
 
     #[test]
     fn funnel_names_are_checked() {
-        let schema = FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec!["click".into(), "buy".into()] };
+        let schema =
+            FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec!["click".into(), "buy".into()] };
         let ok = FunnelConfig { click: "click".into(), conversion: "buy".into() }.resolve(&schema, None, None).unwrap();
         assert_eq!((ok.click, ok.conversion), (0, 1));
         let err = FunnelConfig { click: "clik".into(), conversion: "buy".into() }.resolve(&schema, None, None).unwrap_err();

@@ -65,7 +65,9 @@ impl MmoeNet {
         let experts = ExpertSet::new(&(root / "shared" / "mmoe" / "experts"), cfg.experts, in_dim, &cfg.expert_hidden);
         let gates = heads
             .iter()
-            .map(|h| Gate::new(&(root / "task" / h.key.as_str() / "gate"), in_dim, format!("mmoe/{}", h.name), labels("", cfg.experts)))
+            .map(|h| {
+                Gate::new(&(root / "task" / h.key.as_str() / "gate"), in_dim, format!("mmoe/{}", h.name), labels("", cfg.experts))
+            })
             .collect();
         Ok(MmoeNet { experts, gates })
     }

@@ -36,8 +36,10 @@ impl TowerStack {
             schema.tasks.iter().enumerate().map(|(i, t)| Head { key: i.to_string(), name: t.clone() }).collect();
         heads.extend(extra_heads.iter().cloned());
         let backbone = Backbone::new(root, kind, input.out_dim(), &heads, cfg)?;
-        let towers =
-            heads.iter().map(|h| Mlp::tower(&(root / "task" / h.key.as_str() / "tower"), backbone.out_dim(), &cfg.tower)).collect();
+        let towers = heads
+            .iter()
+            .map(|h| Mlp::tower(&(root / "task" / h.key.as_str() / "tower"), backbone.out_dim(), &cfg.tower))
+            .collect();
         Ok(TowerStack { input, backbone, towers })
     }
 

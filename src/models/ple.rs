@@ -119,8 +119,7 @@ impl PleNet {
                     root / "task" / heads[h].key.as_str() / "ple" / lvl.as_str()
                 }
             };
-            let task_experts =
-                (0..heads.len()).map(|h| ExpertSet::new(&(per_head(h, !last) / "experts"), mt, d, hid)).collect();
+            let task_experts = (0..heads.len()).map(|h| ExpertSet::new(&(per_head(h, !last) / "experts"), mt, d, hid)).collect();
             let shared_experts = ExpertSet::new(&(&shared / "shared" / "experts"), ms, d, hid);
             // A task gate at level l feeds task experts of level l + 1, which reach every
             // task only if level l + 1 still has a shared gate (l + 1 < n_levels).
@@ -228,7 +227,7 @@ mod tests {
             let et = cgc.task_experts[t].forward(&x);
             let w = cgc.task_gates[t].forward(&x);
             assert_eq!(w.size(), [4, 5]);
-            let all = Tensor::cat(&[et, es.shallow_clone()], 1);
+            let all = Tensor::cat(&[&et, &es], 1);
             let want = (0..5).map(|k| all.select(1, k) * w.select(1, k).unsqueeze(-1)).reduce(|a, b| a + b).unwrap();
             let diff = (&out[t] - want).abs().max().double_value(&[]);
             assert!(diff < 1e-5, "head {t} differs from the CGC formula by {diff}");

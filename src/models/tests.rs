@@ -22,7 +22,13 @@ fn schema() -> FeatureSchema {
         ],
         multi: vec![
             MultiField { name: "tags".into(), vocab_size: 10, emb_dim: 3, max_len: 3, shares_table_with: None },
-            MultiField { name: "history".into(), vocab_size: 30, emb_dim: 5, max_len: 4, shares_table_with: Some("itemid".into()) },
+            MultiField {
+                name: "history".into(),
+                vocab_size: 30,
+                emb_dim: 5,
+                max_len: 4,
+                shares_table_with: Some("itemid".into()),
+            },
         ],
         dense: vec!["d0".into(), "d1".into()],
         tasks: vec!["click".into(), "buy".into(), "like".into()],
@@ -149,7 +155,9 @@ fn input_layer_dims_come_from_the_schema_and_bad_overrides_are_named() {
     // The shared history follows the item table's width.
     let layer = InputLayer::new(&vs.root(), &schema(), &cfg).unwrap();
     assert_eq!(layer.out_dim(), 2 + 4 + 7 + 3 + 7);
-    for (field, dim, want) in [("history", 3, "pooled through the `itemid` table"), ("nope", 3, "no such field"), ("tags", 0, "positive")] {
+    for (field, dim, want) in
+        [("history", 3, "pooled through the `itemid` table"), ("nope", 3, "no such field"), ("tags", 0, "positive")]
+    {
         let cfg = InputConfig { emb_dims: BTreeMap::from([(field.to_string(), dim)]) };
         let err = InputLayer::new(&nn::VarStore::new(Device::Cpu).root(), &schema(), &cfg).unwrap_err().to_string();
         assert!(err.contains(&format!("models.input.emb_dims.{field}")) && err.contains(want), "{err}");
@@ -171,7 +179,8 @@ fn shapes_gates_and_loss_names_of_every_model() {
             assert_eq!(e.size(), [B], "{label}: extra {n}");
         }
         let mixture = matches!(kind, ModelKind::Mmoe | ModelKind::Ple)
-            || (kind == ModelKind::Ctnocvr && !matches!(cfg.ctnocvr.backbone, BackboneKind::Embeddings | BackboneKind::SharedBottom))
+            || (kind == ModelKind::Ctnocvr
+                && !matches!(cfg.ctnocvr.backbone, BackboneKind::Embeddings | BackboneKind::SharedBottom))
             || (kind == ModelKind::Esmm && cfg.esmm.backbone == BackboneKind::Mmoe);
         assert_eq!(!out.gates.is_empty(), mixture, "{label}: gates exposed iff mixture of experts");
         for g in &out.gates {
@@ -290,11 +299,7 @@ fn esmm_ctcvr_is_the_product_and_its_loss_matches_a_hand_computation() {
     let (y, z, w) = (lab(0), lab(1), lab(2));
     let bce = |l: f64, p: f64| -(l * p.ln() + (1.0 - l) * (1.0 - p).ln());
     let mean = |f: &dyn Fn(usize) -> f64| (0..4).map(f).sum::<f64>() / 4.0;
-    let want = [
-        mean(&|i| bce(y[i], p1[i])),
-        mean(&|i| bce(y[i] * z[i], p1[i] * p2[i])),
-        mean(&|i| bce(w[i], p3[i])),
-    ];
+    let want = [mean(&|i| bce(y[i], p1[i])), mean(&|i| bce(y[i] * z[i], p1[i] * p2[i])), mean(&|i| bce(w[i], p3[i]))];
     let got: Vec<f64> = m.loss_terms(&out, &b).iter().map(|l| l.double_value(&[])).collect();
     for (g, w) in got.iter().zip(want) {
         assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
@@ -371,7 +376,11 @@ fn bad_settings_are_named() {
         }
     };
     check(ModelKind::Esmm, &|c| c.funnel = None, "models.funnel");
-    check(ModelKind::Ctnocvr, &|c| c.funnel = Some(FunnelConfig { click: "click".into(), conversion: "cart".into() }), "models.funnel.conversion");
+    check(
+        ModelKind::Ctnocvr,
+        &|c| c.funnel = Some(FunnelConfig { click: "click".into(), conversion: "cart".into() }),
+        "models.funnel.conversion",
+    );
     check(ModelKind::Ple, &|c| c.ple.levels = 0, "models.ple.levels");
     check(ModelKind::Ple, &|c| c.ple.shared_experts = 0, "models.ple.shared_experts");
     check(ModelKind::Mmoe, &|c| c.mmoe.experts = 0, "models.mmoe.experts");

@@ -97,7 +97,10 @@ pub fn validate(tasks: &[String], split: &DaySplit) -> Result<(), DataError> {
         }
         for &d in days {
             if d < first {
-                return Err(cfg(&format!("split.{name}"), format!("day {d} has no complete {}-day window; use days >= {first}", etl::WINDOW)));
+                return Err(cfg(
+                    &format!("split.{name}"),
+                    format!("day {d} has no complete {}-day window; use days >= {first}", etl::WINDOW),
+                ));
             }
             if let Some((_, other)) = seen.iter().find(|(x, _)| *x == d) {
                 return Err(cfg(&format!("split.{name}"), format!("day {d} is also in split.{other}")));
@@ -183,41 +186,79 @@ fn action_index(task: &str) -> usize {
     ACTIONS.iter().position(|a| *a == task).unwrap_or(0)
 }
 
-fn pad_list(col: &etl::ListColumn, r: usize, max_len: usize, ids: &mut Vec<i64>, mask: &mut Vec<f32>) {
-    let row = col.row(r);
-    let row = &row[..row.len().min(max_len)];
-    ids.extend(row.iter().map(|&v| v as i64));
-    mask.extend(std::iter::repeat_n(1.0f32, row.len()));
-    ids.extend(std::iter::repeat_n(0i64, max_len - row.len()));
-    mask.extend(std::iter::repeat_n(0.0f32, max_len - row.len()));
+/// Output blocks of one chunk of rows (disjoint slices of the split's blocks).
+struct Part<'a> {
+    categorical: &'a mut [i64],
+    dense: &'a mut [f32],
+    labels: &'a mut [f32],
+    users: &'a mut [i64],
+    ids: Vec<&'a mut [i64]>,
+    mask: Vec<&'a mut [f32]>,
 }
 
+fn fill(f: &WechatFeatures, rows: &[usize], tasks: &[usize], lens: &[usize], p: Part<'_>) {
+    let lists = [&f.tags, &f.history];
+    let (nc, nd, nt) = (f.categorical.len(), f.dense.len(), tasks.len());
+    let Part { categorical, dense, labels, users, mut ids, mut mask } = p;
+    for (i, &r) in rows.iter().enumerate() {
+        for (j, col) in f.categorical.iter().enumerate() {
+            categorical[i * nc + j] = col[r] as i64;
+        }
+        for (j, col) in f.dense.iter().enumerate() {
+            dense[i * nd + j] = col[r];
+        }
+        for (j, &a) in tasks.iter().enumerate() {
+            labels[i * nt + j] = f.actions[a][r] as f32;
+        }
+        users[i] = f.categorical[0][r] as i64;
+        for (m, list) in lists.iter().enumerate() {
+            let row = list.row(r);
+            let base = i * lens[m];
+            for (k, &v) in row[..row.len().min(lens[m])].iter().enumerate() {
+                ids[m][base + k] = v as i64;
+                mask[m][base + k] = 1.0;
+            }
+        }
+    }
+}
+
+/// The padded blocks of one split. Blocks start zeroed (padding = id 0,
+/// mask 0) and row chunks are filled in parallel.
 fn split_data(f: &WechatFeatures, schema: &FeatureSchema, rows: &[usize]) -> SplitData {
     let n = rows.len();
     let tasks: Vec<usize> = schema.tasks.iter().map(|t| action_index(t)).collect();
+    let (nc, nd, nt) = (f.categorical.len(), f.dense.len(), tasks.len().max(1));
+    let lens: Vec<usize> = schema.multi.iter().map(|m| m.max_len.max(1)).collect();
     let mut s = SplitData {
         rows: n,
-        categorical: Vec::with_capacity(n * CATEGORICAL.len()),
-        dense: Vec::with_capacity(n * f.dense.len()),
-        labels: Vec::with_capacity(n * tasks.len()),
-        users: Vec::with_capacity(n),
-        ..Default::default()
+        categorical: vec![0; n * nc],
+        dense: vec![0.0; n * nd],
+        labels: vec![0.0; n * tasks.len()],
+        users: vec![0; n],
+        multi_ids: lens.iter().map(|l| vec![0; n * l]).collect(),
+        multi_mask: lens.iter().map(|l| vec![0.0; n * l]).collect(),
     };
-    for &r in rows {
-        s.categorical.extend(f.categorical.iter().map(|c| c[r] as i64));
-        s.dense.extend(f.dense.iter().map(|c| c[r]));
-        s.labels.extend(tasks.iter().map(|&a| f.actions[a][r] as f32));
-        s.users.push(f.categorical[0][r] as i64);
-    }
-    for (m, col) in schema.multi.iter().zip([&f.tags, &f.history]) {
-        let mut ids = Vec::with_capacity(n * m.max_len);
-        let mut mask = Vec::with_capacity(n * m.max_len);
-        for &r in rows {
-            pad_list(col, r, m.max_len, &mut ids, &mut mask);
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8);
+    let chunk = n.div_ceil(threads).max(1);
+    let (tasks, lens) = (&tasks, &lens);
+    std::thread::scope(|sc| {
+        let mut cat = s.categorical.chunks_mut(chunk * nc);
+        let mut dense = s.dense.chunks_mut(chunk * nd);
+        let mut labels = s.labels.chunks_mut(chunk * nt);
+        let mut users = s.users.chunks_mut(chunk);
+        let mut ids: Vec<_> = s.multi_ids.iter_mut().zip(lens).map(|(v, &l)| v.chunks_mut(chunk * l)).collect();
+        let mut mask: Vec<_> = s.multi_mask.iter_mut().zip(lens).map(|(v, &l)| v.chunks_mut(chunk * l)).collect();
+        for rs in rows.chunks(chunk) {
+            let (Some(categorical), Some(dense), Some(labels), Some(users)) = (cat.next(), dense.next(), labels.next(), users.next())
+            else {
+                break;
+            };
+            let ids: Vec<&mut [i64]> = ids.iter_mut().filter_map(|it| it.next()).collect();
+            let mask: Vec<&mut [f32]> = mask.iter_mut().filter_map(|it| it.next()).collect();
+            let part = Part { categorical, dense, labels, users, ids, mask };
+            sc.spawn(move || fill(f, rs, tasks, lens, part));
         }
-        s.multi_ids.push(ids);
-        s.multi_mask.push(mask);
-    }
+    });
     s
 }
 

@@ -218,7 +218,8 @@ pub fn read_feeds(path: &Path) -> Result<RawFeeds, DataError> {
         out.bgm_singer_id.push(opt_int(&t, 4)?);
         let tags = t.field(&rec, line, 5)?;
         for tag in tags.split(|&c| c == b';').filter(|s| !s.trim_ascii().is_empty()) {
-            let v = parse_int(tag).ok_or_else(|| t.bad(line, 5, format!("expected ';'-separated integer tag ids, found `{}`", show(tag))))?;
+            let v =
+                parse_int(tag).ok_or_else(|| t.bad(line, 5, format!("expected ';'-separated integer tag ids, found `{}`", show(tag))))?;
             out.tags.push(v);
         }
         out.tag_offsets.push(out.tags.len());

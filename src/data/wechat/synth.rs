@@ -239,11 +239,7 @@ impl World {
             let dir = &self.direction[a * K..(a + 1) * K];
             let interest: f64 = (0..K).map(|k| uf[k] as f64 * ff[k] as f64 * dir[k]).sum::<f64>() / (K as f64).sqrt();
             let author_w = if a == 2 || a == 5 { 1.0 } else { 0.3 };
-            *o = INTEREST * interest
-                + self.users.bias[u * 7 + a] as f64
-                + self.feeds.quality[f * 7 + a] as f64
-                + author_w * author
-                + mood;
+            *o = INTEREST * interest + self.users.bias[u * 7 + a] as f64 + self.feeds.quality[f * 7 + a] as f64 + author_w * author + mood;
         }
         out
     }

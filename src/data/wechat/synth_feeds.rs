@@ -127,29 +127,12 @@ impl FeedWorld {
         let singers = ((n as f64 * 0.16).round() as usize).max(1);
         let singer_of_song: Vec<u32> = (0..songs).map(|_| zipf_index(rng, singers)).collect();
         let song = (0..n).map(|_| if rng.gen::<f64>() < 0.3 { None } else { Some(zipf_index(rng, songs)) }).collect();
-        FeedWorld {
-            raw_id,
-            author,
-            author_raw,
-            author_effect,
-            factor,
-            quality,
-            birth,
-            popularity,
-            seconds,
-            tags,
-            song,
-            singer_of_song,
-        }
+        FeedWorld { raw_id, author, author_raw, author_effect, factor, quality, birth, popularity, seconds, tags, song, singer_of_song }
     }
 
     /// Exposure weights of day `d`: popularity decaying with age.
     pub fn day_weights(&self, d: i32) -> Vec<f64> {
-        self.popularity
-            .iter()
-            .zip(&self.birth)
-            .map(|(&p, &b)| if b > d { 0.0 } else { p * 0.85f64.powi(d - b) })
-            .collect()
+        self.popularity.iter().zip(&self.birth).map(|(&p, &b)| if b > d { 0.0 } else { p * 0.85f64.powi(d - b) }).collect()
     }
 
     /// Writes feed_info.csv (15 columns, the real header order).
@@ -266,8 +249,7 @@ impl Alias {
     pub fn new(weights: &[f64]) -> Self {
         let n = weights.len().max(1);
         let total: f64 = weights.iter().sum();
-        let mut prob: Vec<f64> =
-            if total > 0.0 { weights.iter().map(|w| w * n as f64 / total).collect() } else { vec![1.0; n] };
+        let mut prob: Vec<f64> = if total > 0.0 { weights.iter().map(|w| w * n as f64 / total).collect() } else { vec![1.0; n] };
         let mut alias = vec![0u32; n];
         let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| prob[i] < 1.0);
         while let (Some(s), Some(&l)) = (small.pop(), large.last()) {

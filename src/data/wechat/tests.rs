@@ -200,10 +200,18 @@ fn load_err(actions: &str, feeds: &str, split: DaySplit) -> (String, usize) {
 fn bad_input_names_file_line_and_column_and_leaves_no_cache() {
     let cases: [(String, String, &str); 5] = [
         (ACTIONS_CSV.replace("date_", "day"), FEEDS.into(), "user_action.csv: line 1: missing column `date_`"),
-        (ACTIONS_CSV.replace("3,200,9,1", "x3,200,9,1"), FEEDS.into(), "user_action.csv, line 9, column `userid`: expected an integer, found `x3`"),
+        (
+            ACTIONS_CSV.replace("3,200,9,1", "x3,200,9,1"),
+            FEEDS.into(),
+            "user_action.csv, line 9, column `userid`: expected an integer, found `x3`",
+        ),
         (ACTIONS_CSV.replace("2,999,8,2,0,0,1", "2,999,8,2,0,0,2"), FEEDS.into(), "line 7, column `like`: expected a 0/1 label, found `2`"),
         (ACTIONS_CSV.into(), FEEDS.replace("200,8,20", "200,8,twenty"), "feed_info.csv, line 3, column `videoplayseconds`"),
-        (ACTIONS_CSV.into(), FEEDS.replace("300,7,30", "100,7,30"), "feed_info.csv, line 4, column `feedid`: feedid 100 appears twice (first on line 2)"),
+        (
+            ACTIONS_CSV.into(),
+            FEEDS.replace("300,7,30", "100,7,30"),
+            "feed_info.csv, line 4, column `feedid`: feedid 100 appears twice (first on line 2)",
+        ),
     ];
     for (actions, feeds, want) in cases {
         let (msg, left) = load_err(&actions, &feeds, small_split());
@@ -245,7 +253,11 @@ mod synthetic {
         write_dir(&params(300, 900, 11, 0.5), b.path()).unwrap();
         write_dir(&params(300, 900, 12, 0.5), c.path()).unwrap();
         for f in [ACTION_FILE, FEED_FILE] {
-            let (x, y, z) = (std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap(), std::fs::read(c.path().join(f)).unwrap());
+            let (x, y, z) = (
+                std::fs::read(a.path().join(f)).unwrap(),
+                std::fs::read(b.path().join(f)).unwrap(),
+                std::fs::read(c.path().join(f)).unwrap(),
+            );
             assert!(x == y, "{f} differs between two runs with the same seed");
             assert!(x != z, "{f} is the same for another seed");
         }
