@@ -15,6 +15,7 @@ pub mod fusion;
 pub mod interrupt;
 pub mod metrics;
 pub mod models;
+pub mod perf;
 pub mod report;
 pub mod runner;
 pub mod stats;

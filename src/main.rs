@@ -10,6 +10,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, Format};
 use mtlbench::config::{self, ConfigError};
+use mtlbench::perf;
 use mtlbench::report;
 use mtlbench::runner::{self, RunOptions};
 use mtlbench::store::Store;
@@ -65,6 +66,43 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data { command } => cmd_data(command),
+        Command::Perf { models, steps, warmup, batch, threads, users, feeds, test_rows, auc_rows, seed, python, no_reference, script, work_dir, json } => {
+            let cache_dir = mtlbench::data::default_cache_dir();
+            let python = if no_reference {
+                None
+            } else {
+                python.or_else(|| Some(perf::default_python(&cache_dir)).filter(|p| p.exists()))
+            };
+            let opts = perf::PerfOptions {
+                models: models.iter().map(|m| perf::parse_model(m)).collect::<Result<_, _>>()?,
+                steps,
+                warmup,
+                batch_size: batch,
+                threads: threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                users,
+                feeds,
+                test_rows,
+                auc_rows,
+                seed,
+                python,
+                script,
+                worker_exe: std::env::current_exe().context("locating the bench executable")?,
+                cache_dir,
+                work_dir,
+            };
+            let report = perf::run(&opts, &mut |line| eprintln!("{line}")).context("bench perf")?;
+            print!("{report}");
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
+        Command::PerfWorker { dir, model } => {
+            let r = perf::worker::run(&dir, perf::parse_model(&model)?).with_context(|| format!("perf worker on {}", dir.display()))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
     }
 }
 

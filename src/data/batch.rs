@@ -103,13 +103,21 @@ impl SplitTensors {
 
     /// Shuffled batches for one epoch; the order depends only on `seed` and `epoch`.
     pub fn shuffled(&self, batch_size: usize, seed: u64, epoch: usize) -> ShuffledBatches<'_> {
-        let mut order: Vec<i64> = (0..self.rows as i64).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(epoch as u64 + 1)));
-        order.shuffle(&mut rng);
+        let order = epoch_order(self.rows, seed, epoch);
         let device = self.all.labels.device();
         let perm = Tensor::from_slice(&order).to_device(device);
         ShuffledBatches { split: self, perm, batch_size: batch_size.max(1) as i64, pos: 0 }
     }
+}
+
+/// The row order of one epoch of [`SplitTensors::shuffled`]; it depends
+/// only on `rows`, `seed` and `epoch` (`bench perf` hands it to the PyTorch
+/// reference so that both sides see the same batches).
+pub fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<i64> {
+    let mut order: Vec<i64> = (0..rows as i64).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(epoch as u64 + 1)));
+    order.shuffle(&mut rng);
+    order
 }
 
 /// Iterator over the shuffled batches of one epoch.

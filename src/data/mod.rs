@@ -1,7 +1,9 @@
-//! Dataset sources and the batch iterator. Every source (toy, and later the
-//! WeChat ETL, the WeChat-shaped synthetic generator and CSV/Parquet tables)
-//! produces the same [`Dataset`]: a [`FeatureSchema`] and three splits of
-//! in-memory columns. Downstream stages never read raw files.
+//! Dataset sources and the batch iterator. Every source (`toy`, the WeChat
+//! ETL `wechat`, the WeChat-shaped generator `synthetic-wechat`, and any
+//! CSV/Parquet `table`) produces the same [`Dataset`]: a [`FeatureSchema`]
+//! and three splits of in-memory columns. Downstream stages never read raw
+//! files; processed WeChat features are cached as Parquet ([`cache`]), and
+//! [`inspect`] describes a dataset before training.
 
 pub mod batch;
 pub mod cache;

@@ -223,9 +223,9 @@ mod tests {
         // CGC by hand: head t = sum_k softmax(W_t x)_k [E_t(x); E_s(x)]_k.
         let cgc = &net.levels[0];
         let es = cgc.shared_experts.forward(&x);
-        for t in 0..2 {
-            let et = cgc.task_experts[t].forward(&x);
-            let w = cgc.task_gates[t].forward(&x);
+        for (t, (experts, gate)) in cgc.task_experts.iter().zip(&cgc.task_gates).enumerate() {
+            let et = experts.forward(&x);
+            let w = gate.forward(&x);
             assert_eq!(w.size(), [4, 5]);
             let all = Tensor::cat(&[&et, &es], 1);
             let want = (0..5).map(|k| all.select(1, k) * w.select(1, k).unsqueeze(-1)).reduce(|a, b| a + b).unwrap();

@@ -278,9 +278,29 @@ fn eval_mode_is_deterministic_and_train_mode_uses_dropout() {
         for ((_, x), (_, y)) in e1.extra.iter().zip(&e2.extra) {
             assert_eq!(max_abs(&(x - y)), 0.0, "{label}");
         }
+        // Batch norm uses running statistics in eval mode: a row's prediction
+        // does not depend on the other rows of its batch.
+        let part = Batch {
+            categorical: b.categorical.narrow(0, 0, 4),
+            multi_ids: b.multi_ids.iter().map(|t| t.narrow(0, 0, 4)).collect(),
+            multi_mask: b.multi_mask.iter().map(|t| t.narrow(0, 0, 4)).collect(),
+            dense: b.dense.narrow(0, 0, 4),
+            labels: b.labels.narrow(0, 0, 4),
+            users: b.users.narrow(0, 0, 4),
+        };
+        let e3 = m.forward_t(&part, false);
+        assert!(max_abs(&(e1.probs.narrow(0, 0, 4) - &e3.probs)) < 1e-6, "{label}: eval rows depend on their batch");
         let t1 = m.forward_t(&b, true);
         let t2 = m.forward_t(&b, true);
         assert!(max_abs(&(&t1.probs - &t2.probs)) > 0.0, "{label}: dropout should make training passes differ");
+        // Without dropout, training passes are repeatable but use batch statistics.
+        let mut no_drop = cfg.clone();
+        no_drop.tower.dropout = 0.0;
+        let (_vs, m) = build_with(kind, &no_drop);
+        let (t1, t2) = (m.forward_t(&b, true), m.forward_t(&b, true));
+        assert_eq!(max_abs(&(&t1.probs - &t2.probs)), 0.0, "{label}: only dropout is random");
+        let t3 = m.forward_t(&part, true);
+        assert!(max_abs(&(t1.probs.narrow(0, 0, 4) - &t3.probs)) > 1e-6, "{label}: training uses batch statistics");
     }
 }
 

@@ -19,14 +19,16 @@
 //! steps (default 1, i.e. the first step's losses). The weights stay at 1
 //! until L(0) is known; the first update happens on step `l0_steps`.
 //!
-//! Cost: T extra backward passes from the losses to W per step (through each
-//! task's own head only), plus the model's one backward pass.
+//! Cost: one gradient pass per loss term over every parameter (each through
+//! its own head and the shared part); the model's gradient is then
+//! sum_t w_t g_t, so no further backward pass is needed.
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use super::equal::weighted_sum;
-use super::{flatten, grads_of, BuildContext, Scope, StepReport, Strategy, StrategyError};
+use super::{
+    accumulate_grads, flatten, per_term_grads, scope_first, BuildContext, Scope, StepReport, Strategy, StrategyError,
+};
 use crate::models::ParamGroups;
 use crate::train::optim::Optimizer;
 
@@ -168,8 +170,7 @@ impl Strategy for GradNorm {
         if losses.len() != t {
             return Err(Self::step_error(format!("{} loss terms given, {t} weights", losses.len())));
         }
-        let scope = self.scope.params(params);
-        if scope.is_empty() {
+        if self.scope.params(params).is_empty() {
             return Err(Self::step_error(format!(
                 "the model declares no {} parameters to measure gradient norms on (strategies.gradnorm.scope)",
                 match self.scope {
@@ -194,13 +195,24 @@ impl Strategy for GradNorm {
                 }
             }
         }
-        let norms = losses
-            .iter()
-            .map(|x| Ok(flatten(&grads_of(x, scope)?).norm()))
-            .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
+        // One pass per term over every parameter: the in-scope part gives
+        // n_t, and sum_t w_t g_t is the gradient of sum_t w_t L_t (w detached).
+        let (all, n_scope) = scope_first(params, self.scope);
+        let per_term = per_term_grads(losses, &all)?;
+        let norms: Vec<Tensor> = per_term.iter().map(|g| flatten(&g[..n_scope]).norm()).collect();
         let n = Tensor::f_stack(&norms, 0)?.detach().to_kind(Kind::Float);
         let weights = self.weights();
-        weighted_sum(losses, &weights).f_backward()?;
+        let model_grads: Vec<Tensor> = (0..all.len())
+            .map(|k| {
+                per_term
+                    .iter()
+                    .zip(&weights)
+                    .map(|(g, &w)| &g[k] * w)
+                    .reduce(|a, b| a + b)
+                    .unwrap_or_else(|| all[k].zeros_like())
+            })
+            .collect();
+        accumulate_grads(&all, &model_grads)?;
         if self.seen >= self.l0_steps {
             self.update_weights(&l, &n)?;
         }

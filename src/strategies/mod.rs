@@ -157,6 +157,28 @@ pub fn grads_of(loss: &Tensor, inputs: &[Tensor]) -> Result<Vec<Tensor>, tch::Tc
     Ok(g.into_iter().zip(inputs).map(|(g, x)| if g.defined() { g } else { x.zeros_like() }).collect())
 }
 
+/// Every parameter of `groups`, those of `scope` first: returns the list and
+/// how many of its leading entries are in scope. Each parameter appears once.
+pub fn scope_first(groups: &ParamGroups, scope: Scope) -> (Vec<Tensor>, usize) {
+    let first: Vec<Tensor> = scope.params(groups).iter().map(|t| t.shallow_clone()).collect();
+    let n = first.len();
+    let seen: std::collections::HashSet<usize> = first.iter().map(|t| t.data_ptr() as usize).collect();
+    let rest = groups.shared.iter().chain(&groups.task_specific).filter(|t| !seen.contains(&(t.data_ptr() as usize)));
+    (first.into_iter().chain(rest.map(|t| t.shallow_clone())).collect(), n)
+}
+
+/// One gradient pass per loss term over `params` (graph kept, `.grad` untouched).
+///
+/// Each pass only traverses what its term reaches (its own head and the
+/// shared part), so T passes over every parameter cost about one backward
+/// pass of the sum plus (T - 1) passes over the shared part, provided the
+/// model computes each term from its own head's output (not from a tensor
+/// that stacks all heads: the backward of a stack sends zeros into every
+/// head, and each pass then costs a full backward).
+pub fn per_term_grads(losses: &[Tensor], params: &[Tensor]) -> Result<Vec<Vec<Tensor>>, tch::TchError> {
+    losses.iter().map(|l| grads_of(l, params)).collect()
+}
+
 /// The gradients as one flat vector.
 pub fn flatten(grads: &[Tensor]) -> Tensor {
     Tensor::cat(&grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0)
@@ -325,6 +347,18 @@ mod tests {
         assert_close(&grad_vec(&p), &[0.5, -1.0, 0.0, 2.0], 0.0);
         accumulate_grads(&[p.shallow_clone()], &[g]).unwrap();
         assert_close(&grad_vec(&p), &[1.0, -2.0, 0.0, 4.0], 0.0);
+    }
+
+    #[test]
+    fn scope_first_orders_without_duplicates() {
+        let (a, b, c, h) = (param(&[1.0]), param(&[2.0]), param(&[3.0]), param(&[4.0]));
+        let g = groups(&[&a, &b, &c], &[&c], &[&h]);
+        let (all, n) = scope_first(&g, Scope::LastShared);
+        let vals: Vec<f64> = all.iter().map(|t| t.double_value(&[0])).collect();
+        assert_eq!((vals, n), (vec![3.0, 1.0, 2.0, 4.0], 1));
+        let (all, n) = scope_first(&g, Scope::AllShared);
+        let vals: Vec<f64> = all.iter().map(|t| t.double_value(&[0])).collect();
+        assert_eq!((vals, n), (vec![1.0, 2.0, 3.0, 4.0], 3));
     }
 
     #[test]

@@ -11,9 +11,9 @@
 //! the scope get the plain sum too.
 //!
 //! The order comes from a ChaCha8 stream seeded by the run's seed, so a run
-//! is reproducible. Cost: T backward passes over the shared part (scope
-//! all-shared), or T passes down to the last shared layer plus one plain
-//! backward (scope last-shared).
+//! is reproducible. Cost: one gradient pass per loss term over every
+//! parameter (each through its own head and the shared part), whatever the
+//! scope; the scope only decides what is projected.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -21,8 +21,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::equal::weighted_sum;
-use super::{accumulate_grads, flatten, grads_of, unflatten, BuildContext, Scope, StepReport, Strategy, StrategyError};
+use super::{
+    accumulate_grads, flatten, per_term_grads, scope_first, unflatten, BuildContext, Scope, StepReport, Strategy,
+    StrategyError,
+};
 use crate::models::ParamGroups;
 
 fn d_scope() -> Scope {
@@ -90,20 +92,6 @@ pub fn projected_sum(grads: &[Tensor], order: &[usize]) -> Tensor {
     project(grads, order).into_iter().reduce(|a, b| a + b).unwrap_or_else(|| Tensor::from(0.0f32))
 }
 
-/// Overwrites `.grad` of `params` with `grads`.
-fn set_grads(params: &[Tensor], grads: &[Tensor]) -> Result<(), tch::TchError> {
-    tch::no_grad(|| -> Result<(), tch::TchError> {
-        for p in params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.f_zero_()?;
-            }
-        }
-        Ok(())
-    })?;
-    accumulate_grads(params, grads)
-}
-
 impl Strategy for PcGrad {
     fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError> {
         if losses.len() != self.n_terms {
@@ -112,8 +100,7 @@ impl Strategy for PcGrad {
                 message: format!("{} loss terms given, {} expected", losses.len(), self.n_terms),
             });
         }
-        let scope = self.scope.params(params);
-        if scope.is_empty() {
+        if self.scope.params(params).is_empty() {
             return Err(StrategyError::Step {
                 strategy: "pcgrad",
                 message: format!(
@@ -126,28 +113,17 @@ impl Strategy for PcGrad {
             });
         }
         let order = self.order();
-        match self.scope {
-            Scope::AllShared => {
-                // One backward pass per task over every parameter: the shared
-                // part is projected, the task-specific part summed as is.
-                let ns = params.shared.len();
-                let all: Vec<Tensor> = params.shared.iter().chain(&params.task_specific).map(|t| t.shallow_clone()).collect();
-                let per_task = losses.iter().map(|l| grads_of(l, &all)).collect::<Result<Vec<_>, _>>()?;
-                let flat: Vec<Tensor> = per_task.iter().map(|g| flatten(&g[..ns])).collect();
-                let mut grads = unflatten(&projected_sum(&flat, &order), &params.shared);
-                for k in ns..all.len() {
-                    let sum = per_task.iter().map(|g| g[k].shallow_clone()).reduce(|a, b| a + b);
-                    grads.push(sum.unwrap_or_else(|| all[k].zeros_like()));
-                }
-                accumulate_grads(&all, &grads)?;
-            }
-            Scope::LastShared => {
-                let flat = losses.iter().map(|l| Ok(flatten(&grads_of(l, scope)?))).collect::<Result<Vec<_>, tch::TchError>>()?;
-                let projected = unflatten(&projected_sum(&flat, &order), scope);
-                weighted_sum(losses, &vec![1.0; losses.len()]).f_backward()?;
-                set_grads(scope, &projected)?;
-            }
+        // One pass per term over every parameter: the in-scope part is
+        // projected and summed, everything else is summed as is.
+        let (all, n_scope) = scope_first(params, self.scope);
+        let per_term = per_term_grads(losses, &all)?;
+        let flat: Vec<Tensor> = per_term.iter().map(|g| flatten(&g[..n_scope])).collect();
+        let mut grads = unflatten(&projected_sum(&flat, &order), &all[..n_scope]);
+        for k in n_scope..all.len() {
+            let sum = per_term.iter().map(|g| g[k].shallow_clone()).reduce(|a, b| a + b);
+            grads.push(sum.unwrap_or_else(|| all[k].zeros_like()));
         }
+        accumulate_grads(&all, &grads)?;
         Ok(StepReport { weights: vec![1.0; losses.len()] })
     }
 }

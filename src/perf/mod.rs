@@ -1,0 +1,427 @@
+//! `bench perf`: speed you can measure. MMOE and PLE are trained for N steps
+//! on the same WeChat-shaped synthetic features, first by mtlbench, then by
+//! a PyTorch eager script of the same architecture
+//! (`scripts/perf_reference.py`), one after the other in one invocation with
+//! the same thread count, same initial weights and same batches. Reported:
+//! samples/s of each and their ratio, achieved FLOP/s of the step against
+//! the machine's measured sgemm, peak RSS of each side, test AUC of each,
+//! mtlbench's harness overhead per step, and exact AUC of 10M scores against
+//! scikit-learn's `roc_auc_score` on the same numbers.
+//!
+//! Why child processes: each side's peak memory is then its own (wait4), and
+//! both pay the same start-up and data loading. Why shared weights and batch
+//! order: the AUC comparison then tests the implementations, not two seeds.
+//! The module only measures and reports; it never writes the results store.
+
+pub mod child;
+pub mod exchange;
+pub mod machine;
+mod report;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device};
+use thiserror::Error;
+
+use crate::data::batch::{epoch_order, to_vec_f32};
+use crate::data::wechat::synth::SyntheticWechatConfig;
+use crate::data::wechat::DaySplit;
+use crate::data::{self, DataConfig, DataError, SplitTensors};
+use crate::models::{self, ModelKind, ModelsConfig};
+use crate::train::TrainConfig;
+use exchange::{Manifest, ModelFiles, TrainSettings};
+pub use machine::{Machine, Sgemm};
+pub use worker::{Overhead, SideResult};
+
+#[derive(Debug, Error)]
+pub enum PerfError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("{what}: {message}")]
+    Child { what: String, message: String },
+    #[error("data: {0}")]
+    Data(#[from] DataError),
+    #[error("model: {0}")]
+    Model(String),
+    #[error("libtorch: {0}")]
+    Torch(String),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("option --{key}: {message}")]
+    Option { key: String, message: String },
+    #[error("{0}")]
+    Check(String),
+}
+
+impl PerfError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> PerfError {
+        PerfError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+impl From<tch::TchError> for PerfError {
+    fn from(e: tch::TchError) -> Self {
+        PerfError::Torch(e.to_string())
+    }
+}
+
+/// What `bench perf` runs.
+#[derive(Debug, Clone)]
+pub struct PerfOptions {
+    pub models: Vec<ModelKind>,
+    pub steps: usize,
+    /// Steps at the start of each side that the throughput does not count.
+    pub warmup: usize,
+    pub batch_size: usize,
+    pub threads: usize,
+    /// Size of the synthetic WeChat data (the real data: 20,000 users, 106,444 feeds).
+    pub users: usize,
+    pub feeds: usize,
+    pub test_rows: usize,
+    /// Rows of the exact-AUC comparison (0 = skip it).
+    pub auc_rows: usize,
+    pub seed: u64,
+    /// The Python interpreter with torch (and scikit-learn); `None` = the
+    /// mtlbench side only.
+    pub python: Option<PathBuf>,
+    pub script: PathBuf,
+    /// The `bench` executable that runs the mtlbench side (`bench perf-worker`).
+    pub worker_exe: PathBuf,
+    pub cache_dir: PathBuf,
+    /// Keep the exchange files here (default: a temporary folder).
+    pub work_dir: Option<PathBuf>,
+}
+
+/// One model, both sides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelComparison {
+    pub model: String,
+    /// FLOPs of one training step from the architecture ([`machine::train_step_flops`]).
+    pub step_flops: f64,
+    pub mtlbench: SideResult,
+    pub reference: Option<SideResult>,
+}
+
+/// Exact AUC of the same scores by both.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AucComparison {
+    pub rows: usize,
+    pub mtlbench_seconds: f64,
+    pub mtlbench_auc: Option<f64>,
+    pub sklearn_seconds: Option<f64>,
+    pub sklearn_auc: Option<f64>,
+}
+
+/// Everything `bench perf` measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PerfReport {
+    pub machine: Machine,
+    pub threads: usize,
+    pub load_before: Option<f64>,
+    pub load_after: Option<f64>,
+    pub dataset: String,
+    pub train_rows: usize,
+    pub test_rows: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub batch_size: usize,
+    pub sgemm: Sgemm,
+    pub models: Vec<ModelComparison>,
+    pub auc: Option<AucComparison>,
+    pub notes: Vec<String>,
+}
+
+/// The default interpreter `make perf-setup` installs (scripts/setup-perf-python.sh).
+pub fn default_python(cache_dir: &Path) -> PathBuf {
+    cache_dir.join(format!("perf-python-torch-{}", env!("MTLBENCH_LIBTORCH_VERSION"))).join("venv/bin/python")
+}
+
+/// A folder under the system's temporary directory, removed when dropped.
+pub(crate) struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    pub(crate) fn new(what: &str) -> Result<ScratchDir, PerfError> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let p = std::env::temp_dir().join(format!("mtlbench-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).map_err(|e| PerfError::io(&p, e))?;
+        Ok(ScratchDir(p))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover folder in /tmp is harmless.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A model by its registry name.
+pub fn parse_model(name: &str) -> Result<ModelKind, PerfError> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| PerfError::Option {
+        key: "models".into(),
+        message: format!("unknown model `{name}`; models: {}", ModelKind::names().join(", ")),
+    })
+}
+
+fn check_options(o: &PerfOptions) -> Result<(), PerfError> {
+    let bad = |key: &str, message: String| Err(PerfError::Option { key: key.into(), message });
+    if o.models.is_empty() {
+        return bad("models", "name at least one model".into());
+    }
+    if let Some(m) = o.models.iter().find(|m| !matches!(m, ModelKind::Mmoe | ModelKind::Ple | ModelKind::SharedBottom)) {
+        return bad("models", format!("{} has funnel loss terms; the reference implements mmoe, ple and shared-bottom", m.name()));
+    }
+    if o.steps <= o.warmup {
+        return bad("steps", format!("must exceed --warmup ({}), got {}", o.warmup, o.steps));
+    }
+    if o.batch_size == 0 || o.threads == 0 || o.test_rows == 0 {
+        return bad("batch / threads / test-rows", "must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// The first `n` rows of a seeded shuffle of `0..rows`.
+fn sample_rows(rows: usize, n: usize, seed: u64, stream: usize) -> Vec<usize> {
+    epoch_order(rows, seed, stream).into_iter().take(n).map(|r| r as usize).collect()
+}
+
+/// Loads the data, takes the rows of the run and writes the exchange folder.
+fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<(Manifest, Vec<(ModelKind, f64)>), PerfError> {
+    let cfg = SyntheticWechatConfig {
+        users: o.users,
+        feeds: o.feeds,
+        seed: 1,
+        days: 14,
+        relatedness: 0.5,
+        tasks: vec!["read_comment".into(), "like".into(), "click_avatar".into()],
+        split: DaySplit::default(),
+    };
+    let t = Instant::now();
+    let ds = data::load(&DataConfig::SyntheticWechat(cfg), &o.cache_dir)?;
+    progress(&format!("data: {} loaded in {:.1}s", ds.name, t.elapsed().as_secs_f64()));
+    let need = o.steps * o.batch_size;
+    if ds.train.rows < need {
+        return Err(PerfError::Option {
+            key: "steps".into(),
+            message: format!(
+                "{} steps x batch {} need {need} train rows; the data has {} (lower --steps or raise --users)",
+                o.steps, o.batch_size, ds.train.rows
+            ),
+        });
+    }
+    let train = exchange::take_rows(&ds.train, &ds.schema, &sample_rows(ds.train.rows, need, o.seed, 0));
+    let test_n = o.test_rows.min(ds.test.rows);
+    let test = exchange::take_rows(&ds.test, &ds.schema, &sample_rows(ds.test.rows, test_n, o.seed, 2));
+    let schema = ds.schema.clone();
+    let dataset = ds.name.clone();
+    drop(ds);
+    let defaults = TrainConfig::default();
+    let settings = TrainSettings {
+        batch_size: o.batch_size,
+        steps: o.steps,
+        warmup: o.warmup,
+        lr: defaults.lr,
+        beta1: defaults.beta1,
+        beta2: defaults.beta2,
+        eps: defaults.eps,
+        weight_decay: defaults.weight_decay,
+        eval_batch_size: defaults.eval_batch_size,
+        trace_every: defaults.trace_every,
+        seed: o.seed,
+    };
+    let train_split = exchange::write_split(dir, "train", &train, &schema)?;
+    let test_split = exchange::write_split(dir, "test", &test, &schema)?;
+    let order = exchange::write_array(dir, "order.bin", &epoch_order(train.rows, o.seed, 1), vec![train.rows])?;
+    let models_config = ModelsConfig::default();
+    let check_rows = test.rows.min(1024);
+    let test_t = SplitTensors::new(&test, &schema, Device::Cpu);
+    let mut files = Vec::new();
+    let mut flops = Vec::new();
+    for &kind in &o.models {
+        tch::manual_seed(o.seed as i64);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = models::build(kind, &vs, &schema, &models_config).map_err(|e| PerfError::Model(e.to_string()))?;
+        let weights_file = format!("weights_{}.bin", kind.name());
+        let weights = exchange::write_weights(dir, &weights_file, &vs)?;
+        let probs = tch::no_grad(|| model.forward_t(&test_t.slice(0, check_rows), false).probs);
+        let probs = to_vec_f32(&probs)?;
+        let check_probs =
+            exchange::write_array(dir, &format!("check_{}.bin", kind.name()), &probs, vec![check_rows, schema.tasks.len()])?;
+        files.push(ModelFiles { kind, weights_file, weights, check_probs });
+        flops.push((kind, machine::train_step_flops(&vs, o.batch_size)));
+    }
+    let manifest = Manifest {
+        format: exchange::FORMAT,
+        dataset,
+        schema,
+        models_config,
+        train: settings,
+        threads: o.threads,
+        train_split,
+        test_split,
+        order,
+        models: files,
+    };
+    manifest.write(dir)?;
+    Ok((manifest, flops))
+}
+
+/// Environment both sides run under: same threads, passive OpenMP waiting.
+fn side_command(program: &Path, threads: usize) -> Command {
+    let mut c = Command::new(program);
+    c.env("OMP_NUM_THREADS", threads.to_string()).env("MKL_NUM_THREADS", threads.to_string());
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        c.env("OMP_WAIT_POLICY", "PASSIVE");
+    }
+    c
+}
+
+fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfError> {
+    let line = out.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+    let mut r: SideResult = serde_json::from_str(line).map_err(|e| PerfError::Child {
+        what: what.into(),
+        message: format!("its last output line is not the expected JSON ({e}): {line:?}"),
+    })?;
+    r.peak_rss_mib = Some(out.peak_rss_mib);
+    Ok(r)
+}
+
+/// A side must start from the function the parent wrote: the same eval-mode
+/// probabilities of the initial weights on the check rows.
+fn same_function(what: &str, r: &SideResult) -> Result<(), PerfError> {
+    match r.check_max_abs_diff {
+        Some(d) if d <= 1e-4 => Ok(()),
+        Some(d) => Err(PerfError::Check(format!(
+            "{what} is not the same function: its initial probabilities differ from mtlbench's by up to {d:.2e}"
+        ))),
+        None => Err(PerfError::Check(format!("{what} did not report its check of the initial probabilities"))),
+    }
+}
+
+/// Exact AUC of `rows` synthetic scores by mtlbench, and by scikit-learn when
+/// a Python is given; the two values must agree.
+fn compare_auc(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<AucComparison, PerfError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0xA0C);
+    let n = o.auc_rows;
+    let mut labels = Vec::with_capacity(n);
+    let mut scores = Vec::with_capacity(n);
+    for _ in 0..n {
+        let y = (rng.gen::<f64>() < 0.035) as u8 as f32;
+        // A logit with signal, squashed to a probability: f32 rounding leaves ties.
+        let z: f64 = rng.sample::<f64, _>(rand_distr::StandardNormal) + 1.2 * y as f64 - 3.0;
+        labels.push(y);
+        scores.push((1.0 / (1.0 + (-z).exp())) as f32);
+    }
+    let mut times = Vec::new();
+    let mut value = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        value = crate::metrics::auc(&labels, &scores);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let mut cmp = AucComparison { rows: n, mtlbench_seconds: times[1], mtlbench_auc: value, sklearn_seconds: None, sklearn_auc: None };
+    progress(&format!("auc: mtlbench {:.3}s on {n} scores", cmp.mtlbench_seconds));
+    if let Some(py) = &o.python {
+        let l = exchange::write_array(dir, "auc_labels.bin", &labels, vec![n])?;
+        let s = exchange::write_array(dir, "auc_scores.bin", &scores, vec![n])?;
+        drop((labels, scores));
+        let mut c = side_command(py, o.threads);
+        c.arg(&o.script).arg("auc").arg(dir.join(&l.file)).arg(dir.join(&s.file));
+        let out = child::run("scikit-learn roc_auc_score", c)?;
+        let line = out.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| PerfError::Child {
+            what: "scikit-learn roc_auc_score".into(),
+            message: format!("unexpected output ({e}): {line:?}"),
+        })?;
+        cmp.sklearn_seconds = v["seconds"].as_f64();
+        cmp.sklearn_auc = v["auc"].as_f64();
+        if let (Some(a), Some(b)) = (cmp.mtlbench_auc, cmp.sklearn_auc) {
+            if (a - b).abs() > 1e-9 {
+                return Err(PerfError::Check(format!("exact AUC differs from scikit-learn's: {a} vs {b}")));
+            }
+        }
+    }
+    Ok(cmp)
+}
+
+/// Runs the whole comparison; `progress` receives one line per stage.
+pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport, PerfError> {
+    check_options(o)?;
+    let load_before = machine::load_average();
+    tch::set_num_threads(o.threads as i32);
+    let _tmp;
+    let dir = match &o.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| PerfError::io(d, e))?;
+            d.clone()
+        }
+        None => {
+            _tmp = ScratchDir::new("perf")?;
+            _tmp.0.clone()
+        }
+    };
+    let mut notes = Vec::new();
+    if let Some(py) = &o.python {
+        if !py.exists() {
+            return Err(PerfError::Option {
+                key: "python".into(),
+                message: format!("{} does not exist (make perf-setup installs the reference's Python)", py.display()),
+            });
+        }
+    } else {
+        notes.push("PyTorch reference skipped: no Python with torch (make perf-setup, or --python PATH)".into());
+    }
+    let (manifest, flops) = prepare(o, &dir, progress)?;
+    let sgemm = machine::sgemm(2048, 5);
+    progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", sgemm.median_flops / 1e9, sgemm.threads));
+    let mut models = Vec::new();
+    for (kind, step_flops) in flops {
+        let mut c = side_command(&o.worker_exe, o.threads);
+        c.arg("perf-worker").arg(&dir).arg("--model").arg(kind.name());
+        let what = format!("mtlbench {}", kind.name());
+        progress(&format!("{what}: {} steps ...", o.steps));
+        let ours = parse_side(&what, child::run(&what, c)?)?;
+        progress(&format!("{what}: {:.0} samples/s", ours.samples_per_second));
+        same_function(&what, &ours)?;
+        let reference = match &o.python {
+            Some(py) => {
+                let mut c = side_command(py, o.threads);
+                c.arg(&o.script).arg("train").arg(&dir).arg("--model").arg(kind.name());
+                let what = format!("pytorch {}", kind.name());
+                progress(&format!("{what}: {} steps ...", o.steps));
+                let r = parse_side(&what, child::run(&what, c)?)?;
+                progress(&format!("{what}: {:.0} samples/s", r.samples_per_second));
+                same_function(&what, &r)?;
+                Some(r)
+            }
+            None => None,
+        };
+        models.push(ModelComparison { model: kind.name().into(), step_flops, mtlbench: ours, reference });
+    }
+    let auc = if o.auc_rows > 0 { Some(compare_auc(o, &dir, progress)?) } else { None };
+    Ok(PerfReport {
+        machine: Machine::capture(),
+        threads: o.threads,
+        load_before,
+        load_after: machine::load_average(),
+        dataset: manifest.dataset.clone(),
+        train_rows: manifest.train_split.rows,
+        test_rows: manifest.test_split.rows,
+        steps: o.steps,
+        warmup: o.warmup,
+        batch_size: o.batch_size,
+        sgemm,
+        models,
+        auc,
+        notes,
+    })
+}

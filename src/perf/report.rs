@@ -1,0 +1,174 @@
+//! The text of a [`PerfReport`]: the machine and its load, one table row per
+//! model and side, the ratios, the harness overhead, the exact-AUC race, and
+//! each of issue 8's targets marked met or missed, so a reader never has to
+//! do the arithmetic.
+
+use std::fmt;
+
+use super::{PerfReport, SideResult};
+
+/// Throughput target: mtlbench at least this many times the reference.
+pub const TARGET_RATIO: f64 = 1.2;
+/// Test AUCs equal within this (mean over tasks).
+pub const TARGET_AUC_DELTA: f64 = 0.003;
+/// Achieved FLOP/s of the step at least this share of the sgemm throughput.
+pub const TARGET_SGEMM_SHARE: f64 = 0.5;
+/// Exact AUC of 10M scores within this many seconds ...
+pub const TARGET_AUC_SECONDS: f64 = 1.0;
+/// ... and this many times faster than scikit-learn.
+pub const TARGET_AUC_SPEEDUP: f64 = 5.0;
+/// Harness overhead per step at most this percentage of the step.
+pub const TARGET_OVERHEAD_PERCENT: f64 = 3.0;
+
+/// Mean of the defined AUCs.
+pub fn mean_auc(r: &SideResult) -> Option<f64> {
+    let v: Vec<f64> = r.test_auc.iter().filter_map(|(_, a)| *a).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// One target and whether it was met.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub what: String,
+    pub met: bool,
+}
+
+impl PerfReport {
+    /// Achieved FLOP/s of a side's training step.
+    pub fn achieved_flops(step_flops: f64, side: &SideResult) -> f64 {
+        step_flops * side.samples_per_second / side.batch_size.max(1) as f64
+    }
+
+    /// Issue 8's targets that this report can judge.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut t = Vec::new();
+        for m in &self.models {
+            let share = Self::achieved_flops(m.step_flops, &m.mtlbench) / self.sgemm.median_flops;
+            t.push(Target {
+                what: format!("{}: step at {:.0}% of sgemm (>= {:.0}%)", m.model, share * 100.0, TARGET_SGEMM_SHARE * 100.0),
+                met: share >= TARGET_SGEMM_SHARE,
+            });
+            if let Some(o) = &m.mtlbench.overhead {
+                t.push(Target {
+                    what: format!("{}: harness overhead {:.2}% of a step (<= {TARGET_OVERHEAD_PERCENT}%)", m.model, o.percent),
+                    met: o.percent <= TARGET_OVERHEAD_PERCENT,
+                });
+            }
+            if let Some(r) = &m.reference {
+                let ratio = m.mtlbench.samples_per_second / r.samples_per_second;
+                t.push(Target {
+                    what: format!("{}: {ratio:.2}x the PyTorch eager throughput (>= {TARGET_RATIO}x)", m.model),
+                    met: ratio >= TARGET_RATIO,
+                });
+                if let (Some(a), Some(b)) = (mean_auc(&m.mtlbench), mean_auc(r)) {
+                    t.push(Target {
+                        what: format!("{}: mean test AUC differs by {:+.4} (within ±{TARGET_AUC_DELTA})", m.model, a - b),
+                        met: (a - b).abs() <= TARGET_AUC_DELTA,
+                    });
+                }
+            }
+        }
+        if let Some(a) = &self.auc {
+            t.push(Target {
+                what: format!("exact AUC of {} scores in {:.3}s (<= {TARGET_AUC_SECONDS}s)", a.rows, a.mtlbench_seconds),
+                met: a.mtlbench_seconds <= TARGET_AUC_SECONDS,
+            });
+            if let Some(s) = a.sklearn_seconds {
+                let x = s / a.mtlbench_seconds;
+                t.push(Target { what: format!("exact AUC {x:.1}x faster than scikit-learn (>= {TARGET_AUC_SPEEDUP}x)"), met: x >= TARGET_AUC_SPEEDUP });
+            }
+        }
+        t
+    }
+}
+
+fn aucs(r: &SideResult) -> String {
+    let v: Vec<String> = r.test_auc.iter().map(|(_, a)| a.map_or("n/a".into(), |a| format!("{a:.4}"))).collect();
+    format!("{} (mean {})", v.join(" / "), mean_auc(r).map_or("n/a".into(), |a| format!("{a:.4}")))
+}
+
+impl fmt::Display for PerfReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.machine;
+        writeln!(f, "machine  {}, {} cores, {} GiB; libtorch {}; {} threads per side", m.cpu_model, m.cores, m.memory_gib, m.libtorch, self.threads)?;
+        let load = |l: Option<f64>| l.map_or("?".into(), |l| format!("{l:.2}"));
+        writeln!(f, "load     1-min load average {} before, {} after", load(self.load_before), load(self.load_after))?;
+        writeln!(
+            f,
+            "data     {}: {} train rows ({} steps x batch {}, first {} untimed), {} test rows",
+            self.dataset, self.train_rows, self.steps, self.batch_size, self.warmup, self.test_rows
+        )?;
+        writeln!(
+            f,
+            "sgemm    libtorch {n}x{n}x{n} f32 matmul: {:.1} GFLOP/s (median; best {:.1})",
+            self.sgemm.median_flops / 1e9,
+            self.sgemm.best_flops / 1e9,
+            n = self.sgemm.n
+        )?;
+        writeln!(f)?;
+        let tasks = self.models.first().map(|m| m.mtlbench.test_auc.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(" / "));
+        writeln!(
+            f,
+            "{:<6} {:<9} {:>10} {:>8} {:>8} {:>7} {:>9}  test AUC {}",
+            "model",
+            "side",
+            "samples/s",
+            "step ms",
+            "GFLOP/s",
+            "%sgemm",
+            "peak RSS",
+            tasks.unwrap_or_default()
+        )?;
+        for c in &self.models {
+            let sides = std::iter::once(&c.mtlbench).chain(c.reference.as_ref());
+            for s in sides {
+                let fl = Self::achieved_flops(c.step_flops, s);
+                writeln!(
+                    f,
+                    "{:<6} {:<9} {:>10.0} {:>8.1} {:>8.1} {:>6.0}% {:>7.0}MB  {}",
+                    c.model,
+                    s.side,
+                    s.samples_per_second,
+                    1e3 * s.batch_size as f64 / s.samples_per_second,
+                    fl / 1e9,
+                    100.0 * fl / self.sgemm.median_flops,
+                    s.peak_rss_mib.unwrap_or(0.0),
+                    aucs(s)
+                )?;
+            }
+            let mut line = format!("       step = {:.2} GFLOP (6 x batch x dense weights)", c.step_flops / 1e9);
+            if let Some(r) = &c.reference {
+                line += &format!("; mtlbench / pytorch = {:.2}x", c.mtlbench.samples_per_second / r.samples_per_second);
+                if let Some(d) = r.check_max_abs_diff {
+                    line += &format!("; same initial function: max |dp| {d:.1e}");
+                }
+            }
+            writeln!(f, "{line}")?;
+            if let Some(o) = &c.mtlbench.overhead {
+                writeln!(
+                    f,
+                    "       mtlbench harness per step: batch {:.2} ms, trace {:.2} ms, SQLite {:.2} ms = {:.2}% of a {:.1} ms step",
+                    o.batch_ms, o.trace_ms, o.db_ms, o.percent, o.step_ms
+                )?;
+            }
+        }
+        if let Some(a) = &self.auc {
+            writeln!(f)?;
+            let v = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.12}"));
+            write!(f, "exact AUC of {} scores: mtlbench {:.3}s (AUC {})", a.rows, a.mtlbench_seconds, v(a.mtlbench_auc))?;
+            match a.sklearn_seconds {
+                Some(s) => writeln!(f, ", scikit-learn {s:.3}s (AUC {}): {:.1}x", v(a.sklearn_auc), s / a.mtlbench_seconds)?,
+                None => writeln!(f)?,
+            }
+        }
+        writeln!(f)?;
+        writeln!(f, "targets (issue 8):")?;
+        for t in self.targets() {
+            writeln!(f, "  [{}] {}", if t.met { "met" } else { "MISSED" }, t.what)?;
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        Ok(())
+    }
+}

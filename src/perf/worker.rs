@@ -1,0 +1,202 @@
+//! The mtlbench side of `bench perf`, run in a child process of its own
+//! (`bench perf-worker`) so that its peak memory is its own. It reads the
+//! exchange folder, loads a model's initial weights and trains it exactly as
+//! the training loop does: batches from `SplitTensors::shuffled`, the
+//! [`Stepper`] step (equal weighting, Adam), strategy traces every
+//! `trace_every` steps with their gradient diagnostics, written to a real
+//! SQLite store. Each part is timed, so the harness overhead (batching,
+//! tracing, database writes) is measured rather than assumed; then the test
+//! AUC of the trained model.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device};
+
+use super::exchange::{self, Manifest};
+use super::PerfError;
+use crate::data::batch::to_vec_f32;
+use crate::data::SplitTensors;
+use crate::models::{self, ModelKind};
+use crate::strategies::{StrategiesConfig, StrategyKind};
+use crate::store::{NewRun, Store};
+use crate::train::{evaluate, Stepper, TraceRecord, TrainConfig};
+
+/// Where the time of the timed steps went (milliseconds per step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Forward, loss, backward and optimizer step, diagnostics excluded.
+    pub step_ms: f64,
+    /// Assembling the batch (`index_select` from the split's tensors).
+    pub batch_ms: f64,
+    /// Gradient diagnostics of the traced steps, spread over all steps.
+    pub trace_ms: f64,
+    /// Writing the traces to SQLite, spread over all steps.
+    pub db_ms: f64,
+    /// (batch + trace + db) / step, in percent.
+    pub percent: f64,
+}
+
+/// One side's result, as both sides print it (JSON on stdout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideResult {
+    pub side: String,
+    pub model: String,
+    pub threads: usize,
+    pub batch_size: usize,
+    pub steps: usize,
+    pub timed_steps: usize,
+    pub timed_seconds: f64,
+    pub samples_per_second: f64,
+    pub median_step_ms: f64,
+    /// Test AUC per task (`None` = undefined).
+    pub test_auc: Vec<(String, Option<f64>)>,
+    /// Largest |p - p_mtlbench| of the initial model on the check rows.
+    #[serde(default)]
+    pub check_max_abs_diff: Option<f64>,
+    #[serde(default)]
+    pub overhead: Option<Overhead>,
+    /// Filled in by the parent from wait4.
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A throwaway store with one run to hang the traces on.
+fn trace_store(path: &Path, model: ModelKind) -> Result<(Store, String), PerfError> {
+    let store = Store::open(path).map_err(|e| PerfError::Store(e.to_string()))?;
+    let id = "perf0000000000".to_string();
+    store.upsert_sweep("perf", "perf", "-", "").map_err(|e| PerfError::Store(e.to_string()))?;
+    let run = NewRun {
+        id: &id,
+        sweep_id: "perf",
+        name: model.name(),
+        model: model.name(),
+        strategy: "equal",
+        seed: 0,
+        config_hash: "perf",
+        cell_key: "perf",
+        dataset_name: "perf",
+        dataset_digest: "perf",
+        config_json: "{}",
+        env_json: "{}",
+        params: &[],
+        pid: std::process::id(),
+        host: "perf",
+        data_seconds: 0.0,
+    };
+    store.start_run(&run).map_err(|e| PerfError::Store(e.to_string()))?;
+    Ok((store, id))
+}
+
+/// Trains `kind` from the exchange folder `dir` and measures it.
+pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
+    let m = Manifest::read(dir)?;
+    let s = &m.train;
+    tch::set_num_threads(m.threads as i32);
+    tch::manual_seed(s.seed as i64);
+    let train = exchange::read_split(dir, &m.train_split, &m.schema)?;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = models::build(kind, &vs, &m.schema, &m.models_config).map_err(|e| PerfError::Model(e.to_string()))?;
+    let files = m.model(kind)?;
+    exchange::load_weights(dir, files, &vs)?;
+    let test = exchange::read_split(dir, &m.test_split, &m.schema)?;
+    let test_t = SplitTensors::new(&test, &m.schema, Device::Cpu);
+    // The loaded model must give the probabilities the parent computed.
+    let want: Vec<f32> = exchange::read_array(dir, &files.check_probs)?;
+    let rows = files.check_probs.shape.first().copied().unwrap_or(0);
+    let got = to_vec_f32(&tch::no_grad(|| model.forward_t(&test_t.slice(0, rows), false).probs))?;
+    let check = got.iter().zip(&want).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+    let cfg = TrainConfig {
+        batch_size: s.batch_size,
+        lr: s.lr,
+        beta1: s.beta1,
+        beta2: s.beta2,
+        eps: s.eps,
+        weight_decay: s.weight_decay,
+        trace_every: s.trace_every,
+        eval_batch_size: s.eval_batch_size,
+        ..Default::default()
+    };
+    let strategies = StrategiesConfig::default();
+    let mut stepper = Stepper::new(model.as_ref(), &vs, StrategyKind::Equal, &strategies, &cfg, s.seed, Device::Cpu)
+        .map_err(|e| PerfError::Model(e.to_string()))?;
+    let terms = stepper.terms().to_vec();
+    let db_dir = super::ScratchDir::new("perf-db")?;
+    let (store, run_id) = trace_store(&db_dir.0.join("perf.sqlite"), kind)?;
+
+    let split = SplitTensors::new(&train, &m.schema, Device::Cpu);
+    let mut batches = split.shuffled(s.batch_size, s.seed, 1);
+    let (mut batch_t, mut step_t, mut db_t) = (vec![], vec![], vec![]);
+    let mut traced = vec![];
+    let start = Instant::now();
+    let mut timed_start = start;
+    for step in 0..s.steps {
+        if step == s.warmup {
+            timed_start = Instant::now();
+        }
+        let t0 = Instant::now();
+        let batch = batches.next().ok_or_else(|| PerfError::Format {
+            path: dir.join(exchange::MANIFEST),
+            message: format!("{} train rows give fewer than {} batches", train.rows, s.steps),
+        })?;
+        let t1 = Instant::now();
+        let diagnose = step % s.trace_every == 0;
+        let out = stepper.step(&batch, diagnose, 1, step).map_err(|e| PerfError::Model(e.to_string()))?;
+        let t2 = Instant::now();
+        if let Some(diagnostics) = out.diagnostics {
+            let rec = TraceRecord { step, epoch: 1, terms: terms.clone(), weights: out.weights, losses: out.losses, diagnostics };
+            store.record_trace(&run_id, &rec).map_err(|e| PerfError::Store(e.to_string()))?;
+        }
+        let t3 = Instant::now();
+        if step >= s.warmup {
+            batch_t.push((t1 - t0).as_secs_f64());
+            step_t.push((t2 - t1).as_secs_f64());
+            db_t.push((t3 - t2).as_secs_f64());
+            traced.push(diagnose);
+        }
+    }
+    let timed_seconds = timed_start.elapsed().as_secs_f64();
+    let timed = step_t.len();
+    let plain: Vec<f64> = step_t.iter().zip(&traced).filter(|(_, &d)| !d).map(|(t, _)| *t).collect();
+    let plain_median = median(&plain);
+    let n = timed.max(1) as f64;
+    let trace_extra: f64 = step_t.iter().zip(&traced).filter(|(_, &d)| d).map(|(t, _)| (t - plain_median).max(0.0)).sum();
+    let steps_only: f64 = plain.iter().sum::<f64>() + plain_median * (timed - plain.len()) as f64;
+    let batch_sum: f64 = batch_t.iter().sum();
+    let db_sum: f64 = db_t.iter().sum();
+    let overhead = Overhead {
+        step_ms: steps_only / n * 1e3,
+        batch_ms: batch_sum / n * 1e3,
+        trace_ms: trace_extra / n * 1e3,
+        db_ms: db_sum / n * 1e3,
+        percent: 100.0 * (batch_sum + trace_extra + db_sum) / steps_only.max(1e-12),
+    };
+
+    let pred = evaluate::predict(model.as_ref(), &test_t, &m.schema, s.eval_batch_size)?;
+    let test_auc = evaluate::task_metrics(&pred, &test).into_iter().map(|t| (t.task, t.auc)).collect();
+    Ok(SideResult {
+        side: "mtlbench".into(),
+        model: kind.name().into(),
+        threads: m.threads,
+        batch_size: s.batch_size,
+        steps: s.steps,
+        timed_steps: timed,
+        timed_seconds,
+        samples_per_second: (timed * s.batch_size) as f64 / timed_seconds.max(1e-12),
+        median_step_ms: plain_median * 1e3,
+        test_auc,
+        check_max_abs_diff: Some(check),
+        overhead: Some(overhead),
+        peak_rss_mib: None,
+    })
+}
