@@ -9,8 +9,8 @@
 //! at batch 1024. Strategies are measured in interleaved rounds so that
 //! machine noise hits them alike; the median per strategy is reported.
 //!
-//!     cargo bench --bench strategy_step -- [--model mmoe] [--steps 20]
-//!         [--rounds 5] [--threads N] [--batch 1024]
+//!     cargo bench --bench strategy_step -- [--model mmoe] [--steps 10]
+//!         [--rounds 3] [--threads N] [--batch 1024]
 
 use std::time::Instant;
 
@@ -27,10 +27,11 @@ struct Args {
     rounds: usize,
     threads: Option<i32>,
     batch: usize,
+    filters: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { model: ModelKind::Mmoe, steps: 20, rounds: 5, threads: None, batch: 1024 };
+    let mut a = Args { model: ModelKind::Mmoe, steps: 10, rounds: 3, threads: None, batch: 1024, filters: vec![] };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -46,7 +47,8 @@ fn parse_args() -> Result<Args, String> {
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             // cargo bench passes --bench; ignore it and other harness flags.
             f if f.starts_with("--") => {}
-            other => return Err(format!("unexpected argument {other:?}")),
+            // A positional argument is a benchmark filter, as with criterion.
+            filter => a.filters.push(filter.to_string()),
         }
     }
     Ok(a)
@@ -81,6 +83,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> Result<(), String> {
     let args = parse_args()?;
+    if !args.filters.is_empty() && !args.filters.iter().any(|f| "strategy_step".contains(f.as_str())) {
+        return Ok(());
+    }
     if let Some(n) = args.threads {
         tch::set_num_threads(n);
     }

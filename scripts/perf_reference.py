@@ -306,6 +306,15 @@ def load_weights(model, d, files):
         sys.exit(f"reference variables missing from {files['weights_file']}: {missing}")
 
 
+def peak_rss_mib():
+    """This process's VmHWM (peak resident set), as mtlbench reports its own."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return None
+
+
 def predict(model, split, batch):
     model.eval()
     out = []
@@ -348,10 +357,10 @@ def train(args):
     opt = torch.optim.Adam(model.parameters(), lr=s["lr"], betas=(s["beta1"], s["beta2"]), eps=s["eps"], weight_decay=s["weight_decay"])
     b, n_tasks = s["batch_size"], len(m["schema"]["tasks"])
     times = []
-    timed_start = time.perf_counter()
+    timed_start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(s["steps"]):
         if step == s["warmup"]:
-            timed_start = time.perf_counter()
+            timed_start, cpu_start = time.perf_counter(), time.process_time()
         t0 = time.perf_counter()
         cat, ids, mask, dense, labels = train_split.select(order[step * b : (step + 1) * b])
         logits = model(cat, ids, mask, dense)
@@ -362,6 +371,7 @@ def train(args):
         if step >= s["warmup"]:
             times.append(time.perf_counter() - t0)
     timed_seconds = time.perf_counter() - timed_start
+    timed_cpu_seconds = time.process_time() - cpu_start
     if not torch.isfinite(loss):
         sys.exit(f"the reference diverged: loss {float(loss)}")
 
@@ -379,10 +389,12 @@ def train(args):
         "steps": s["steps"],
         "timed_steps": len(times),
         "timed_seconds": timed_seconds,
+        "timed_cpu_seconds": timed_cpu_seconds,
         "samples_per_second": len(times) * b / timed_seconds,
         "median_step_ms": 1e3 * sorted(times)[len(times) // 2],
         "test_auc": aucs,
         "check_max_abs_diff": check,
+        "peak_rss_mib": peak_rss_mib(),
     }))
 
 

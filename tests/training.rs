@@ -38,8 +38,11 @@ strategies = ["equal", "uncertainty", "gradnorm", "pcgrad"]
 seeds = [3]
 "#;
 
+/// (split, task, metric, value).
+type Metric = (String, String, String, f64);
+
 /// (run name, sorted metric rows) of every run in a database.
-fn metrics_by_name(db: &std::path::Path) -> Vec<(String, Vec<(String, String, String, f64)>)> {
+fn metrics_by_name(db: &std::path::Path) -> Vec<(String, Vec<Metric>)> {
     let store = Store::open(db).unwrap();
     let mut out: Vec<_> = store
         .list_runs()

@@ -15,6 +15,7 @@
 
 pub mod backbone;
 pub mod ctnocvr;
+pub mod dropout;
 pub mod esmm;
 pub mod experts;
 pub mod funnel;

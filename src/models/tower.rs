@@ -100,7 +100,7 @@ impl Mlp {
         for (lin, bn) in &self.layers {
             h = lin.forward(&h).relu();
             if self.dropout > 0.0 {
-                h = h.dropout(self.dropout, train);
+                h = super::dropout::dropout(&h, self.dropout, train);
             }
             if let Some(bn) = bn {
                 h = bn.forward_t(&h, train);

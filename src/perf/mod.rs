@@ -8,8 +8,8 @@
 //! mtlbench's harness overhead per step, and exact AUC of 10M scores against
 //! scikit-learn's `roc_auc_score` on the same numbers.
 //!
-//! Why child processes: each side's peak memory is then its own (wait4), and
-//! both pay the same start-up and data loading. Why shared weights and batch
+//! Why child processes: each side's peak memory is then its own (each reports
+//! its VmHWM), and both pay the same start-up and data loading. Why shared weights and batch
 //! order: the AUC comparison then tests the implementations, not two seeds.
 //! The module only measures and reports; it never writes the results store.
 
@@ -286,11 +286,13 @@ fn side_command(program: &Path, threads: usize) -> Command {
 
 fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfError> {
     let line = out.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
-    let mut r: SideResult = serde_json::from_str(line).map_err(|e| PerfError::Child {
+    let r: SideResult = serde_json::from_str(line).map_err(|e| PerfError::Child {
         what: what.into(),
         message: format!("its last output line is not the expected JSON ({e}): {line:?}"),
     })?;
-    r.peak_rss_mib = Some(out.peak_rss_mib);
+    if r.peak_rss_mib.is_none() {
+        return Err(PerfError::Child { what: what.into(), message: "it did not report its peak RSS".into() });
+    }
     Ok(r)
 }
 

@@ -109,11 +109,12 @@ impl fmt::Display for PerfReport {
         let tasks = self.models.first().map(|m| m.mtlbench.test_auc.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(" / "));
         writeln!(
             f,
-            "{:<6} {:<9} {:>10} {:>8} {:>8} {:>7} {:>9}  test AUC {}",
+            "{:<6} {:<9} {:>10} {:>8} {:>8} {:>8} {:>7} {:>9}  test AUC {}",
             "model",
             "side",
             "samples/s",
             "step ms",
+            "CPU ms",
             "GFLOP/s",
             "%sgemm",
             "peak RSS",
@@ -125,11 +126,12 @@ impl fmt::Display for PerfReport {
                 let fl = Self::achieved_flops(c.step_flops, s);
                 writeln!(
                     f,
-                    "{:<6} {:<9} {:>10.0} {:>8.1} {:>8.1} {:>6.0}% {:>7.0}MB  {}",
+                    "{:<6} {:<9} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>6.0}% {:>7.0}MB  {}",
                     c.model,
                     s.side,
                     s.samples_per_second,
                     1e3 * s.batch_size as f64 / s.samples_per_second,
+                    1e3 * s.timed_cpu_seconds / s.timed_steps.max(1) as f64,
                     fl / 1e9,
                     100.0 * fl / self.sgemm.median_flops,
                     s.peak_rss_mib.unwrap_or(0.0),

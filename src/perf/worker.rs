@@ -48,6 +48,9 @@ pub struct SideResult {
     pub steps: usize,
     pub timed_steps: usize,
     pub timed_seconds: f64,
+    /// CPU time (user + system, all threads) of the timed steps: less
+    /// sensitive than wall time to other processes on the cores.
+    pub timed_cpu_seconds: f64,
     pub samples_per_second: f64,
     pub median_step_ms: f64,
     /// Test AUC per task (`None` = undefined).
@@ -57,9 +60,18 @@ pub struct SideResult {
     pub check_max_abs_diff: Option<f64>,
     #[serde(default)]
     pub overhead: Option<Overhead>,
-    /// Filled in by the parent from wait4.
+    /// Peak resident memory of the side's process (its VmHWM), MiB.
     #[serde(default)]
     pub peak_rss_mib: Option<f64>,
+}
+
+/// User + system CPU seconds of this process so far, all threads.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -138,11 +150,12 @@ pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
     let mut batches = split.shuffled(s.batch_size, s.seed, 1);
     let (mut batch_t, mut step_t, mut db_t) = (vec![], vec![], vec![]);
     let mut traced = vec![];
-    let start = Instant::now();
-    let mut timed_start = start;
+    let mut timed_start = Instant::now();
+    let mut cpu_start = cpu_seconds();
     for step in 0..s.steps {
         if step == s.warmup {
             timed_start = Instant::now();
+            cpu_start = cpu_seconds();
         }
         let t0 = Instant::now();
         let batch = batches.next().ok_or_else(|| PerfError::Format {
@@ -166,11 +179,13 @@ pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
         }
     }
     let timed_seconds = timed_start.elapsed().as_secs_f64();
+    let timed_cpu_seconds = cpu_seconds() - cpu_start;
     let timed = step_t.len();
     let plain: Vec<f64> = step_t.iter().zip(&traced).filter(|(_, &d)| !d).map(|(t, _)| *t).collect();
     let plain_median = median(&plain);
     let n = timed.max(1) as f64;
-    let trace_extra: f64 = step_t.iter().zip(&traced).filter(|(_, &d)| d).map(|(t, _)| (t - plain_median).max(0.0)).sum();
+    // (+ 0.0: an empty f64 sum is -0.0.)
+    let trace_extra = 0.0 + step_t.iter().zip(&traced).filter(|(_, &d)| d).map(|(t, _)| (t - plain_median).max(0.0)).sum::<f64>();
     let steps_only: f64 = plain.iter().sum::<f64>() + plain_median * (timed - plain.len()) as f64;
     let batch_sum: f64 = batch_t.iter().sum();
     let db_sum: f64 = db_t.iter().sum();
@@ -192,11 +207,12 @@ pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
         steps: s.steps,
         timed_steps: timed,
         timed_seconds,
+        timed_cpu_seconds,
         samples_per_second: (timed * s.batch_size) as f64 / timed_seconds.max(1e-12),
         median_step_ms: plain_median * 1e3,
         test_auc,
         check_max_abs_diff: Some(check),
         overhead: Some(overhead),
-        peak_rss_mib: None,
+        peak_rss_mib: crate::env::peak_rss_mib(),
     })
 }

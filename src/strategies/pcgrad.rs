@@ -80,7 +80,12 @@ pub fn project(grads: &[Tensor], order: &[usize]) -> Vec<Tensor> {
             let mut p = grads[t].shallow_clone();
             for &j in order.iter().filter(|&&j| j != t) {
                 let coef = p.dot(&grads[j]).clamp_max(0.0) / &sq[j];
-                p = p - coef * &grads[j];
+                // Not `-=`: tch's `-=` is in place and would overwrite g_t,
+                // which later projections need in its original form.
+                #[allow(clippy::assign_op_pattern)]
+                {
+                    p = p - coef * &grads[j];
+                }
             }
             p
         })

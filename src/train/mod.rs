@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod early_stop;
 pub mod evaluate;
+pub mod fused_adam;
 pub mod optim;
 pub mod step;
 
@@ -167,10 +168,10 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             if cfg.max_steps_per_epoch.is_some_and(|m| steps >= m) {
                 break;
             }
-            if step % 20 == 0 && !obs.keep_going() {
+            if step.is_multiple_of(20) && !obs.keep_going() {
                 return Err(TrainError::Interrupted);
             }
-            let out = stepper.step(&batch, step % cfg.trace_every == 0, epoch, step)?;
+            let out = stepper.step(&batch, step.is_multiple_of(cfg.trace_every), epoch, step)?;
             for (s, v) in sums.iter_mut().zip(&out.losses) {
                 *s += v;
             }

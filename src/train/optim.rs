@@ -1,13 +1,16 @@
-//! Optimisers: Adam and SGD from libtorch, Adagrad written out here (tch has
-//! none), all with weight decay and global-norm gradient clipping.
+//! Optimisers: Adam (fused on CPU, [`super::fused_adam`]; libtorch's
+//! elsewhere) and SGD from libtorch, Adagrad written out here (tch has none),
+//! all with weight decay and global-norm gradient clipping.
 
 use tch::{nn, nn::OptimizerConfig, Tensor};
 
 use super::config::{OptimizerKind, TrainConfig};
+use super::fused_adam::{AdamConfig, FusedAdam};
 
 pub enum Optimizer {
     Torch(nn::Optimizer),
     Adagrad(Adagrad),
+    FusedAdam(FusedAdam),
 }
 
 /// Adagrad (Duchi et al. 2011): sum += g^2; p -= lr * g / (sqrt(sum) + eps).
@@ -22,6 +25,10 @@ pub struct Adagrad {
 impl Optimizer {
     pub fn new(vs: &nn::VarStore, cfg: &TrainConfig) -> Result<Self, tch::TchError> {
         Ok(match cfg.optimizer {
+            OptimizerKind::Adam if vs.device() == tch::Device::Cpu && std::env::var_os("TMP_NO_FUSED").is_none() => Optimizer::FusedAdam(FusedAdam::new(
+                vs,
+                AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay },
+            )?),
             OptimizerKind::Adam => Optimizer::Torch(
                 nn::Adam { beta1: cfg.beta1, beta2: cfg.beta2, wd: cfg.weight_decay, eps: cfg.eps, amsgrad: false }
                     .build(vs, cfg.lr)?,
@@ -40,6 +47,7 @@ impl Optimizer {
     pub fn zero_grad(&mut self) {
         match self {
             Optimizer::Torch(o) => o.zero_grad(),
+            Optimizer::FusedAdam(a) => a.zero_grad(),
             Optimizer::Adagrad(a) => {
                 for p in &mut a.params {
                     let mut g = p.grad();
@@ -55,6 +63,7 @@ impl Optimizer {
         match self {
             Optimizer::Torch(o) => o.clip_grad_norm(max),
             Optimizer::Adagrad(a) => clip_grad_norm(&a.params, max),
+            Optimizer::FusedAdam(a) => clip_grad_norm(a.params(), max),
         }
     }
 
@@ -62,6 +71,7 @@ impl Optimizer {
         match self {
             Optimizer::Torch(o) => o.step(),
             Optimizer::Adagrad(a) => a.step(),
+            Optimizer::FusedAdam(a) => a.step(),
         }
     }
 }
@@ -173,7 +183,7 @@ mod tests {
         // buf_1 = g_1, buf_t = m buf_{t-1} + g_t; p -= lr buf; g_t = g + wd p.
         let (lr, mom, wd) = (0.1, 0.9, 0.05);
         let mut p = P0.to_vec();
-        let mut buf = vec![0.0; 2];
+        let mut buf = [0.0; 2];
         for t in 0..3 {
             for i in 0..2 {
                 let g = G[i] + wd * p[i];
