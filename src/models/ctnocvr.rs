@@ -158,7 +158,7 @@ impl MultiTaskModel for Ctnocvr {
         heads.extend(self.others.iter().map(|&i| raw[i].shallow_clone()));
         ModelOutput {
             probs: probs_of(&Tensor::stack(&task_logits, 1)),
-            logits: Tensor::stack(&heads, 1),
+            heads,
             extra: vec![("pcvr".into(), pcvr), ("pctnocvr".into(), pctnocvr), ("fusion".into(), fusion)],
             gates,
         }
@@ -176,11 +176,11 @@ impl MultiTaskModel for Ctnocvr {
             .iter()
             .enumerate()
             .map(|(h, t)| {
-                let logit = out.logits.select(1, h as i64);
+                let logit = &out.heads[h];
                 match h {
-                    1 => bce_masked(&logit, t, Some(&clicked)) * self.cfg.l1,
-                    2 => bce_masked(&logit, t, None) * self.cfg.l2,
-                    _ => bce_masked(&logit, t, None),
+                    1 => bce_masked(logit, t, Some(&clicked)) * self.cfg.l1,
+                    2 => bce_masked(logit, t, None) * self.cfg.l2,
+                    _ => bce_masked(logit, t, None),
                 }
             })
             .collect()

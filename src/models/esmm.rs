@@ -83,7 +83,7 @@ impl MultiTaskModel for Esmm {
         heads.extend(self.others.iter().map(|&i| raw[i].shallow_clone()));
         ModelOutput {
             probs: probs_of(&Tensor::stack(&task_logits, 1)),
-            logits: Tensor::stack(&heads, 1),
+            heads,
             extra: vec![("pcvr".into(), probs_of(b))],
             gates,
         }
@@ -98,7 +98,7 @@ impl MultiTaskModel for Esmm {
         self.targets(&batch.labels)
             .iter()
             .enumerate()
-            .map(|(h, t)| bce_masked(&out.logits.select(1, h as i64), t, None))
+            .map(|(h, t)| bce_masked(&out.heads[h], t, None))
             .collect()
     }
 

@@ -161,8 +161,10 @@ impl ModelsConfig {
 pub struct ModelOutput {
     /// Probability per dataset task, [B, T].
     pub probs: Tensor,
-    /// Per-head logits the loss terms are computed from, [B, H].
-    pub logits: Tensor,
+    /// Per-head logits [B] the loss terms are computed from. Kept apart, not
+    /// stacked: a stacked tensor would make every term's backward pass run
+    /// through every head (PCGrad and GradNorm take one pass per term).
+    pub heads: Vec<Tensor>,
     /// Further named predictions [B] (e.g. a fusion score).
     pub extra: Vec<(String, Tensor)>,
     /// Gate weights of mixture-of-experts backbones, [B, n_experts] each.
@@ -215,10 +217,11 @@ pub trait MultiTaskModel {
 }
 
 /// Mean binary cross-entropy of each logit column against the same label column.
-pub fn bce_terms(logits: &Tensor, labels: &Tensor) -> Vec<Tensor> {
-    let t = logits.size()[1];
-    (0..t)
-        .map(|i| logits.select(1, i).binary_cross_entropy_with_logits::<Tensor>(&labels.select(1, i), None, None, Reduction::Mean))
+pub fn bce_terms(heads: &[Tensor], labels: &Tensor) -> Vec<Tensor> {
+    heads
+        .iter()
+        .enumerate()
+        .map(|(i, h)| h.binary_cross_entropy_with_logits::<Tensor>(&labels.select(1, i as i64), None, None, Reduction::Mean))
         .collect()
 }
 

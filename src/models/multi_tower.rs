@@ -79,8 +79,7 @@ impl MultiTower {
 impl MultiTaskModel for MultiTower {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
         let (cols, gates) = self.stack.forward_t(batch, train);
-        let logits = Tensor::stack(&cols, 1);
-        ModelOutput { probs: probs_of(&logits), logits, extra: vec![], gates }
+        ModelOutput { probs: probs_of(&Tensor::stack(&cols, 1)), heads: cols, extra: vec![], gates }
     }
 
     fn loss_names(&self) -> Vec<String> {
@@ -88,7 +87,7 @@ impl MultiTaskModel for MultiTower {
     }
 
     fn loss_terms(&self, out: &ModelOutput, batch: &Batch) -> Vec<Tensor> {
-        bce_terms(&out.logits, &batch.labels)
+        bce_terms(&out.heads, &batch.labels)
     }
 
     fn param_groups(&self) -> &ParamGroups {

@@ -172,7 +172,8 @@ fn shapes_gates_and_loss_names_of_every_model() {
         let out = m.forward_t(&b, true);
         assert_eq!(out.probs.size(), [B, 3], "{label}: probs");
         let names = m.loss_names();
-        assert_eq!(out.logits.size(), [B, names.len() as i64], "{label}: logits");
+        assert_eq!(out.heads.len(), names.len(), "{label}: heads");
+        assert!(out.heads.iter().all(|h| h.size() == [B]), "{label}: head shapes");
         assert_eq!(m.loss_terms(&out, &b).len(), names.len(), "{label}: terms");
         assert!(out.probs.min().double_value(&[]) > 0.0 && out.probs.max().double_value(&[]) < 1.0, "{label}");
         for (n, e) in &out.extra {
@@ -330,7 +331,7 @@ fn esmm_ctcvr_is_the_product_and_its_loss_matches_a_hand_computation() {
     let col = |ps: [f64; 4]| Tensor::from_slice(&ps.map(logit));
     let hand = ModelOutput {
         probs: Tensor::zeros([4, 3], (Kind::Float, Device::Cpu)),
-        logits: Tensor::stack(&[col([0.5, 0.75, 0.25, 0.8]), col([0.25, 0.15, 0.15, 0.2]), col([0.5; 4])], 1),
+        heads: vec![col([0.5, 0.75, 0.25, 0.8]), col([0.25, 0.15, 0.15, 0.2]), col([0.5; 4])],
         extra: vec![],
         gates: vec![],
     };
