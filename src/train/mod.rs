@@ -168,6 +168,11 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             if cfg.max_steps_per_epoch.is_some_and(|m| steps >= m) {
                 break;
             }
+            // A last batch of one row is dropped: batch norm cannot train on it
+            // (rows % batch_size == 1); at most one row per epoch is skipped.
+            if batch.size() < 2 {
+                continue;
+            }
             if step.is_multiple_of(20) && !obs.keep_going() {
                 return Err(TrainError::Interrupted);
             }
@@ -305,6 +310,16 @@ mod tests {
         let mut rec = Recorder::default();
         let r = train(&spec, data, &mut rec);
         (r, rec)
+    }
+
+    #[test]
+    fn a_last_batch_of_one_row_is_dropped_not_fatal() {
+        let d = data(&["click", "like"]);
+        // Batch norm cannot train on one row: make the epoch end with exactly one.
+        let cfg = TrainConfig { epochs: 1, batch_size: d.train.rows - 1, ..small_train() };
+        let (r, rec) = run(StrategyKind::Equal, &cfg, &d, 1);
+        assert!(r.is_ok(), "{:?}", r.err());
+        assert_eq!(rec.epochs[0].steps, 1);
     }
 
     #[test]
