@@ -11,11 +11,12 @@ use mtlbench::store::Store;
 
 use crate::common::*;
 
-/// Four cells of about a second or two each.
+/// Four cells of a few seconds each (slow enough to be caught mid-run by
+/// the 50 ms polling below, also in a release build).
 fn slow_grid() -> String {
     TINY_GRID
-        .replace("rows = 3000", "rows = 30000")
-        .replace("epochs = 2", "epochs = 3")
+        .replace("rows = 3000", "rows = 60000")
+        .replace("epochs = 2", "epochs = 6")
         .replace("seeds = [1, 2]", "seeds = [1, 2, 3, 4]")
         .replace("patience = 1", "patience = 5")
 }
@@ -36,8 +37,8 @@ fn spawn_run(dir: &Path, grid: &Path) -> Child {
 fn wait_mid_grid(db: &Path, n: usize) {
     let t0 = Instant::now();
     loop {
-        assert!(t0.elapsed() < Duration::from_secs(120), "grid never reached the middle");
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(t0.elapsed() < Duration::from_secs(180), "grid never reached the middle");
+        std::thread::sleep(Duration::from_millis(50));
         if !db.exists() {
             continue;
         }

@@ -1,6 +1,8 @@
 //! The mixture-of-experts parts that MMOE and PLE (and the funnel models on
 //! those backbones) share: a set of experts evaluated in one batched matmul,
-//! softmax gates without bias, and the gate-weighted mix. Kept in one place
+//! softmax gates without bias, and the gate-weighted mix (also over several
+//! expert sets at once without concatenating their outputs, which copied
+//! [B, 15, 256] blocks per task and level in PLE). Kept in one place
 //! so that no model carries its own copy.
 
 use std::sync::Arc;
@@ -101,6 +103,24 @@ pub fn mix(weights: &Tensor, experts: &Tensor) -> Tensor {
     weights.unsqueeze(1).bmm(experts).squeeze_dim(1)
 }
 
+/// [`mix`] over the experts of several sets as if concatenated along the
+/// expert axis (weights [B, n_1 + n_2 + ...], parts [B, n_k, d]), without
+/// copying them into one tensor: one weighted sum per part, added up.
+pub fn mix_parts(weights: &Tensor, parts: &[&Tensor]) -> Tensor {
+    let mut offset = 0;
+    let mut acc: Option<Tensor> = None;
+    for p in parts {
+        let n = p.size()[1];
+        let m = mix(&weights.narrow(1, offset, n), p);
+        offset += n;
+        acc = Some(match acc {
+            None => m,
+            Some(a) => a + m,
+        });
+    }
+    acc.unwrap_or_else(|| Tensor::zeros([weights.size()[0], 0], (weights.kind(), weights.device())))
+}
+
 /// Labels "{prefix}e0", "{prefix}e1", ...
 pub fn labels(prefix: &str, n: i64) -> Vec<String> {
     (0..n).map(|k| format!("{prefix}e{k}")).collect()
@@ -145,6 +165,9 @@ mod tests {
         let e = Tensor::randn([6, 3, 4], (Kind::Float, Device::Cpu));
         let m = mix(&w, &e);
         let want = (0..3).map(|k| e.select(1, k) * w.select(1, k).unsqueeze(-1)).reduce(|a, b| a + b).unwrap();
-        assert!((m - want).abs().max().double_value(&[]) < 1e-6);
+        assert!((&m - &want).abs().max().double_value(&[]) < 1e-6);
+        // The same experts in two sets, mixed without concatenating them.
+        let parts = mix_parts(&w, &[&e.narrow(1, 0, 1), &e.narrow(1, 1, 2)]);
+        assert!((parts - want).abs().max().double_value(&[]) < 1e-6);
     }
 }

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::experts::{labels, mix, ExpertSet, Gate, GateWeights};
+use super::experts::{labels, mix_parts, ExpertSet, Gate, GateWeights};
 use super::{Head, ModelError};
 
 fn d_levels() -> usize {
@@ -175,14 +175,14 @@ impl PleNet {
             let mut task_out = Vec::with_capacity(n_heads);
             for (h, g) in cgc.task_gates.iter().enumerate() {
                 let w = g.forward(&task_in[h]);
-                task_out.push(mix(&w, &Tensor::cat(&[&own[h], &shared], 1)));
+                task_out.push(mix_parts(&w, &[&own[h], &shared]));
                 gates.push(GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w });
             }
             if let Some(g) = &cgc.shared_gate {
                 let w = g.forward(&shared_in);
                 let mut all: Vec<&Tensor> = own.iter().collect();
                 all.push(&shared);
-                shared_in = mix(&w, &Tensor::cat(&all, 1));
+                shared_in = mix_parts(&w, &all);
                 gates.push(GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w });
             }
             task_in = task_out;
@@ -194,6 +194,7 @@ impl PleNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::experts::mix;
     use tch::{Device, Kind};
 
     fn heads(n: usize) -> Vec<Head> {

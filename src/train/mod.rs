@@ -5,6 +5,7 @@
 //! The loop emits records through [`Observer`]; it never writes SQL or HTML.
 //! The test split is evaluated once, after selection, and never selects.
 
+pub mod alloc;
 pub mod config;
 pub mod device;
 pub mod early_stop;

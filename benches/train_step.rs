@@ -1,0 +1,120 @@
+//! Training-side costs at batch 1024 on WeChat-shaped features (the
+//! `synthetic-wechat` source at the real data's size, 20,000 users and
+//! 106,444 feeds; generated into the cache on first use, or
+//! MTLBENCH_BENCH_USERS / MTLBENCH_BENCH_FEEDS):
+//!
+//! - `batch/shuffled_1024`: one batch of `SplitTensors::shuffled` (the
+//!   epoch's permutation is made outside the timing);
+//! - `step/{model}`: forward, loss terms, backward and Adam step of each
+//!   model with equal weighting ([`Stepper::step`], exactly what trains);
+//! - `strategy/{strategy}`: the same step on MMOE with three tasks for each
+//!   loss-weighting strategy (issue 5: GradNorm <= 1.3x and PCGrad <= 2.0x
+//!   of equal).
+//!
+//! The side-by-side comparison with PyTorch is `bench perf`, not here.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use mtlbench::data::{Batch, Dataset, SplitTensors};
+use mtlbench::models::{self, FunnelConfig, ModelKind, ModelsConfig};
+use mtlbench::strategies::{StrategiesConfig, StrategyKind};
+use mtlbench::train::{Stepper, TrainConfig};
+use tch::{nn, Device};
+
+const BATCH: usize = 1024;
+
+fn env_or(key: &str, default: usize) -> usize {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn dataset(tasks: &[&str]) -> Dataset {
+    let users = env_or("MTLBENCH_BENCH_USERS", 20_000);
+    let feeds = env_or("MTLBENCH_BENCH_FEEDS", 106_444);
+    mtlbench::perf::wechat_shaped(users, feeds, tasks, &mtlbench::data::default_cache_dir()).expect("WeChat-shaped data")
+}
+
+/// A few fixed batches to cycle through.
+fn batches(data: &Dataset, n: usize) -> Vec<Batch> {
+    let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
+    split.shuffled(BATCH, 1, 1).take(n).collect()
+}
+
+fn bench_steps(
+    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    name: &str,
+    data: &Dataset,
+    model: ModelKind,
+    models_cfg: &ModelsConfig,
+    strategy: StrategyKind,
+) {
+    let train = TrainConfig { batch_size: BATCH, ..Default::default() };
+    let strategies = StrategiesConfig::default();
+    tch::manual_seed(1);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = models::build(model, &vs, &data.schema, models_cfg).expect("model");
+    let mut stepper = Stepper::new(m.as_ref(), &vs, strategy, &strategies, &train, 1, Device::Cpu).expect("stepper");
+    let bs = batches(data, 8);
+    let mut i = 0;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) % bs.len();
+            stepper.step(&bs[i], false, 1, i).expect("step")
+        })
+    });
+}
+
+fn train_step(c: &mut Criterion) {
+    mtlbench::train::alloc::keep_freed_memory();
+    let data = dataset(&["read_comment", "like", "click_avatar"]);
+
+    let mut g = c.benchmark_group("batch");
+    let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
+    g.bench_function("shuffled_1024", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut epoch = 0;
+            let mut it = split.shuffled(BATCH, 1, epoch);
+            for _ in 0..iters {
+                let t = Instant::now();
+                let next = it.next();
+                total += t.elapsed();
+                if next.is_none() {
+                    epoch += 1;
+                    it = split.shuffled(BATCH, 1, epoch);
+                }
+            }
+            total
+        })
+    });
+    g.finish();
+    drop(split);
+
+    let mut g = c.benchmark_group("step");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    let cfg = ModelsConfig::default();
+    for kind in [ModelKind::SharedBottom, ModelKind::Mmoe, ModelKind::Ple] {
+        bench_steps(&mut g, kind.name(), &data, kind, &cfg, StrategyKind::Equal);
+    }
+    // The funnel models on WeChat's click_avatar -> follow funnel.
+    let funnel = dataset(&["click_avatar", "follow"]);
+    let fcfg = ModelsConfig {
+        funnel: Some(FunnelConfig { click: "click_avatar".into(), conversion: "follow".into() }),
+        ..Default::default()
+    };
+    for kind in [ModelKind::Esmm, ModelKind::Ctnocvr] {
+        bench_steps(&mut g, kind.name(), &funnel, kind, &fcfg, StrategyKind::Equal);
+    }
+    g.finish();
+    drop(funnel);
+
+    let mut g = c.benchmark_group("strategy");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    for &s in StrategyKind::ALL {
+        bench_steps(&mut g, s.name(), &data, ModelKind::Mmoe, &cfg, s);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, train_step);
+criterion_main!(benches);
