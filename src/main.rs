@@ -22,7 +22,7 @@ fn main() {
         std::env::set_var("OMP_WAIT_POLICY", "PASSIVE");
     }
     // Reuse freed tensor buffers instead of faulting fresh pages each step.
-    if std::env::var_os("TMP_NO_ALLOC").is_none() { mtlbench::train::alloc::keep_freed_memory(); }
+    mtlbench::train::alloc::keep_freed_memory();
     // Die quietly on a closed pipe (`bench list | head`) like other Unix tools.
     // SAFETY: restoring the default disposition of SIGPIPE at start-up.
     unsafe {

@@ -1,8 +1,8 @@
 //! The mixture-of-experts parts that MMOE and PLE (and the funnel models on
 //! those backbones) share: a set of experts evaluated in one batched matmul,
-//! softmax gates without bias, and the gate-weighted mix (also over several
-//! expert sets at once without concatenating their outputs, which copied
-//! [B, 15, 256] blocks per task and level in PLE). Kept in one place
+//! softmax gates without bias, and the gate-weighted mix (also of several
+//! gates over the same experts in one product, so that each expert output
+//! is read once per step rather than once per gate). Kept in one place
 //! so that no model carries its own copy.
 
 use std::sync::Arc;
@@ -103,22 +103,13 @@ pub fn mix(weights: &Tensor, experts: &Tensor) -> Tensor {
     weights.unsqueeze(1).bmm(experts).squeeze_dim(1)
 }
 
-/// [`mix`] over the experts of several sets as if concatenated along the
-/// expert axis (weights [B, n_1 + n_2 + ...], parts [B, n_k, d]), without
-/// copying them into one tensor: one weighted sum per part, added up.
-pub fn mix_parts(weights: &Tensor, parts: &[&Tensor]) -> Tensor {
-    let mut offset = 0;
-    let mut acc: Option<Tensor> = None;
-    for p in parts {
-        let n = p.size()[1];
-        let m = mix(&weights.narrow(1, offset, n), p);
-        offset += n;
-        acc = Some(match acc {
-            None => m,
-            Some(a) => a + m,
-        });
-    }
-    acc.unwrap_or_else(|| Tensor::zeros([weights.size()[0], 0], (weights.kind(), weights.device())))
+/// Several gates' mixes of the same experts at once: weights G x [B, n],
+/// experts [B, n, d] -> [B, G, d], row `g` being `mix(weights[g], experts)`.
+/// One small matrix product per row reads the experts once for all gates,
+/// where G separate mixes would read them G times (and write G gradient
+/// contributions back); in PLE the shared experts feed every gate.
+pub fn mix_gates(weights: &[Tensor], experts: &Tensor) -> Tensor {
+    Tensor::stack(weights, 1).bmm(experts)
 }
 
 /// Labels "{prefix}e0", "{prefix}e1", ...
@@ -166,8 +157,11 @@ mod tests {
         let m = mix(&w, &e);
         let want = (0..3).map(|k| e.select(1, k) * w.select(1, k).unsqueeze(-1)).reduce(|a, b| a + b).unwrap();
         assert!((&m - &want).abs().max().double_value(&[]) < 1e-6);
-        // The same experts in two sets, mixed without concatenating them.
-        let parts = mix_parts(&w, &[&e.narrow(1, 0, 1), &e.narrow(1, 1, 2)]);
-        assert!((parts - want).abs().max().double_value(&[]) < 1e-6);
+        // Two gates at once: row 0 is this gate's mix, row 1 another's.
+        let w2 = gate.forward(&(x * 2.0));
+        let both = mix_gates(&[w.shallow_clone(), w2.shallow_clone()], &e);
+        assert_eq!(both.size(), [6, 2, 4]);
+        assert!((both.select(1, 0) - &want).abs().max().double_value(&[]) < 1e-6);
+        assert!((both.select(1, 1) - mix(&w2, &e)).abs().max().double_value(&[]) < 1e-6);
     }
 }

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::experts::{labels, mix, ExpertSet, Gate, GateWeights};
+use super::experts::{labels, mix_gates, ExpertSet, Gate, GateWeights};
 use super::{Head, ModelError};
 
 fn d_experts() -> i64 {
@@ -84,13 +84,16 @@ impl MmoeNet {
     /// [B, in] -> one [B, out] per head, and the gate weights.
     pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>) {
         let e = self.experts.forward(x);
-        let mut heads = Vec::with_capacity(self.gates.len());
-        let mut gates = Vec::with_capacity(self.gates.len());
-        for g in &self.gates {
-            let w = g.forward(x);
-            heads.push(mix(&w, &e));
-            gates.push(GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w });
-        }
+        let w: Vec<Tensor> = self.gates.iter().map(|g| g.forward(x)).collect();
+        // Every gate's mix in one product: [B, heads, out].
+        let mixed = mix_gates(&w, &e);
+        let heads = (0..w.len() as i64).map(|k| mixed.select(1, k)).collect();
+        let gates = self
+            .gates
+            .iter()
+            .zip(w)
+            .map(|(g, w)| GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w })
+            .collect();
         (heads, gates)
     }
 }

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::experts::{labels, mix_parts, ExpertSet, Gate, GateWeights};
+use super::experts::{labels, mix_gates, ExpertSet, Gate, GateWeights};
 use super::{Head, ModelError};
 
 fn d_levels() -> usize {
@@ -172,17 +172,40 @@ impl PleNet {
         for cgc in &self.levels {
             let own: Vec<Tensor> = cgc.task_experts.iter().zip(&task_in).map(|(e, xi)| e.forward(xi)).collect();
             let shared = cgc.shared_experts.forward(&shared_in);
+            let tw: Vec<Tensor> = cgc.task_gates.iter().zip(&task_in).map(|(g, xi)| g.forward(xi)).collect();
+            let sw = cgc.shared_gate.as_ref().map(|g| g.forward(&shared_in));
+            let (mt, ms) = (own.first().map_or(0, |o| o.size()[1]), shared.size()[1]);
+            // Each expert set is read once for all the gates that mix it:
+            // the shared experts by every task gate and the shared gate,
+            // task h's experts by gate h and the shared gate.
+            let mut parts: Vec<Tensor> = tw.iter().map(|w| w.narrow(1, mt, ms)).collect();
+            if let Some(s) = &sw {
+                parts.push(s.narrow(1, n_heads as i64 * mt, ms));
+            }
+            let from_shared = mix_gates(&parts, &shared);
             let mut task_out = Vec::with_capacity(n_heads);
-            for (h, g) in cgc.task_gates.iter().enumerate() {
-                let w = g.forward(&task_in[h]);
-                task_out.push(mix_parts(&w, &[&own[h], &shared]));
+            let mut next_shared: Option<Tensor> = None;
+            for (h, o) in own.iter().enumerate() {
+                let mut parts = vec![tw[h].narrow(1, 0, mt)];
+                if let Some(s) = &sw {
+                    parts.push(s.narrow(1, h as i64 * mt, mt));
+                }
+                let from_own = mix_gates(&parts, o);
+                task_out.push(from_own.select(1, 0) + from_shared.select(1, h as i64));
+                if sw.is_some() {
+                    let part = from_own.select(1, 1);
+                    next_shared = Some(match next_shared {
+                        None => part,
+                        Some(acc) => acc + part,
+                    });
+                }
+            }
+            for (g, w) in cgc.task_gates.iter().zip(tw) {
                 gates.push(GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w });
             }
-            if let Some(g) = &cgc.shared_gate {
-                let w = g.forward(&shared_in);
-                let mut all: Vec<&Tensor> = own.iter().collect();
-                all.push(&shared);
-                shared_in = mix_parts(&w, &all);
+            if let (Some(g), Some(w)) = (&cgc.shared_gate, sw) {
+                let from_all = from_shared.select(1, n_heads as i64);
+                shared_in = next_shared.map_or_else(|| from_all.shallow_clone(), |acc| acc + &from_all);
                 gates.push(GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w });
             }
             task_in = task_out;

@@ -25,7 +25,7 @@ pub struct Adagrad {
 impl Optimizer {
     pub fn new(vs: &nn::VarStore, cfg: &TrainConfig) -> Result<Self, tch::TchError> {
         Ok(match cfg.optimizer {
-            OptimizerKind::Adam if vs.device() == tch::Device::Cpu && std::env::var_os("TMP_NO_FUSED").is_none() => Optimizer::FusedAdam(FusedAdam::new(
+            OptimizerKind::Adam if vs.device() == tch::Device::Cpu => Optimizer::FusedAdam(FusedAdam::new(
                 vs,
                 AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay },
             )?),
