@@ -2,6 +2,8 @@
 #   make demo    build, train the embedded demo grid, write results/ + reports/, update README
 #   make test    the whole test suite
 #   make bench   criterion benchmarks
+#   make perf    bench perf: MMOE and PLE side by side with a PyTorch eager reference
+#   make perf-setup  only install the reference's Python (torch 2.11 CUDA wheels, ~4.3 GB; not needed by make test)
 #   make setup   only install libtorch 2.11.0 (CPU) into ~/.cache/mtlbench and link ./libtorch
 #   make setup-cuda  the full CUDA libtorch set for GPU users
 
@@ -13,7 +15,7 @@ BENCH := target/release/bench
 # libtorch's OpenMP workers must not spin (ARCHITECTURE.md, Known pitfalls).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all setup setup-cuda build demo test bench clean-results
+.PHONY: all setup setup-cuda build demo test bench perf perf-setup clean-results
 
 all: demo
 
@@ -39,6 +41,12 @@ test: setup
 
 bench: setup
 	$(CARGO) bench
+
+perf-setup:
+	@scripts/setup-perf-python.sh >/dev/null
+
+perf: build perf-setup
+	$(BENCH) perf --python "$$(scripts/setup-perf-python.sh --print)"
 
 clean-results:
 	rm -rf results/bench.sqlite* results/predictions reports/*.html reports/*.svg

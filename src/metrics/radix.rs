@@ -58,7 +58,7 @@ pub fn sort<K: RadixKey>(keys: &mut Vec<K>) {
     let mut scratch: Vec<K> = vec![K::default(); n];
     for (p, h) in hist.iter_mut().enumerate() {
         // Every key has the same digit here: this pass would not move anything.
-        if h.iter().any(|&c| c == n) {
+        if h.contains(&n) {
             continue;
         }
         let mut sum = 0;

@@ -111,34 +111,10 @@ impl InputLayer {
         for (j, &t) in self.multi_table.iter().enumerate() {
             let ids = &batch.multi_ids[j];
             let mask = &batch.multi_mask[j];
-            // Masked mean as one weighted embedding bag (weights mask / count):
-            // no [B, L, d] gather to multiply and sum, forward or backward.
-            if std::env::var_os("TMP_OLD_POOL").is_some() {
-                let emb = ids.apply(&self.tables[t]); // [B, L, d]
-                let summed = (emb * mask.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-                let count = mask.sum_dim_intlist([1i64].as_slice(), true, Kind::Float).clamp_min(1.0);
-                parts.push(summed / count);
-                continue;
-            }
-            let (rows, len) = (ids.size()[0], ids.size()[1]);
-            if len == 0 {
-                parts.push(Tensor::zeros([rows, self.tables[t].ws.size()[1]], (Kind::Float, ids.device())));
-                continue;
-            }
+            let emb = ids.apply(&self.tables[t]); // [B, L, d]
+            let summed = (emb * mask.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
             let count = mask.sum_dim_intlist([1i64].as_slice(), true, Kind::Float).clamp_min(1.0);
-            let weights = (mask / count).reshape([-1]);
-            let offsets = Tensor::arange_start_step(0, rows * len, len, (Kind::Int64, ids.device()));
-            let (pooled, _, _, _) = Tensor::embedding_bag(
-                &self.tables[t].ws,
-                &ids.reshape([-1]),
-                &offsets,
-                false,
-                0, // sum
-                false,
-                Some(weights),
-                false,
-            );
-            parts.push(pooled);
+            parts.push(summed / count);
         }
         Tensor::cat(&parts, 1)
     }

@@ -45,11 +45,11 @@ pub struct Sgemm {
 pub fn sgemm(n: i64, reps: usize) -> Sgemm {
     let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
     let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let mut c = a.matmul(&b);
+    let c = a.matmul(&b);
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
         let t = Instant::now();
-        let _ = a.matmul_out(&mut c, &b);
+        let _ = a.matmul_out(&c, &b);
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

@@ -133,15 +133,23 @@ pub struct PerfReport {
     pub steps: usize,
     pub warmup: usize,
     pub batch_size: usize,
+    /// The sgemm measurement the shares are computed against: the higher of
+    /// the ones taken before and after the training runs (other processes
+    /// on the cores lower it; the higher one flatters the step less).
     pub sgemm: Sgemm,
+    /// Every sgemm measurement, in order (before, after).
+    pub sgemm_runs: Vec<Sgemm>,
     pub models: Vec<ModelComparison>,
     pub auc: Option<AucComparison>,
     pub notes: Vec<String>,
 }
 
 /// The default interpreter `make perf-setup` installs (scripts/setup-perf-python.sh).
+/// Keyed like the script keys it: by the torch version without its local
+/// part (libtorch reports "2.11.0+cu130"; the script installs torch==2.11.0).
 pub fn default_python(cache_dir: &Path) -> PathBuf {
-    cache_dir.join(format!("perf-python-torch-{}", env!("MTLBENCH_LIBTORCH_VERSION"))).join("venv/bin/python")
+    let version = env!("MTLBENCH_LIBTORCH_VERSION").split('+').next().unwrap_or_default();
+    cache_dir.join(format!("perf-python-torch-{version}")).join("venv/bin/python")
 }
 
 /// A folder under the system's temporary directory, removed when dropped.
@@ -390,8 +398,8 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
         notes.push("PyTorch reference skipped: no Python with torch (make perf-setup, or --python PATH)".into());
     }
     let (manifest, flops) = prepare(o, &dir, progress)?;
-    let sgemm = machine::sgemm(2048, 5);
-    progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", sgemm.median_flops / 1e9, sgemm.threads));
+    let before = machine::sgemm(2048, 5);
+    progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", before.median_flops / 1e9, before.threads));
     let mut models = Vec::new();
     for (kind, step_flops) in flops {
         let mut c = side_command(&o.worker_exe, o.threads);
@@ -416,6 +424,10 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
         };
         models.push(ModelComparison { model: kind.name().into(), step_flops, mtlbench: ours, reference });
     }
+    let after = machine::sgemm(2048, 5);
+    progress(&format!("sgemm again: {:.1} GFLOP/s", after.median_flops / 1e9));
+    let sgemm = if after.median_flops > before.median_flops { after.clone() } else { before.clone() };
+    let sgemm_runs = vec![before, after];
     let auc = if o.auc_rows > 0 { Some(compare_auc(o, &dir, progress)?) } else { None };
     Ok(PerfReport {
         machine: Machine::capture(),
@@ -429,6 +441,7 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
         warmup: o.warmup,
         batch_size: o.batch_size,
         sgemm,
+        sgemm_runs,
         models,
         auc,
         notes,

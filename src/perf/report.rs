@@ -100,9 +100,10 @@ impl fmt::Display for PerfReport {
         )?;
         writeln!(
             f,
-            "sgemm    libtorch {n}x{n}x{n} f32 matmul: {:.1} GFLOP/s (median; best {:.1})",
+            "sgemm    libtorch {n}x{n}x{n} f32 matmul: {:.1} GFLOP/s (median; best {:.1}); measured {}, the higher used",
             self.sgemm.median_flops / 1e9,
             self.sgemm.best_flops / 1e9,
+            self.sgemm_runs.iter().map(|s| format!("{:.1}", s.median_flops / 1e9)).collect::<Vec<_>>().join(" before and ") + " after",
             n = self.sgemm.n
         )?;
         writeln!(f)?;
@@ -172,5 +173,89 @@ impl fmt::Display for PerfReport {
             writeln!(f, "note: {n}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AucComparison, Machine, ModelComparison, Overhead, Sgemm};
+    use super::*;
+
+    fn side(name: &str, samples_per_second: f64, aucs: [f64; 3]) -> SideResult {
+        SideResult {
+            side: name.into(),
+            model: "mmoe".into(),
+            threads: 2,
+            batch_size: 1000,
+            steps: 110,
+            timed_steps: 100,
+            timed_seconds: 100.0 * 1000.0 / samples_per_second,
+            timed_cpu_seconds: 1.0,
+            samples_per_second,
+            median_step_ms: 1.0,
+            test_auc: ["a", "b", "c"].iter().zip(aucs).map(|(t, a)| (t.to_string(), Some(a))).collect(),
+            check_max_abs_diff: Some(0.0),
+            overhead: None,
+            peak_rss_mib: Some(100.0),
+        }
+    }
+
+    fn report(ours: f64, theirs: f64, their_auc: f64, overhead: f64) -> PerfReport {
+        let mut m = side("mtlbench", ours, [0.7, 0.7, 0.7]);
+        m.overhead = Some(Overhead { step_ms: 100.0, batch_ms: overhead, trace_ms: 0.0, db_ms: 0.0, percent: overhead });
+        PerfReport {
+            machine: Machine { cpu_model: "cpu".into(), cores: 2, memory_gib: 8.0, libtorch: "2.11.0".into() },
+            threads: 2,
+            load_before: Some(0.1),
+            load_after: Some(0.2),
+            dataset: "d".into(),
+            train_rows: 110_000,
+            test_rows: 10,
+            steps: 110,
+            warmup: 10,
+            batch_size: 1000,
+            // 1e11 FLOP/s of sgemm; a step of 1e9 FLOP at 1000 rows.
+            sgemm: Sgemm { n: 2048, threads: 2, median_flops: 1e11, best_flops: 1e11 },
+            sgemm_runs: vec![Sgemm { n: 2048, threads: 2, median_flops: 1e11, best_flops: 1e11 }; 2],
+            models: vec![ModelComparison {
+                model: "mmoe".into(),
+                step_flops: 1e9,
+                mtlbench: m,
+                reference: Some(side("pytorch", theirs, [their_auc; 3])),
+            }],
+            auc: Some(AucComparison {
+                rows: 10_000_000,
+                mtlbench_seconds: 0.2,
+                mtlbench_auc: Some(0.8),
+                sklearn_seconds: Some(2.0),
+                sklearn_auc: Some(0.8),
+            }),
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn targets_follow_the_numbers() {
+        // 60,000 samples/s = 60 steps/s x 1e9 FLOP = 6e10 FLOP/s = 60% of sgemm.
+        let met = report(60_000.0, 48_000.0, 0.701, 2.0).targets();
+        assert!(met.iter().all(|t| t.met), "{met:?}");
+        assert!(met.iter().any(|t| t.what.contains("60% of sgemm")));
+        assert!(met.iter().any(|t| t.what.contains("1.25x the PyTorch")));
+        assert!(met.iter().any(|t| t.what.contains("10.0x faster than scikit-learn")));
+        // 45,000 samples/s: 45% of sgemm and 1.12x; AUC off by 0.004; overhead 3.5%.
+        let missed: Vec<String> =
+            report(45_000.0, 40_000.0, 0.704, 3.5).targets().into_iter().filter(|t| !t.met).map(|t| t.what).collect();
+        assert_eq!(missed.len(), 4, "{missed:?}");
+        assert!(missed[0].contains("45% of sgemm") && missed[1].contains("3.50%"), "{missed:?}");
+        assert!(missed[2].contains("1.12x") && missed[3].contains("-0.0040"), "{missed:?}");
+    }
+
+    #[test]
+    fn text_shows_both_sides_and_the_machine() {
+        let text = report(60_000.0, 48_000.0, 0.701, 2.0).to_string();
+        assert!(text.contains("machine  cpu, 2 cores"), "{text}");
+        assert!(text.contains("mtlbench / pytorch = 1.25x"), "{text}");
+        assert!(text.contains("scikit-learn 2.000s"), "{text}");
+        assert!(text.contains("[met]") && !text.contains("MISSED"), "{text}");
     }
 }
