@@ -46,7 +46,7 @@ perf-setup:
 	@scripts/setup-perf-python.sh >/dev/null
 
 perf: build perf-setup
-	$(BENCH) perf --python "$$(scripts/setup-perf-python.sh --print)"
+	$(BENCH) perf --rounds 5 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
 
 clean-results:
 	rm -rf results/bench.sqlite* results/predictions reports/*.html reports/*.svg

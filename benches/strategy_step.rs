@@ -7,7 +7,8 @@
 //! forward, loss terms, the strategy's backward, the optimizer step. The
 //! model is the seed's MMOE (3 experts of 512 units, towers [512, 256, 128])
 //! at batch 1024. Strategies are measured in interleaved rounds so that
-//! machine noise hits them alike; the median per strategy is reported.
+//! machine noise hits them alike, after one untimed warm-up round; the
+//! median per strategy is reported.
 //!
 //!     cargo bench --bench strategy_step -- [--model mmoe] [--steps 10]
 //!         [--rounds 3] [--threads N] [--batch 1024]
@@ -107,7 +108,9 @@ fn main() -> Result<(), String> {
     let cases = cases();
     let mut times: Vec<Vec<f64>> = vec![vec![]; cases.len()];
     let mut trace_times = vec![];
-    for _round in 0..args.rounds {
+    // Round 0 is an untimed warm-up of every case (thread pools, allocator,
+    // first-use kernels), so that the first case measured is not penalised.
+    for round in 0..=args.rounds {
         for (i, case) in cases.iter().enumerate() {
             tch::manual_seed(1);
             let vs = nn::VarStore::new(Device::Cpu);
@@ -121,6 +124,9 @@ fn main() -> Result<(), String> {
             let t0 = Instant::now();
             for b in batches.iter().skip(2).take(args.steps) {
                 stepper.step(b, false, 1, 0).map_err(|e| e.to_string())?;
+            }
+            if round == 0 {
+                continue;
             }
             times[i].push(t0.elapsed().as_secs_f64() / args.steps as f64);
             if i == 0 {

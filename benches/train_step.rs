@@ -11,6 +11,11 @@
 //!   loss-weighting strategy (issue 5: GradNorm <= 1.3x and PCGrad <= 2.0x
 //!   of equal).
 //!
+//! - `adam/{fused,libtorch}`: the optimizer step alone over MMOE's
+//!   parameters (3.6M, most of them embedding rows) with gradients set:
+//!   mtlbench's one-pass Adam against libtorch's `nn::Adam` (what the
+//!   PyTorch eager reference runs).
+//!
 //! The side-by-side comparison with PyTorch is `bench perf`, not here.
 
 use std::time::{Duration, Instant};
@@ -19,8 +24,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mtlbench::data::{Batch, Dataset, SplitTensors};
 use mtlbench::models::{self, FunnelConfig, ModelKind, ModelsConfig};
 use mtlbench::strategies::{StrategiesConfig, StrategyKind};
+use mtlbench::train::fused_adam::{AdamConfig, FusedAdam};
 use mtlbench::train::{Stepper, TrainConfig};
-use tch::{nn, Device};
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Tensor};
 
 const BATCH: usize = 1024;
 
@@ -108,11 +115,49 @@ fn train_step(c: &mut Criterion) {
     g.finish();
     drop(funnel);
 
+    adam(c, &data, &cfg);
+
     let mut g = c.benchmark_group("strategy");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     for &s in StrategyKind::ALL {
         bench_steps(&mut g, s.name(), &data, ModelKind::Mmoe, &cfg, s);
     }
+    g.finish();
+}
+
+/// Fused Adam against libtorch's on MMOE's parameters with fixed gradients.
+fn adam(c: &mut Criterion, data: &Dataset, cfg: &ModelsConfig) {
+    let t = TrainConfig::default();
+    let with_grads = || {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _model = models::build(ModelKind::Mmoe, &vs, &data.schema, cfg).expect("model");
+        for p in vs.trainable_variables() {
+            let mut g = p.grad();
+            if !g.defined() {
+                // A gradient tensor for the parameter: one backward of a dummy sum.
+                (&p * 1.0f64).sum(tch::Kind::Float).backward();
+                g = p.grad();
+            }
+            tch::no_grad(|| g.copy_(&(Tensor::randn_like(&p) * 1e-3)));
+        }
+        vs
+    };
+    let mut g = c.benchmark_group("adam");
+    g.sample_size(20);
+    let vs = with_grads();
+    let mut fused = FusedAdam::new(
+        &vs,
+        AdamConfig { lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weight_decay: t.weight_decay },
+    )
+    .expect("fused Adam");
+    g.bench_function("fused", |b| b.iter(|| fused.step()));
+    drop(fused);
+    let vs = with_grads();
+    let mut torch = nn::Adam { beta1: t.beta1, beta2: t.beta2, wd: t.weight_decay, eps: t.eps, amsgrad: false }
+        .build(&vs, t.lr)
+        .expect("libtorch Adam");
+    g.bench_function("libtorch", |b| b.iter(|| torch.step()));
     g.finish();
 }
 

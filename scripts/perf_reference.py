@@ -335,7 +335,9 @@ def train(args):
         sys.exit(f"manifest format {m['format']}, this script reads {FORMAT}")
     s = m["train"]
     torch.set_num_threads(m["threads"])
-    torch.manual_seed(s["seed"])
+    # Round r of bench perf draws its dropout masks from seed + r, as the
+    # mtlbench side does (weights come from the folder, order from the manifest).
+    torch.manual_seed(s["seed"] + args.round)
     files = next((x for x in m["models"] if x["kind"] == args.model), None)
     if files is None:
         sys.exit(f"no initial weights for model {args.model} in {d}")
@@ -356,7 +358,7 @@ def train(args):
 
     opt = torch.optim.Adam(model.parameters(), lr=s["lr"], betas=(s["beta1"], s["beta2"]), eps=s["eps"], weight_decay=s["weight_decay"])
     b, n_tasks = s["batch_size"], len(m["schema"]["tasks"])
-    times = []
+    times, losses = [], []
     timed_start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(s["steps"]):
         if step == s["warmup"]:
@@ -368,6 +370,7 @@ def train(args):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        losses.append(loss.item())
         if step >= s["warmup"]:
             times.append(time.perf_counter() - t0)
     timed_seconds = time.perf_counter() - timed_start
@@ -395,6 +398,7 @@ def train(args):
         "test_auc": aucs,
         "check_max_abs_diff": check,
         "peak_rss_mib": peak_rss_mib(),
+        "losses": losses,
     }))
 
 
@@ -417,6 +421,7 @@ def main():
     t = sub.add_parser("train")
     t.add_argument("dir")
     t.add_argument("--model", required=True, choices=["mmoe", "ple", "shared-bottom"])
+    t.add_argument("--round", type=int, default=0)
     a = sub.add_parser("auc")
     a.add_argument("labels")
     a.add_argument("scores")

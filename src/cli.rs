@@ -173,6 +173,15 @@ pub enum Command {
         auc_rows: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Runs of each side per model, alternating which goes first; the
+        /// median run of each side is reported (more rounds, less noise from
+        /// other processes on the cores).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Tower dropout of both sides (default: the models' 0.1). With 0
+        /// both compute the same steps and their loss curves must agree.
+        #[arg(long)]
+        dropout: Option<f64>,
         /// Python with torch 2.11 and scikit-learn (default: the one make perf-setup installs).
         #[arg(long, env = "MTLBENCH_PERF_PYTHON")]
         python: Option<PathBuf>,
@@ -187,6 +196,9 @@ pub enum Command {
         /// Also write the report as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Measure nothing: print the report saved by an earlier --json.
+        #[arg(long, value_name = "JSON")]
+        show: Option<PathBuf>,
     },
     /// The mtlbench side of `bench perf` (run by it in a child process).
     #[command(hide = true)]
@@ -194,6 +206,9 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long)]
         model: String,
+        /// Round of `bench perf`: offsets the dropout seed.
+        #[arg(long, default_value_t = 0)]
+        round: u64,
     },
 }
 

@@ -68,7 +68,14 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data { command } => cmd_data(command),
-        Command::Perf { models, steps, warmup, batch, threads, users, feeds, test_rows, auc_rows, seed, python, no_reference, script, work_dir, json } => {
+        Command::Perf { models, steps, warmup, batch, threads, users, feeds, test_rows, auc_rows, seed, rounds, dropout, python, no_reference, script, work_dir, json, show } => {
+            if let Some(path) = show {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                let report: perf::PerfReport = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a bench perf report (written by bench perf --json)", path.display()))?;
+                print!("{report}");
+                return Ok(());
+            }
             let cache_dir = mtlbench::data::default_cache_dir();
             let python = if no_reference {
                 None
@@ -86,6 +93,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                 test_rows,
                 auc_rows,
                 seed,
+                rounds,
+                dropout,
                 python,
                 script,
                 worker_exe: std::env::current_exe().context("locating the bench executable")?,
@@ -100,8 +109,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::PerfWorker { dir, model } => {
-            let r = perf::worker::run(&dir, perf::parse_model(&model)?).with_context(|| format!("perf worker on {}", dir.display()))?;
+        Command::PerfWorker { dir, model, round } => {
+            let r = perf::worker::run(&dir, perf::parse_model(&model)?, round).with_context(|| format!("perf worker on {}", dir.display()))?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }

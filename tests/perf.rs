@@ -26,7 +26,7 @@ fn run(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, serde_js
 #[test]
 fn mtlbench_side_measures_trains_and_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, r) = run(dir.path(), &["--no-reference"]);
+    let (o, r) = run(dir.path(), &["--no-reference", "--rounds", "2"]);
     let out = stdout(&o);
     assert!(out.contains("targets (issue 8):") && out.contains("PyTorch reference skipped"), "{out}");
     assert_eq!(r["train_rows"], 6 * 64);
@@ -49,7 +49,31 @@ fn mtlbench_side_measures_trains_and_reports() {
         assert!((o["percent"].as_f64().unwrap() - pct).abs() < 1e-6 * pct.max(1.0), "{o}");
         assert!(m["step_flops"].as_f64().unwrap() > 0.0);
         assert!(m["reference"].is_null());
+        // Two rounds, each with every step's loss; the reported run is one of
+        // them; the rounds draw different dropout masks (default 0.1), so
+        // even the first step's loss differs between them.
+        let runs = m["mtlbench_runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        assert!(runs.iter().any(|x| x["samples_per_second"] == s["samples_per_second"]));
+        let first: Vec<f64> = runs
+            .iter()
+            .map(|x| {
+                let l = x["losses"].as_array().unwrap();
+                assert_eq!(l.len(), 6);
+                l[0].as_f64().unwrap()
+            })
+            .collect();
+        assert!(first.iter().all(|l| l.is_finite() && *l > 0.0) && first[0] != first[1], "{first:?}");
     }
+    assert_eq!(r["rounds"], 2);
+    // The saved JSON prints the same report again without measuring.
+    let again = bench(dir.path(), &["perf", "--show", dir.path().join("perf.json").to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stdout(&again), out);
+    std::fs::write(dir.path().join("not.json"), "{}").unwrap();
+    let bad = bench(dir.path(), &["perf", "--show", dir.path().join("not.json").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("not.json: not a bench perf report"), "{}", stderr(&bad));
     assert!(r["sgemm"]["median_flops"].as_f64().unwrap() > 1e8);
     let auc = r["auc"]["mtlbench_auc"].as_f64().unwrap();
     assert!(auc > 0.6 && auc < 1.0, "the scores carry signal: {auc}");
@@ -65,6 +89,8 @@ fn bad_options_are_named() {
     assert!(stderr(&o).contains("unknown model `nope`"), "{}", stderr(&o));
     let o = bench(dir.path(), &["perf", "--no-reference", "--steps", "3", "--warmup", "5"]);
     assert!(stderr(&o).contains("--steps") && stderr(&o).contains("must exceed --warmup"), "{}", stderr(&o));
+    let o = bench(dir.path(), &["perf", "--no-reference", "--dropout", "1.5"]);
+    assert!(stderr(&o).contains("--dropout") && stderr(&o).contains("[0, 1)"), "{}", stderr(&o));
     let o = bench(dir.path(), &["perf", "--python", "/nonexistent/python"]);
     assert!(stderr(&o).contains("/nonexistent/python does not exist"), "{}", stderr(&o));
 }
@@ -86,7 +112,8 @@ fn pytorch_reference_is_the_same_function_on_the_same_batches() {
     };
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/perf_reference.py");
-    let (o, r) = run(dir.path(), &["--python", py.to_str().unwrap(), "--script", script]);
+    let (o, r) = run(dir.path(), &["--python", py.to_str().unwrap(), "--script", script, "--dropout", "0"]);
+    assert_eq!(r["dropout"], 0.0);
     let out = stdout(&o);
     assert!(out.contains("pytorch") && out.contains("scikit-learn"), "{out}");
     for m in r["models"].as_array().unwrap() {
@@ -97,6 +124,12 @@ fn pytorch_reference_is_the_same_function_on_the_same_batches() {
         assert!(theirs["check_max_abs_diff"].as_f64().unwrap() < 1e-5, "{}: {}", m["model"], theirs["check_max_abs_diff"]);
         assert!(theirs["peak_rss_mib"].as_f64().unwrap() > 10.0);
         assert_eq!(theirs["test_auc"].as_array().unwrap().len(), 3);
+        // Without dropout the first step is the same computation on both
+        // sides, batch-norm batch statistics included: the same loss. (Later
+        // steps drift apart: Adam turns rounding noise in near-zero
+        // gradients into full-size updates.)
+        let l0 = |s: &serde_json::Value| s["losses"][0].as_f64().unwrap();
+        assert!((l0(ours) - l0(theirs)).abs() < 1e-5 * l0(ours), "{}: {} vs {}", m["model"], l0(ours), l0(theirs));
     }
     // Exact AUC agrees with scikit-learn's to the last digits (bench perf also enforces it).
     let (a, b) = (r["auc"]["mtlbench_auc"].as_f64().unwrap(), r["auc"]["sklearn_auc"].as_f64().unwrap());

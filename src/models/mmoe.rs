@@ -87,7 +87,7 @@ impl MmoeNet {
         let w: Vec<Tensor> = self.gates.iter().map(|g| g.forward(x)).collect();
         // Every gate's mix in one product: [B, heads, out].
         let mixed = mix_gates(&w, &e);
-        let heads = (0..w.len() as i64).map(|k| mixed.select(1, k)).collect();
+        let heads = mixed.unbind(1);
         let gates = self
             .gates
             .iter()

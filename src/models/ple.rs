@@ -182,7 +182,7 @@ impl PleNet {
             if let Some(s) = &sw {
                 parts.push(s.narrow(1, n_heads as i64 * mt, ms));
             }
-            let from_shared = mix_gates(&parts, &shared);
+            let from_shared = mix_gates(&parts, &shared).unbind(1);
             let mut task_out = Vec::with_capacity(n_heads);
             let mut next_shared: Option<Tensor> = None;
             for (h, o) in own.iter().enumerate() {
@@ -190,10 +190,10 @@ impl PleNet {
                 if let Some(s) = &sw {
                     parts.push(s.narrow(1, h as i64 * mt, mt));
                 }
-                let from_own = mix_gates(&parts, o);
-                task_out.push(from_own.select(1, 0) + from_shared.select(1, h as i64));
-                if sw.is_some() {
-                    let part = from_own.select(1, 1);
+                let from_own = mix_gates(&parts, o).unbind(1);
+                task_out.push(&from_own[0] + &from_shared[h]);
+                if let Some(part) = from_own.get(1) {
+                    let part = part.shallow_clone();
                     next_shared = Some(match next_shared {
                         None => part,
                         Some(acc) => acc + part,
@@ -204,8 +204,8 @@ impl PleNet {
                 gates.push(GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w });
             }
             if let (Some(g), Some(w)) = (&cgc.shared_gate, sw) {
-                let from_all = from_shared.select(1, n_heads as i64);
-                shared_in = next_shared.map_or_else(|| from_all.shallow_clone(), |acc| acc + &from_all);
+                let from_all = &from_shared[n_heads];
+                shared_in = next_shared.map_or_else(|| from_all.shallow_clone(), |acc| acc + from_all);
                 gates.push(GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w });
             }
             task_in = task_out;

@@ -82,6 +82,13 @@ pub struct PerfOptions {
     pub warmup: usize,
     pub batch_size: usize,
     pub threads: usize,
+    /// Runs of each side per model, alternating which goes first; the
+    /// median run of each side is reported.
+    pub rounds: usize,
+    /// Tower dropout of both sides (`None`: the models' default, 0.1). With
+    /// 0 both sides compute the same training steps, so their loss curves
+    /// must agree up to float rounding.
+    pub dropout: Option<f64>,
     /// Size of the synthetic WeChat data (the real data: 20,000 users, 106,444 feeds).
     pub users: usize,
     pub feeds: usize,
@@ -106,8 +113,13 @@ pub struct ModelComparison {
     pub model: String,
     /// FLOPs of one training step from the architecture ([`machine::train_step_flops`]).
     pub step_flops: f64,
+    /// The run with the median throughput of each side.
     pub mtlbench: SideResult,
     pub reference: Option<SideResult>,
+    /// Every round's run of each side, in round order (round r draws its
+    /// dropout masks from seed + r on both sides).
+    pub mtlbench_runs: Vec<SideResult>,
+    pub reference_runs: Vec<SideResult>,
 }
 
 /// Exact AUC of the same scores by both.
@@ -133,6 +145,10 @@ pub struct PerfReport {
     pub steps: usize,
     pub warmup: usize,
     pub batch_size: usize,
+    pub rounds: usize,
+    /// Tower dropout of both sides.
+    #[serde(default)]
+    pub dropout: f64,
     /// The sgemm measurement the shares are computed against: the higher of
     /// the ones taken before and after the training runs (other processes
     /// on the cores lower it; the higher one flatters the step less).
@@ -206,8 +222,13 @@ fn check_options(o: &PerfOptions) -> Result<(), PerfError> {
     if o.steps <= o.warmup {
         return bad("steps", format!("must exceed --warmup ({}), got {}", o.warmup, o.steps));
     }
-    if o.batch_size == 0 || o.threads == 0 || o.test_rows == 0 {
-        return bad("batch / threads / test-rows", "must be at least 1".into());
+    if let Some(p) = o.dropout {
+        if !(0.0..1.0).contains(&p) {
+            return bad("dropout", format!("must be in [0, 1), got {p}"));
+        }
+    }
+    if o.batch_size == 0 || o.threads == 0 || o.test_rows == 0 || o.rounds == 0 {
+        return bad("batch / threads / test-rows / rounds", "must be at least 1".into());
     }
     Ok(())
 }
@@ -255,7 +276,10 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
     let train_split = exchange::write_split(dir, "train", &train, &schema)?;
     let test_split = exchange::write_split(dir, "test", &test, &schema)?;
     let order = exchange::write_array(dir, "order.bin", &epoch_order(train.rows, o.seed, 1), vec![train.rows])?;
-    let models_config = ModelsConfig::default();
+    let mut models_config = ModelsConfig::default();
+    if let Some(p) = o.dropout {
+        models_config.tower.dropout = p;
+    }
     let check_rows = test.rows.min(1024);
     let test_t = SplitTensors::new(&test, &schema, Device::Cpu);
     let mut files = Vec::new();
@@ -309,6 +333,43 @@ fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfErr
         return Err(PerfError::Child { what: what.into(), message: "it did not report its peak RSS".into() });
     }
     Ok(r)
+}
+
+/// One side's run of one model: mtlbench's worker, or the reference under `python`.
+fn run_side(
+    o: &PerfOptions,
+    dir: &Path,
+    kind: ModelKind,
+    round: usize,
+    python: Option<&PathBuf>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SideResult, PerfError> {
+    let (what, mut c) = match python {
+        None => {
+            let mut c = side_command(&o.worker_exe, o.threads);
+            c.arg("perf-worker").arg(dir).arg("--model").arg(kind.name());
+            (format!("mtlbench {}", kind.name()), c)
+        }
+        Some(py) => {
+            let mut c = side_command(py, o.threads);
+            c.arg(&o.script).arg("train").arg(dir).arg("--model").arg(kind.name());
+            (format!("pytorch {}", kind.name()), c)
+        }
+    };
+    c.arg("--round").arg(round.to_string());
+    let what = if o.rounds > 1 { format!("{what} (round {})", round + 1) } else { what };
+    progress(&format!("{what}: {} steps ...", o.steps));
+    let r = parse_side(&what, child::run(&what, c)?)?;
+    progress(&format!("{what}: {:.0} samples/s", r.samples_per_second));
+    same_function(&what, &r)?;
+    Ok(r)
+}
+
+/// The run with the median throughput (the lower middle one for an even count).
+fn median_run(mut runs: Vec<SideResult>) -> Option<SideResult> {
+    runs.sort_by(|a, b| a.samples_per_second.total_cmp(&b.samples_per_second));
+    let mid = runs.len().saturating_sub(1) / 2;
+    (!runs.is_empty()).then(|| runs.swap_remove(mid))
 }
 
 /// A side must start from the function the parent wrote: the same eval-mode
@@ -402,27 +463,32 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
     progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", before.median_flops / 1e9, before.threads));
     let mut models = Vec::new();
     for (kind, step_flops) in flops {
-        let mut c = side_command(&o.worker_exe, o.threads);
-        c.arg("perf-worker").arg(&dir).arg("--model").arg(kind.name());
-        let what = format!("mtlbench {}", kind.name());
-        progress(&format!("{what}: {} steps ...", o.steps));
-        let ours = parse_side(&what, child::run(&what, c)?)?;
-        progress(&format!("{what}: {:.0} samples/s", ours.samples_per_second));
-        same_function(&what, &ours)?;
-        let reference = match &o.python {
-            Some(py) => {
-                let mut c = side_command(py, o.threads);
-                c.arg(&o.script).arg("train").arg(&dir).arg("--model").arg(kind.name());
-                let what = format!("pytorch {}", kind.name());
-                progress(&format!("{what}: {} steps ...", o.steps));
-                let r = parse_side(&what, child::run(&what, c)?)?;
-                progress(&format!("{what}: {:.0} samples/s", r.samples_per_second));
-                same_function(&what, &r)?;
-                Some(r)
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for round in 0..o.rounds {
+            // Alternate which side goes first, so that a drift in the machine's
+            // load does not always favour the same side.
+            let reference_first = round % 2 == 1;
+            if !reference_first {
+                ours.push(run_side(o, &dir, kind, round, None, progress)?);
             }
-            None => None,
-        };
-        models.push(ModelComparison { model: kind.name().into(), step_flops, mtlbench: ours, reference });
+            if let Some(py) = &o.python {
+                theirs.push(run_side(o, &dir, kind, round, Some(py), progress)?);
+            }
+            if reference_first {
+                ours.push(run_side(o, &dir, kind, round, None, progress)?);
+            }
+        }
+        let mtlbench = median_run(ours.clone())
+            .ok_or_else(|| PerfError::Option { key: "rounds".into(), message: "must be at least 1".into() })?;
+        models.push(ModelComparison {
+            model: kind.name().into(),
+            step_flops,
+            mtlbench,
+            reference: median_run(theirs.clone()),
+            mtlbench_runs: ours,
+            reference_runs: theirs,
+        });
     }
     let after = machine::sgemm(2048, 5);
     progress(&format!("sgemm again: {:.1} GFLOP/s", after.median_flops / 1e9));
@@ -440,6 +506,8 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
         steps: o.steps,
         warmup: o.warmup,
         batch_size: o.batch_size,
+        rounds: o.rounds,
+        dropout: manifest.models_config.tower.dropout,
         sgemm,
         sgemm_runs,
         models,

@@ -63,6 +63,9 @@ pub struct SideResult {
     /// Peak resident memory of the side's process (its VmHWM), MiB.
     #[serde(default)]
     pub peak_rss_mib: Option<f64>,
+    /// Training loss (sum of the task terms) of every step, timed or not.
+    #[serde(default)]
+    pub losses: Vec<f64>,
 }
 
 /// User + system CPU seconds of this process so far, all threads.
@@ -110,12 +113,14 @@ fn trace_store(path: &Path, model: ModelKind) -> Result<(Store, String), PerfErr
     Ok((store, id))
 }
 
-/// Trains `kind` from the exchange folder `dir` and measures it.
-pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
+/// Trains `kind` from the exchange folder `dir` and measures it. `round`
+/// offsets the seed of the dropout masks (the weights come from the folder
+/// and the batch order from the manifest's seed, so only dropout differs).
+pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfError> {
     let m = Manifest::read(dir)?;
     let s = &m.train;
     tch::set_num_threads(m.threads as i32);
-    tch::manual_seed(s.seed as i64);
+    tch::manual_seed(s.seed.wrapping_add(round) as i64);
     let train = exchange::read_split(dir, &m.train_split, &m.schema)?;
     let vs = nn::VarStore::new(Device::Cpu);
     let model = models::build(kind, &vs, &m.schema, &m.models_config).map_err(|e| PerfError::Model(e.to_string()))?;
@@ -150,6 +155,7 @@ pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
     let mut batches = split.shuffled(s.batch_size, s.seed, 1);
     let (mut batch_t, mut step_t, mut db_t) = (vec![], vec![], vec![]);
     let mut traced = vec![];
+    let mut losses = Vec::with_capacity(s.steps);
     let mut timed_start = Instant::now();
     let mut cpu_start = cpu_seconds();
     for step in 0..s.steps {
@@ -166,6 +172,7 @@ pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
         let diagnose = step % s.trace_every == 0;
         let out = stepper.step(&batch, diagnose, 1, step).map_err(|e| PerfError::Model(e.to_string()))?;
         let t2 = Instant::now();
+        losses.push(out.losses.iter().sum::<f64>());
         if let Some(diagnostics) = out.diagnostics {
             let rec = TraceRecord { step, epoch: 1, terms: terms.clone(), weights: out.weights, losses: out.losses, diagnostics };
             store.record_trace(&run_id, &rec).map_err(|e| PerfError::Store(e.to_string()))?;
@@ -214,5 +221,6 @@ pub fn run(dir: &Path, kind: ModelKind) -> Result<SideResult, PerfError> {
         check_max_abs_diff: Some(check),
         overhead: Some(overhead),
         peak_rss_mib: crate::env::peak_rss_mib(),
+        losses,
     })
 }
