@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use super::{
-    accumulate_grads, flatten, per_term_grads, scope_first, BuildContext, Scope, StepReport, Strategy, StrategyError,
+    combine::accumulate_weighted, flatten, per_term_grads, scope_first, BuildContext, Scope, StepReport, Strategy, StrategyError,
 };
 use crate::models::ParamGroups;
 use crate::train::optim::Optimizer;
@@ -202,17 +202,7 @@ impl Strategy for GradNorm {
         let norms: Vec<Tensor> = per_term.iter().map(|g| flatten(&g[..n_scope]).norm()).collect();
         let n = Tensor::f_stack(&norms, 0)?.detach().to_kind(Kind::Float);
         let weights = self.weights();
-        let model_grads: Vec<Tensor> = (0..all.len())
-            .map(|k| {
-                per_term
-                    .iter()
-                    .zip(&weights)
-                    .map(|(g, &w)| &g[k] * w)
-                    .reduce(|a, b| a + b)
-                    .unwrap_or_else(|| all[k].zeros_like())
-            })
-            .collect();
-        accumulate_grads(&all, &model_grads)?;
+        accumulate_weighted(&all, &per_term, &weights)?;
         if self.seen >= self.l0_steps {
             self.update_weights(&l, &n)?;
         }

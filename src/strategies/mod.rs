@@ -8,6 +8,7 @@
 //! (whose terms are e.g. CTR and CTCVR) is weighted like any other model.
 //! Formulas: `../shared/REFERENCE.md` section 5.
 
+pub mod combine;
 pub mod equal;
 pub mod gradnorm;
 pub mod pcgrad;
