@@ -289,7 +289,7 @@ mod tests {
     }
 
     fn small_train() -> TrainConfig {
-        TrainConfig { epochs: 2, batch_size: 256, patience: 5, threads: Some(1), trace_every: 3, ..Default::default() }
+        TrainConfig { epochs: 2, batch_size: 256, patience: 5, trace_every: 3, ..Default::default() }
     }
 
     fn run(
