@@ -30,13 +30,7 @@ pub fn mean_auc(r: &SideResult) -> Option<f64> {
 /// across runs (`None` for a single run).
 pub fn mean_auc_over(runs: &[SideResult]) -> Option<(f64, Option<f64>)> {
     let v: Vec<f64> = runs.iter().filter_map(mean_auc).collect();
-    if v.is_empty() {
-        return None;
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let sd = (v.len() > 1).then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    Some((mean, sd))
+    crate::stats::summarize(&v).map(|s| (s.mean, (s.n > 1).then_some(s.std)))
 }
 
 /// How closely the two sides' training losses follow each other (round 1).

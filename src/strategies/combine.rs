@@ -38,22 +38,27 @@ fn fast_path(t: &Tensor) -> bool {
     t.device() == Device::Cpu && t.kind() == Kind::Float
 }
 
+/// The same sum as tensor ops, for other devices, kinds and layouts.
+fn with_tensor_ops(params: &[Tensor], per_term: &[Vec<Tensor>], weights: &[f64]) -> Result<(), tch::TchError> {
+    let combined: Vec<Tensor> = (0..params.len())
+        .map(|k| {
+            per_term
+                .iter()
+                .zip(weights)
+                .filter_map(|(g, &w)| g.get(k).map(|g| g * w))
+                .reduce(|a, b| a + b)
+                .unwrap_or_else(|| params[k].zeros_like())
+        })
+        .collect();
+    accumulate_grads(params, &combined)
+}
+
 /// Adds `sum_t weights[t] * per_term[t][k]` to `params[k].grad` for every
 /// `k`, defining `.grad` (as zeros, then the sum) where libtorch has not yet.
 pub fn accumulate_weighted(params: &[Tensor], per_term: &[Vec<Tensor>], weights: &[f64]) -> Result<(), tch::TchError> {
     let fast = params.iter().all(fast_path) && per_term.iter().flatten().all(fast_path);
     if !fast || per_term.iter().any(|g| g.len() != params.len()) {
-        let combined: Vec<Tensor> = (0..params.len())
-            .map(|k| {
-                per_term
-                    .iter()
-                    .zip(weights)
-                    .map(|(g, &w)| &g[k] * w)
-                    .reduce(|a, b| a + b)
-                    .unwrap_or_else(|| params[k].zeros_like())
-            })
-            .collect();
-        return accumulate_grads(params, &combined);
+        return with_tensor_ops(params, per_term, weights);
     }
     // The first step: give every parameter a `.grad` to add into.
     let undefined: Vec<Tensor> = params.iter().filter(|p| !p.grad().defined()).map(|p| p.shallow_clone()).collect();
@@ -64,10 +69,7 @@ pub fn accumulate_weighted(params: &[Tensor], per_term: &[Vec<Tensor>], weights:
     let outs: Vec<Tensor> = params.iter().map(|p| p.grad()).collect();
     if outs.iter().any(|g| !g.is_contiguous() || !fast_path(g)) {
         // An unusual gradient layout: the tensor ops are right for it.
-        let combined: Vec<Tensor> = (0..params.len())
-            .map(|k| per_term.iter().zip(weights).map(|(g, &w)| &g[k] * w).fold(params[k].zeros_like(), |a, b| a + b))
-            .collect();
-        return accumulate_grads(params, &combined);
+        return with_tensor_ops(params, per_term, weights);
     }
     let terms: Vec<Vec<Tensor>> = per_term.iter().map(|g| g.iter().map(|t| t.contiguous()).collect()).collect();
     let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
