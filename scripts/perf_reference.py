@@ -335,9 +335,6 @@ def train(args):
         sys.exit(f"manifest format {m['format']}, this script reads {FORMAT}")
     s = m["train"]
     torch.set_num_threads(m["threads"])
-    # Round r of bench perf draws its dropout masks from seed + r, as the
-    # mtlbench side does (weights come from the folder, order from the manifest).
-    torch.manual_seed(s["seed"] + args.round)
     files = next((x for x in m["models"] if x["kind"] == args.model), None)
     if files is None:
         sys.exit(f"no initial weights for model {args.model} in {d}")
@@ -358,6 +355,12 @@ def train(args):
 
     opt = torch.optim.Adam(model.parameters(), lr=s["lr"], betas=(s["beta1"], s["beta2"]), eps=s["eps"], weight_decay=s["weight_decay"])
     b, n_tasks = s["batch_size"], len(m["schema"]["tasks"])
+    # Round r of bench perf seeds the dropout masks with seed + r just before
+    # the first step, as the mtlbench side does (weights come from the
+    # folder, order from the manifest). With the models' dropout_masks =
+    # "libtorch", mtlbench draws its masks with libtorch's dropout from the
+    # same generator state: the same masks as nn.Dropout here.
+    torch.manual_seed(s["seed"] + args.round)
     times, losses = [], []
     timed_start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(s["steps"]):

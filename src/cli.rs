@@ -182,6 +182,16 @@ pub enum Command {
         /// both compute the same steps and their loss curves must agree.
         #[arg(long)]
         dropout: Option<f64>,
+        /// Where both sides' dropout masks come from: hashed (mtlbench's
+        /// default, faster; each side draws its own masks) or libtorch (the
+        /// same masks on both sides, so that each round's AUCs can be
+        /// compared pairwise).
+        #[arg(long, value_enum, default_value = "hashed")]
+        masks: MasksArg,
+        /// Number of the first round (its dropout seed is seed + round):
+        /// more rounds later without repeating earlier ones.
+        #[arg(long, default_value_t = 0)]
+        first_round: usize,
         /// Python with torch 2.11 and scikit-learn (default: the one make perf-setup installs).
         #[arg(long, env = "MTLBENCH_PERF_PYTHON")]
         python: Option<PathBuf>,
@@ -239,4 +249,20 @@ pub enum DataCommand {
         /// A grid file (its [data] section is used) or a file holding only a data config.
         config: PathBuf,
     },
+}
+
+/// `bench perf --masks`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MasksArg {
+    Hashed,
+    Libtorch,
+}
+
+impl From<MasksArg> for mtlbench::models::DropoutMasks {
+    fn from(m: MasksArg) -> Self {
+        match m {
+            MasksArg::Hashed => mtlbench::models::DropoutMasks::Hashed,
+            MasksArg::Libtorch => mtlbench::models::DropoutMasks::Libtorch,
+        }
+    }
 }

@@ -68,7 +68,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data { command } => cmd_data(command),
-        Command::Perf { models, steps, warmup, batch, threads, users, feeds, test_rows, auc_rows, seed, rounds, dropout, python, no_reference, script, work_dir, json, show } => {
+        Command::Perf { models, steps, warmup, batch, threads, users, feeds, test_rows, auc_rows, seed, rounds, dropout, masks, first_round, python, no_reference, script, work_dir, json, show } => {
             if let Some(path) = show {
                 let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
                 let report: perf::PerfReport = serde_json::from_str(&text)
@@ -94,7 +94,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 auc_rows,
                 seed,
                 rounds,
+                first_round,
                 dropout,
+                masks: masks.into(),
                 python,
                 script,
                 worker_exe: std::env::current_exe().context("locating the bench executable")?,

@@ -134,4 +134,27 @@ fn pytorch_reference_is_the_same_function_on_the_same_batches() {
     // Exact AUC agrees with scikit-learn's to the last digits (bench perf also enforces it).
     let (a, b) = (r["auc"]["mtlbench_auc"].as_f64().unwrap(), r["auc"]["sklearn_auc"].as_f64().unwrap());
     assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+
+    // With dropout (0.1) and libtorch's masks, both sides of a round drop
+    // the same units: the first step's loss is again the same on both sides
+    // (with each side's own masks it is not), and each round's AUCs pair up.
+    let (o, r) = run(
+        dir.path(),
+        &["--python", py.to_str().unwrap(), "--script", script, "--masks", "libtorch", "--rounds", "2", "--first-round", "3", "--models", "mmoe"],
+    );
+    assert_eq!((r["masks"].as_str(), r["first_round"].as_u64(), r["dropout"].as_f64()), (Some("libtorch"), Some(3), Some(0.1)));
+    let out = stdout(&o);
+    assert!(out.contains("same libtorch dropout masks") && out.contains("paired by round"), "{out}");
+    let m = &r["models"][0];
+    let (ours, theirs) = (m["mtlbench_runs"].as_array().unwrap(), m["reference_runs"].as_array().unwrap());
+    assert_eq!((ours.len(), theirs.len()), (2, 2));
+    let l0 = |s: &serde_json::Value| s["losses"][0].as_f64().unwrap();
+    for (a, b) in ours.iter().zip(theirs) {
+        assert!((l0(a) - l0(b)).abs() < 1e-5 * l0(a), "same masks, same first loss: {} vs {}", l0(a), l0(b));
+    }
+    assert_ne!(l0(&ours[0]), l0(&ours[1]), "rounds 4 and 5 draw different masks");
+    let (o, r) = run(dir.path(), &["--python", py.to_str().unwrap(), "--script", script, "--models", "mmoe"]);
+    assert!(stdout(&o).contains("own dropout masks"), "{}", stdout(&o));
+    let (a, b) = (l0(&r["models"][0]["mtlbench"]), l0(&r["models"][0]["reference"]));
+    assert!((a - b).abs() > 1e-4 * a, "each side's own masks give another first loss: {a} vs {b}");
 }

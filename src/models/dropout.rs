@@ -12,8 +12,26 @@
 //! each call is drawn from libtorch's generator, so `tch::manual_seed` still
 //! makes a run repeatable, and the masks do not depend on the thread count.
 //! Other devices and dtypes use libtorch's dropout.
+//!
+//! [`DropoutMasks::Libtorch`] draws the masks with libtorch's own dropout
+//! instead: slower on CPU, but the very masks PyTorch's `nn.Dropout` draws
+//! from the same generator state, so a run can be replayed step for step
+//! against a PyTorch model (`bench perf --masks libtorch` does).
 
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+
+/// Where dropout masks come from (`[models.tower] dropout_masks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DropoutMasks {
+    /// The counter-based hash of this module: one fused, multi-threaded pass.
+    #[default]
+    Hashed,
+    /// libtorch's `dropout` (Bernoulli draws from the global generator),
+    /// the same masks as PyTorch's given the same generator state.
+    Libtorch,
+}
 
 /// Elements per thread below which one thread fills the mask alone.
 const PARALLEL_MIN: usize = 1 << 15;
@@ -54,11 +72,11 @@ pub fn fill_mask(m: &mut [f32], p: f64, seed: u64, threads: usize) {
 }
 
 /// Dropout of `x` with drop probability `p` when `train`; the identity otherwise.
-pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
+pub fn dropout(x: &Tensor, p: f64, train: bool, masks: DropoutMasks) -> Tensor {
     if !train || p <= 0.0 {
         return x.shallow_clone();
     }
-    if x.device() != Device::Cpu || x.kind() != Kind::Float || p >= 1.0 {
+    if masks == DropoutMasks::Libtorch || x.device() != Device::Cpu || x.kind() != Kind::Float || p >= 1.0 {
         return x.dropout(p, train);
     }
     let seed = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64;
@@ -113,7 +131,8 @@ mod tests {
     #[test]
     fn dropout_is_identity_in_eval_and_masks_gradients_in_training() {
         let x = Tensor::ones([64, 32], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        assert!(dropout(&x, 0.3, false).equal(&x));
+        assert!(dropout(&x, 0.3, false, DropoutMasks::Hashed).equal(&x));
+        assert!(dropout(&x, 0.3, false, DropoutMasks::Libtorch).equal(&x));
         let y = dropout_seeded(&x, 0.3, 5);
         y.sum(Kind::Float).backward();
         // The gradient is the mask itself: 0 where dropped, 1/(1-p) where kept, like y.

@@ -40,6 +40,7 @@ pub use experts::GateWeights;
 pub use funnel::{FunnelConfig, FunnelSpec};
 pub use input::{InputConfig, InputLayer};
 pub use multi_tower::MultiTower;
+pub use dropout::DropoutMasks;
 pub use tower::{Mlp, TowerConfig};
 
 #[derive(Debug, Error)]

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, nn::ModuleT, Tensor};
 
+use super::dropout::DropoutMasks;
 use super::ModelError;
 
 fn d_hidden() -> Vec<i64> {
@@ -32,11 +33,16 @@ pub struct TowerConfig {
     /// statistics in training, running statistics in evaluation.
     #[serde(default = "d_true")]
     pub batch_norm: bool,
+    /// Where the dropout masks come from: "hashed" (default, a fused
+    /// counter-based hash, the faster on CPU) or "libtorch" (libtorch's own
+    /// dropout: the masks PyTorch would draw from the same seed).
+    #[serde(default)]
+    pub dropout_masks: DropoutMasks,
 }
 
 impl Default for TowerConfig {
     fn default() -> Self {
-        TowerConfig { hidden: d_hidden(), dropout: d_dropout(), batch_norm: true }
+        TowerConfig { hidden: d_hidden(), dropout: d_dropout(), batch_norm: true, dropout_masks: DropoutMasks::Hashed }
     }
 }
 
@@ -64,6 +70,7 @@ impl TowerConfig {
 pub struct Mlp {
     layers: Vec<(nn::Linear, Option<nn::BatchNorm>)>,
     dropout: f64,
+    masks: DropoutMasks,
     logit: Option<nn::Linear>,
     out_dim: i64,
 }
@@ -72,6 +79,7 @@ impl Mlp {
     /// A tower: hidden layers then a logit ([B, 1] -> squeezed to [B]).
     pub fn tower(vs: &nn::Path, in_dim: i64, cfg: &TowerConfig) -> Mlp {
         let mut m = Mlp::block(vs, in_dim, &cfg.hidden, cfg.dropout, cfg.batch_norm);
+        m.masks = cfg.dropout_masks;
         m.logit = Some(nn::linear(vs / "logit", m.out_dim, 1, Default::default()));
         m.out_dim = 1;
         m
@@ -87,7 +95,7 @@ impl Mlp {
             layers.push((lin, bn));
             d = h;
         }
-        Mlp { layers, dropout, logit: None, out_dim: d }
+        Mlp { layers, dropout, masks: DropoutMasks::default(), logit: None, out_dim: d }
     }
 
     pub fn out_dim(&self) -> i64 {
@@ -100,7 +108,7 @@ impl Mlp {
         for (lin, bn) in &self.layers {
             h = lin.forward(&h).relu();
             if self.dropout > 0.0 {
-                h = super::dropout::dropout(&h, self.dropout, train);
+                h = super::dropout::dropout(&h, self.dropout, train, self.masks);
             }
             if let Some(bn) = bn {
                 h = bn.forward_t(&h, train);

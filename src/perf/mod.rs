@@ -33,7 +33,7 @@ use crate::data::batch::{epoch_order, to_vec_f32};
 use crate::data::wechat::synth::SyntheticWechatConfig;
 use crate::data::wechat::DaySplit;
 use crate::data::{self, DataConfig, DataError, SplitTensors};
-use crate::models::{self, ModelKind, ModelsConfig};
+use crate::models::{self, DropoutMasks, ModelKind, ModelsConfig};
 use crate::train::TrainConfig;
 use exchange::{Manifest, ModelFiles, TrainSettings};
 pub use machine::{Machine, Sgemm};
@@ -89,6 +89,13 @@ pub struct PerfOptions {
     /// 0 both sides compute the same training steps, so their loss curves
     /// must agree up to float rounding.
     pub dropout: Option<f64>,
+    /// Where both sides' dropout masks come from. With
+    /// [`DropoutMasks::Libtorch`] mtlbench draws them with libtorch's
+    /// dropout, as PyTorch does, from the same generator state: both sides
+    /// of a round drop the same units and their AUCs compare pairwise.
+    pub masks: DropoutMasks,
+    /// Number of the first round (round r's masks come from seed + r).
+    pub first_round: usize,
     /// Size of the synthetic WeChat data (the real data: 20,000 users, 106,444 feeds).
     pub users: usize,
     pub feeds: usize,
@@ -116,8 +123,8 @@ pub struct ModelComparison {
     /// The run with the median throughput of each side.
     pub mtlbench: SideResult,
     pub reference: Option<SideResult>,
-    /// Every round's run of each side, in round order (round r draws its
-    /// dropout masks from seed + r on both sides).
+    /// Every round's run of each side, in round order (round r seeds the
+    /// dropout masks of both sides with seed + r).
     pub mtlbench_runs: Vec<SideResult>,
     pub reference_runs: Vec<SideResult>,
 }
@@ -149,6 +156,12 @@ pub struct PerfReport {
     /// Tower dropout of both sides.
     #[serde(default)]
     pub dropout: f64,
+    /// Where the masks came from (libtorch: the same on both sides).
+    #[serde(default)]
+    pub masks: DropoutMasks,
+    /// Number of the first round.
+    #[serde(default)]
+    pub first_round: usize,
     /// The sgemm measurement the shares are computed against: the higher of
     /// the ones taken before and after the training runs (other processes
     /// on the cores lower it; the higher one flatters the step less).
@@ -280,6 +293,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
     if let Some(p) = o.dropout {
         models_config.tower.dropout = p;
     }
+    models_config.tower.dropout_masks = o.masks;
     let check_rows = test.rows.min(1024);
     let test_t = SplitTensors::new(&test, &schema, Device::Cpu);
     let mut files = Vec::new();
@@ -357,7 +371,7 @@ fn run_side(
         }
     };
     c.arg("--round").arg(round.to_string());
-    let what = if o.rounds > 1 { format!("{what} (round {})", round + 1) } else { what };
+    let what = if o.rounds > 1 || o.first_round > 0 { format!("{what} (round {})", round + 1) } else { what };
     progress(&format!("{what}: {} steps ...", o.steps));
     let r = parse_side(&what, child::run(&what, c)?)?;
     progress(&format!("{what}: {:.0} samples/s", r.samples_per_second));
@@ -465,7 +479,7 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
     for (kind, step_flops) in flops {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
-        for round in 0..o.rounds {
+        for round in o.first_round..o.first_round + o.rounds {
             // Alternate which side goes first, so that a drift in the machine's
             // load does not always favour the same side.
             let reference_first = round % 2 == 1;
@@ -508,6 +522,8 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
         batch_size: o.batch_size,
         rounds: o.rounds,
         dropout: manifest.models_config.tower.dropout,
+        masks: manifest.models_config.tower.dropout_masks,
+        first_round: o.first_round,
         sgemm,
         sgemm_runs,
         models,

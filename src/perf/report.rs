@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::{PerfReport, SideResult};
+use crate::models::DropoutMasks;
 
 /// Throughput target: mtlbench at least this many times the reference.
 pub const TARGET_RATIO: f64 = 1.2;
@@ -101,12 +102,17 @@ impl PerfReport {
                     met: ratio >= TARGET_RATIO,
                 });
                 // Averaged over the rounds (each with its own dropout masks)
-                // when there are several; the median run's otherwise.
+                // when there are several; the median run's otherwise. With
+                // the same masks on both sides, rounds pair up.
                 let (a, b, over) = if m.mtlbench_runs.len() > 1 && m.reference_runs.len() > 1 {
                     let means = |runs: &[SideResult]| runs.iter().filter_map(mean_auc).collect::<Vec<f64>>();
-                    let ci = crate::stats::welch_diff_ci(&means(&m.reference_runs), &means(&m.mtlbench_runs), 0.95)
-                        .map(|c| format!(", 95% CI [{:+.4}, {:+.4}] (Welch over rounds)", c.low, c.high))
-                        .unwrap_or_default();
+                    let (ours, theirs) = (means(&m.mtlbench_runs), means(&m.reference_runs));
+                    let ci = if self.masks == DropoutMasks::Libtorch && ours.len() == theirs.len() {
+                        crate::stats::paired_diff_ci(&ours, &theirs, 0.95).map(|c| (c, "paired by round: same masks"))
+                    } else {
+                        crate::stats::welch_diff_ci(&ours, &theirs, 0.95).map(|c| (c, "Welch over rounds"))
+                    };
+                    let ci = ci.map(|(c, how)| format!(", 95% CI [{:+.4}, {:+.4}] ({how})", c.low, c.high)).unwrap_or_default();
                     (
                         mean_auc_over(&m.mtlbench_runs).map(|x| x.0),
                         mean_auc_over(&m.reference_runs).map(|x| x.0),
@@ -224,6 +230,16 @@ impl fmt::Display for PerfReport {
                 writeln!(f, "       mean test AUC per round (dropout seed + round): mtlbench {}", spread(&c.mtlbench_runs))?;
                 if !c.reference_runs.is_empty() {
                     writeln!(f, "       mean test AUC per round (dropout seed + round): pytorch  {}", spread(&c.reference_runs))?;
+                    let diffs: Vec<String> = c
+                        .mtlbench_runs
+                        .iter()
+                        .zip(&c.reference_runs)
+                        .map(|(a, b)| match (mean_auc(a), mean_auc(b)) {
+                            (Some(a), Some(b)) => format!("{:+.4}", a - b),
+                            _ => "n/a".into(),
+                        })
+                        .collect();
+                    writeln!(f, "       mtlbench - pytorch per round: {}", diffs.join(", "))?;
                 }
                 let per_task = |runs: &[SideResult]| {
                     let tasks = runs.first().map_or(0, |r| r.test_auc.len());
@@ -249,7 +265,11 @@ impl fmt::Display for PerfReport {
                 writeln!(
                     f,
                     "       training loss, round 1 (same weights and batches{}): |mtlbench - pytorch| step 1 {:.1e}, max over steps 1-10 {:.1e}; mean of the last {} steps {:.4} vs {:.4}",
-                    if self.dropout == 0.0 { ", no dropout" } else { ", own dropout masks" },
+                    match (self.dropout == 0.0, self.masks) {
+                        (true, _) => ", no dropout",
+                        (false, DropoutMasks::Libtorch) => ", same libtorch dropout masks",
+                        (false, DropoutMasks::Hashed) => ", own dropout masks",
+                    },
                     l.first,
                     l.first10,
                     l.tail,
@@ -327,6 +347,8 @@ mod tests {
             batch_size: 1000,
             rounds: 1,
             dropout: 0.1,
+            masks: DropoutMasks::Hashed,
+            first_round: 0,
             // 1e11 FLOP/s of sgemm; a step of 1e9 FLOP at 1000 rows.
             sgemm: Sgemm { n: 2048, threads: 2, median_flops: 1e11, best_flops: 1e11 },
             sgemm_runs: vec![Sgemm { n: 2048, threads: 2, median_flops: 1e11, best_flops: 1e11 }; 2],

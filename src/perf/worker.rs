@@ -115,12 +115,14 @@ fn trace_store(path: &Path, model: ModelKind) -> Result<(Store, String), PerfErr
 
 /// Trains `kind` from the exchange folder `dir` and measures it. `round`
 /// offsets the seed of the dropout masks (the weights come from the folder
-/// and the batch order from the manifest's seed, so only dropout differs).
+/// and the batch order from the manifest's seed, so only dropout differs);
+/// libtorch's generator is seeded just before the first step, as the
+/// reference seeds torch's, so that with the models' `dropout_masks =
+/// libtorch` both sides draw the very same masks.
 pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfError> {
     let m = Manifest::read(dir)?;
     let s = &m.train;
     tch::set_num_threads(m.threads as i32);
-    tch::manual_seed(s.seed.wrapping_add(round) as i64);
     let train = exchange::read_split(dir, &m.train_split, &m.schema)?;
     let vs = nn::VarStore::new(Device::Cpu);
     let model = models::build(kind, &vs, &m.schema, &m.models_config).map_err(|e| PerfError::Model(e.to_string()))?;
@@ -152,6 +154,9 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
     let (store, run_id) = trace_store(&db_dir.0.join("perf.sqlite"), kind)?;
 
     let split = SplitTensors::new(&train, &m.schema, Device::Cpu);
+    // The masks of the round start from here, as the reference's do: what
+    // building the model drew from the generator differs between the sides.
+    tch::manual_seed(s.seed.wrapping_add(round) as i64);
     let mut batches = split.shuffled(s.batch_size, s.seed, 1);
     let (mut batch_t, mut step_t, mut db_t) = (vec![], vec![], vec![]);
     let mut traced = vec![];
