@@ -154,7 +154,8 @@ class Tower(nn.Module):
             if cfg["dropout"] > 0:
                 layers.append(nn.Dropout(cfg["dropout"]))
             if cfg["batch_norm"]:
-                layers.append(nn.BatchNorm1d(h))
+                # PyTorch's momentum convention, as mtlbench's config states it.
+                layers.append(nn.BatchNorm1d(h, eps=cfg["batch_norm_eps"], momentum=cfg["batch_norm_momentum"]))
                 self.names.append((f"bn{i}", len(layers) - 1))
             d = h
         self.body = nn.Sequential(*layers)

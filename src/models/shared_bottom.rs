@@ -47,7 +47,7 @@ impl SharedBottomNet {
     /// `shared` is the `shared` path of the model's VarStore.
     pub fn new(shared: &nn::Path, in_dim: i64, cfg: &SharedBottomConfig) -> Result<Self, ModelError> {
         cfg.validate()?;
-        let mlp = Mlp::block(&(shared / "bottom"), in_dim, &cfg.bottom, 0.0, false);
+        let mlp = Mlp::block(&(shared / "bottom"), in_dim, &cfg.bottom);
         Ok(SharedBottomNet { mlp, layers: cfg.bottom.len() })
     }
 

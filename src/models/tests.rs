@@ -408,6 +408,8 @@ fn bad_settings_are_named() {
     check(ModelKind::Mmoe, &|c| c.mmoe.expert_hidden = vec![], "models.mmoe.expert_hidden");
     check(ModelKind::SharedBottom, &|c| c.shared_bottom.bottom = vec![0], "models.shared-bottom.bottom");
     check(ModelKind::SharedBottom, &|c| c.tower.dropout = 1.0, "models.tower.dropout");
+    check(ModelKind::Mmoe, &|c| c.tower.batch_norm_momentum = 0.0, "models.tower.batch_norm_momentum");
+    check(ModelKind::Mmoe, &|c| c.tower.batch_norm_eps = -1e-3, "models.tower.batch_norm_eps");
     check(ModelKind::Ctnocvr, &|c| c.ctnocvr.l1 = -1.0, "models.ctnocvr.l1");
     // A grid file spells the same settings; unknown keys are refused.
     let toml_ok = "[funnel]\nclick = \"click\"\nconversion = \"buy\"\n[ple]\nlevels = 1\n[ctnocvr]\nbackbone = \"cgc\"\nform = \"own-tower\"\n";

@@ -17,6 +17,14 @@ fn d_dropout() -> f64 {
 fn d_true() -> bool {
     true
 }
+// The seed's batch norm (TensorFlow 2.8): moving averages with decay 0.99,
+// epsilon 1e-3, scale 1 and shift 0 at the start.
+fn d_bn_momentum() -> f64 {
+    0.01
+}
+fn d_bn_eps() -> f64 {
+    1e-3
+}
 
 /// `[models.tower]`: the task towers of every model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,11 +46,32 @@ pub struct TowerConfig {
     /// dropout: the masks PyTorch would draw from the same seed).
     #[serde(default)]
     pub dropout_masks: DropoutMasks,
+    /// Weight of each training batch in the batch norm's running statistics,
+    /// in PyTorch's convention (running = (1 - m) running + m batch).
+    /// Default 0.01: the seed's TensorFlow default (decay 0.99); PyTorch's
+    /// is 0.1.
+    #[serde(default = "d_bn_momentum")]
+    pub batch_norm_momentum: f64,
+    /// Added to the variance before the square root. Default 1e-3, the
+    /// seed's TensorFlow default; PyTorch's is 1e-5. A unit that no training
+    /// row activates ends with a running variance near 0, so a test row
+    /// that does activate it is scaled by up to 1 / sqrt(eps): 32x here,
+    /// 316x at 1e-5 (enough to wreck a task's test AUC in one run of five
+    /// in `bench perf`).
+    #[serde(default = "d_bn_eps")]
+    pub batch_norm_eps: f64,
 }
 
 impl Default for TowerConfig {
     fn default() -> Self {
-        TowerConfig { hidden: d_hidden(), dropout: d_dropout(), batch_norm: true, dropout_masks: DropoutMasks::Hashed }
+        TowerConfig {
+            hidden: d_hidden(),
+            dropout: d_dropout(),
+            batch_norm: true,
+            dropout_masks: DropoutMasks::Hashed,
+            batch_norm_momentum: d_bn_momentum(),
+            batch_norm_eps: d_bn_eps(),
+        }
     }
 }
 
@@ -58,6 +87,18 @@ impl TowerConfig {
             return Err(ModelError::Config {
                 key: "models.tower.dropout".into(),
                 message: format!("must be in [0, 1), got {}", self.dropout),
+            });
+        }
+        if !(self.batch_norm_momentum > 0.0 && self.batch_norm_momentum <= 1.0) {
+            return Err(ModelError::Config {
+                key: "models.tower.batch_norm_momentum".into(),
+                message: format!("must be in (0, 1], got {}", self.batch_norm_momentum),
+            });
+        }
+        if !(self.batch_norm_eps > 0.0 && self.batch_norm_eps.is_finite()) {
+            return Err(ModelError::Config {
+                key: "models.tower.batch_norm_eps".into(),
+                message: format!("must be positive, got {}", self.batch_norm_eps),
             });
         }
         Ok(())
@@ -78,20 +119,33 @@ pub struct Mlp {
 impl Mlp {
     /// A tower: hidden layers then a logit ([B, 1] -> squeezed to [B]).
     pub fn tower(vs: &nn::Path, in_dim: i64, cfg: &TowerConfig) -> Mlp {
-        let mut m = Mlp::block(vs, in_dim, &cfg.hidden, cfg.dropout, cfg.batch_norm);
+        let bn = cfg.batch_norm.then(|| nn::BatchNormConfig {
+            momentum: cfg.batch_norm_momentum,
+            eps: cfg.batch_norm_eps,
+            // Scale 1, shift 0 at the start, as in PyTorch and TensorFlow
+            // (tch's default draws the scale from U(0, 1)).
+            ws_init: nn::Init::Const(1.0),
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        });
+        let mut m = Mlp::layers(vs, in_dim, &cfg.hidden, cfg.dropout, bn);
         m.masks = cfg.dropout_masks;
         m.logit = Some(nn::linear(vs / "logit", m.out_dim, 1, Default::default()));
         m.out_dim = 1;
         m
     }
 
-    /// Hidden layers only (bottoms, experts).
-    pub fn block(vs: &nn::Path, in_dim: i64, hidden: &[i64], dropout: f64, batch_norm: bool) -> Mlp {
+    /// Plain Dense(ReLU) layers (bottoms).
+    pub fn block(vs: &nn::Path, in_dim: i64, hidden: &[i64]) -> Mlp {
+        Mlp::layers(vs, in_dim, hidden, 0.0, None)
+    }
+
+    fn layers(vs: &nn::Path, in_dim: i64, hidden: &[i64], dropout: f64, batch_norm: Option<nn::BatchNormConfig>) -> Mlp {
         let mut layers = Vec::new();
         let mut d = in_dim;
         for (i, &h) in hidden.iter().enumerate() {
             let lin = nn::linear(vs / format!("l{i}"), d, h, Default::default());
-            let bn = batch_norm.then(|| nn::batch_norm1d(vs / format!("bn{i}"), h, Default::default()));
+            let bn = batch_norm.map(|c| nn::batch_norm1d(vs / format!("bn{i}"), h, c));
             layers.push((lin, bn));
             d = h;
         }
@@ -118,5 +172,41 @@ impl Mlp {
             Some(l) => l.forward(&h).squeeze_dim(-1),
             None => h,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        (a - b).abs().max().double_value(&[]) < 1e-5
+    }
+
+    #[test]
+    fn batch_norm_settings_reach_the_layers() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg =
+            TowerConfig { hidden: vec![3], dropout: 0.0, batch_norm_momentum: 0.25, batch_norm_eps: 0.5, ..Default::default() };
+        let m = Mlp::tower(&vs.root(), 2, &cfg);
+        let x = Tensor::from_slice(&[1.0f32, 2.0, -1.0, 0.5, 3.0, -2.0, 0.0, 1.0, 2.0, 2.0]).view([5, 2]);
+        let (lin, bn) = &m.layers[0];
+        let bn = bn.as_ref().expect("batch norm is on");
+        let h = tch::no_grad(|| lin.forward(&x).relu());
+        // Evaluation at the initial running statistics (mean 0, variance 1,
+        // scale 1, shift 0): h / sqrt(1 + eps).
+        let eval = tch::no_grad(|| bn.forward_t(&h, false));
+        assert!(close(&eval, &(&h / 1.5f64.sqrt())), "{eval} vs {h}");
+        assert!(close(bn.ws.as_ref().expect("affine"), &Tensor::ones([3], (Kind::Float, Device::Cpu))), "scale starts at 1");
+        // One training batch moves the running statistics by the momentum,
+        // towards the batch mean and the unbiased batch variance.
+        let _ = tch::no_grad(|| bn.forward_t(&h, true));
+        let mean = h.mean_dim([0i64].as_slice(), false, Kind::Float);
+        let var = h.var_dim([0i64].as_slice(), true, false);
+        let rm = &bn.running_mean;
+        let rv = &bn.running_var;
+        assert!(close(rm, &(&mean * 0.25)), "{rm} vs {mean}");
+        assert!(close(rv, &(var * 0.25 + 0.75)), "{rv}");
     }
 }
