@@ -15,7 +15,7 @@ BENCH := target/release/bench
 # libtorch's OpenMP workers must not spin (ARCHITECTURE.md, Known pitfalls).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all setup setup-cuda build demo test bench perf perf-setup clean-results
+.PHONY: all setup setup-cuda build demo test bench perf perf-paired perf-setup clean-results
 
 all: demo
 
@@ -47,6 +47,10 @@ perf-setup:
 
 perf: build perf-setup
 	$(BENCH) perf --rounds 5 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
+
+# Same dropout masks on both sides (libtorch's): each round's test AUCs pair up.
+perf-paired: build perf-setup
+	$(BENCH) perf --rounds 5 --masks libtorch --auc-rows 0 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf-same-masks.json
 
 clean-results:
 	rm -rf results/bench.sqlite* results/predictions reports/*.html reports/*.svg

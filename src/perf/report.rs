@@ -107,10 +107,11 @@ impl PerfReport {
                 let (a, b, over) = if m.mtlbench_runs.len() > 1 && m.reference_runs.len() > 1 {
                     let means = |runs: &[SideResult]| runs.iter().filter_map(mean_auc).collect::<Vec<f64>>();
                     let (ours, theirs) = (means(&m.mtlbench_runs), means(&m.reference_runs));
+                    // (b - a): mtlbench - pytorch, the sign of the estimate.
                     let ci = if self.masks == DropoutMasks::Libtorch && ours.len() == theirs.len() {
-                        crate::stats::paired_diff_ci(&ours, &theirs, 0.95).map(|c| (c, "paired by round: same masks"))
+                        crate::stats::paired_diff_ci(&theirs, &ours, 0.95).map(|c| (c, "paired by round: same masks"))
                     } else {
-                        crate::stats::welch_diff_ci(&ours, &theirs, 0.95).map(|c| (c, "Welch over rounds"))
+                        crate::stats::welch_diff_ci(&theirs, &ours, 0.95).map(|c| (c, "Welch over rounds"))
                     };
                     let ci = ci.map(|(c, how)| format!(", 95% CI [{:+.4}, {:+.4}] ({how})", c.low, c.high)).unwrap_or_default();
                     (
@@ -407,6 +408,23 @@ mod tests {
         let t = r.targets();
         let auc = t.iter().find(|t| t.what.contains("test AUC")).expect("an AUC target");
         assert!(auc.met && auc.what.contains("-0.0010, mean of 3 rounds, 95% CI ["), "{auc:?}");
+        // The interval is around the estimate (mtlbench - pytorch), Welch or paired.
+        let ci = |what: &str| -> (f64, f64) {
+            let inner = &what[what.find("CI [").expect("a CI") + 4..];
+            let inner = &inner[..inner.find(']').expect("closed")];
+            let (lo, hi) = inner.split_once(", ").expect("two ends");
+            (lo.parse().expect("number"), hi.parse().expect("number"))
+        };
+        let (lo, hi) = ci(&auc.what);
+        assert!(lo < -0.001 && hi > -0.001 && auc.what.contains("Welch"), "{auc:?}");
+        r.masks = DropoutMasks::Libtorch;
+        let paired = r.targets().into_iter().find(|t| t.what.contains("test AUC")).expect("an AUC target");
+        let (lo, hi) = ci(&paired.what);
+        // Differences -0.005, +0.003, -0.001: mean -0.001, sd 0.004, t(2) 4.303 x 0.004 / sqrt(3).
+        let half = 4.302_652_7 * 0.004 / 3f64.sqrt();
+        assert!((lo - (-0.001 - half)).abs() < 1e-4 && (hi - (-0.001 + half)).abs() < 1e-4, "{paired:?}");
+        assert!(paired.what.contains("paired by round"), "{paired:?}");
+        r.masks = DropoutMasks::Hashed;
         let (mean, sd) = mean_auc_over(&r.models[0].mtlbench_runs).expect("defined");
         assert!((mean - 0.700).abs() < 1e-12 && (sd.expect("3 runs") - 0.002).abs() < 1e-12);
         let text = r.to_string();
