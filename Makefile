@@ -36,8 +36,13 @@ demo: build
 	@echo "Done: database results/bench.sqlite, report reports/index.html, table in README.md."
 	@echo "Next: $(BENCH) list | $(BENCH) show <run-id> | $(BENCH) report --open"
 
+# Library tests one at a time: they share libtorch's global generator, and a
+# test that seeds it (tch::manual_seed) and builds the same thing twice must
+# not see another test draw from it in between. The integration tests run
+# bench in child processes and stay parallel.
 test: setup
-	$(CARGO) test $(PROFILE_FLAGS)
+	$(CARGO) test $(PROFILE_FLAGS) --lib -- --test-threads=1
+	$(CARGO) test $(PROFILE_FLAGS) --bins --test integration
 
 bench: setup
 	$(CARGO) bench
