@@ -128,8 +128,7 @@ impl Mlp {
             bs_init: nn::Init::Const(0.0),
             ..Default::default()
         });
-        let mut m = Mlp::layers(vs, in_dim, &cfg.hidden, cfg.dropout, bn);
-        m.masks = cfg.dropout_masks;
+        let mut m = Mlp::layers(vs, in_dim, &cfg.hidden, (cfg.dropout, cfg.dropout_masks), bn);
         m.logit = Some(nn::linear(vs / "logit", m.out_dim, 1, Default::default()));
         m.out_dim = 1;
         m
@@ -137,10 +136,16 @@ impl Mlp {
 
     /// Plain Dense(ReLU) layers (bottoms).
     pub fn block(vs: &nn::Path, in_dim: i64, hidden: &[i64]) -> Mlp {
-        Mlp::layers(vs, in_dim, hidden, 0.0, None)
+        Mlp::layers(vs, in_dim, hidden, (0.0, DropoutMasks::default()), None)
     }
 
-    fn layers(vs: &nn::Path, in_dim: i64, hidden: &[i64], dropout: f64, batch_norm: Option<nn::BatchNormConfig>) -> Mlp {
+    fn layers(
+        vs: &nn::Path,
+        in_dim: i64,
+        hidden: &[i64],
+        (dropout, masks): (f64, DropoutMasks),
+        batch_norm: Option<nn::BatchNormConfig>,
+    ) -> Mlp {
         let mut layers = Vec::new();
         let mut d = in_dim;
         for (i, &h) in hidden.iter().enumerate() {
@@ -149,7 +154,7 @@ impl Mlp {
             layers.push((lin, bn));
             d = h;
         }
-        Mlp { layers, dropout, masks: DropoutMasks::default(), logit: None, out_dim: d }
+        Mlp { layers, dropout, masks, logit: None, out_dim: d }
     }
 
     pub fn out_dim(&self) -> i64 {

@@ -34,6 +34,12 @@ pub fn mean_auc_over(runs: &[SideResult]) -> Option<(f64, Option<f64>)> {
     crate::stats::summarize(&v).map(|s| (s.mean, (s.n > 1).then_some(s.std)))
 }
 
+/// Each round's mean test AUC of both sides, (mtlbench, pytorch), for the
+/// rounds where both are defined: runs pair by round number.
+pub fn round_pairs(c: &super::ModelComparison) -> Vec<(f64, f64)> {
+    c.mtlbench_runs.iter().zip(&c.reference_runs).filter_map(|(a, b)| Some((mean_auc(a)?, mean_auc(b)?))).collect()
+}
+
 /// How closely the two sides' training losses follow each other (round 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LossAgreement {
@@ -105,13 +111,14 @@ impl PerfReport {
                 // when there are several; the median run's otherwise. With
                 // the same masks on both sides, rounds pair up.
                 let (a, b, over) = if m.mtlbench_runs.len() > 1 && m.reference_runs.len() > 1 {
-                    let means = |runs: &[SideResult]| runs.iter().filter_map(mean_auc).collect::<Vec<f64>>();
-                    let (ours, theirs) = (means(&m.mtlbench_runs), means(&m.reference_runs));
                     // (b - a): mtlbench - pytorch, the sign of the estimate.
-                    let ci = if self.masks == DropoutMasks::Libtorch && ours.len() == theirs.len() {
+                    let ci = if self.masks == DropoutMasks::Libtorch {
+                        let (ours, theirs): (Vec<f64>, Vec<f64>) = round_pairs(m).into_iter().unzip();
                         crate::stats::paired_diff_ci(&theirs, &ours, 0.95).map(|c| (c, "paired by round: same masks"))
                     } else {
-                        crate::stats::welch_diff_ci(&theirs, &ours, 0.95).map(|c| (c, "Welch over rounds"))
+                        let means = |runs: &[SideResult]| runs.iter().filter_map(mean_auc).collect::<Vec<f64>>();
+                        crate::stats::welch_diff_ci(&means(&m.reference_runs), &means(&m.mtlbench_runs), 0.95)
+                            .map(|c| (c, "Welch over rounds"))
                     };
                     let ci = ci.map(|(c, how)| format!(", 95% CI [{:+.4}, {:+.4}] ({how})", c.low, c.high)).unwrap_or_default();
                     (
@@ -231,15 +238,7 @@ impl fmt::Display for PerfReport {
                 writeln!(f, "       mean test AUC per round (dropout seed + round): mtlbench {}", spread(&c.mtlbench_runs))?;
                 if !c.reference_runs.is_empty() {
                     writeln!(f, "       mean test AUC per round (dropout seed + round): pytorch  {}", spread(&c.reference_runs))?;
-                    let diffs: Vec<String> = c
-                        .mtlbench_runs
-                        .iter()
-                        .zip(&c.reference_runs)
-                        .map(|(a, b)| match (mean_auc(a), mean_auc(b)) {
-                            (Some(a), Some(b)) => format!("{:+.4}", a - b),
-                            _ => "n/a".into(),
-                        })
-                        .collect();
+                    let diffs: Vec<String> = round_pairs(c).iter().map(|(a, b)| format!("{:+.4}", a - b)).collect();
                     writeln!(f, "       mtlbench - pytorch per round: {}", diffs.join(", "))?;
                 }
                 let per_task = |runs: &[SideResult]| {
