@@ -51,7 +51,7 @@ perf-setup:
 	@scripts/setup-perf-python.sh >/dev/null
 
 perf: build perf-setup
-	$(BENCH) perf --rounds 5 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
+	$(BENCH) perf --rounds 15 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
 
 # Same dropout masks on both sides (libtorch's): each round's test AUCs pair up.
 perf-paired: build perf-setup

@@ -175,7 +175,8 @@ pub enum Command {
         seed: u64,
         /// Runs of each side per model, alternating which goes first; the
         /// median run of each side is reported (more rounds, less noise from
-        /// other processes on the cores).
+        /// other processes on the cores). From 4 rounds on, the equal-AUC
+        /// target is judged on the Hodges–Lehmann shift over the rounds.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
         /// Tower dropout of both sides (default: the models' 0.1). With 0

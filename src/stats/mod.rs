@@ -8,9 +8,16 @@
 //! function (continued fraction, modified Lentz), and its quantiles by
 //! bisection on the CDF, so they are accurate to ~1e-12 for any real degrees
 //! of freedom (Welch–Satterthwaite gives non-integer ones).
+//!
+//! [`hodges_lehmann_shift`] (module `shift`) is the rank-based companion: a
+//! shift estimate with a distribution-free interval, for samples where one
+//! bad run (an outlier) should not decide a comparison.
 
 use serde::Serialize;
 use thiserror::Error;
+
+mod shift;
+pub use shift::{hodges_lehmann_shift, mann_whitney_cdf, ShiftCi};
 
 /// Summary of a sample of values (e.g. one metric over seeds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -54,6 +61,8 @@ pub enum StatsError {
     OutOfRange { what: &'static str, range: &'static str, value: f64 },
     #[error("{what}: a value is not finite")]
     NotFinite { what: &'static str },
+    #[error("{what}: samples of {a} and {b} values are too small for a {level} interval")]
+    TooSmall { what: &'static str, a: usize, b: usize, level: f64 },
 }
 
 type Result<T> = std::result::Result<T, StatsError>;
