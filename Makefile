@@ -50,8 +50,11 @@ bench: setup
 perf-setup:
 	@scripts/setup-perf-python.sh >/dev/null
 
+# Side by side with PyTorch eager: about an hour on 2 cores at 15 rounds
+# (make perf PERF_ROUNDS=5 for a quicker, noisier AUC comparison).
+PERF_ROUNDS ?= 15
 perf: build perf-setup
-	$(BENCH) perf --rounds 15 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
+	$(BENCH) perf --rounds $(PERF_ROUNDS) --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
 
 # Same dropout masks on both sides (libtorch's): each round's test AUCs pair up.
 perf-paired: build perf-setup
