@@ -82,7 +82,7 @@ fn normal_cdf_u(m: usize, n: usize, u: usize) -> f64 {
 }
 
 /// Hodges–Lehmann shift of `b` against `a` (positive when `b` is higher)
-/// with the widest-coverage-not-below-`level` interval
+/// with the narrowest interval whose coverage is not below `level`,
 /// `[D(k), D(mn + 1 - k)]` of the sorted pairwise differences `D`.
 pub fn hodges_lehmann_shift(a: &[f64], b: &[f64], level: f64) -> Result<ShiftCi> {
     check_level(level)?;
@@ -182,5 +182,32 @@ mod tests {
         let s = hodges_lehmann_shift(&hit, &b, 0.95).unwrap();
         assert!((s.estimate - 0.0014).abs() < 1e-9, "{s:?}");
         assert!(s.coverage >= 0.95 && s.coverage < 0.96, "{s:?}");
+    }
+
+    #[test]
+    fn large_samples_take_the_normal_approximation_at_the_exact_index() {
+        // 101 x 101 = 10,201 pairs: above EXACT_MAX_PAIRS, so the interval's
+        // index comes from the normal approximation; it must land within one
+        // place of the exact distribution's index, at about 95% coverage.
+        let (m, n) = (101, 101);
+        assert!(m * n > EXACT_MAX_PAIRS);
+        let a: Vec<f64> = (0..m).map(|i| (i as f64 * 0.754_877_666_2).fract()).collect();
+        let b: Vec<f64> = (0..n).map(|j| (j as f64 * 0.569_840_290_9).fract() + 0.1).collect();
+        let s = hodges_lehmann_shift(&a, &b, 0.95).unwrap();
+        let mut d: Vec<f64> = b.iter().flat_map(|y| a.iter().map(move |x| y - x)).collect();
+        d.sort_by(f64::total_cmp);
+        let mut acc = 0.0;
+        let k_exact = exact_pmf(m, n)
+            .iter()
+            .take_while(|&&p| {
+                acc += p;
+                2.0 * acc <= 0.05
+            })
+            .count();
+        let at = d.iter().position(|&x| x == s.low).unwrap() + 1;
+        assert!(at.abs_diff(k_exact) <= 1, "normal k {at}, exact k {k_exact}");
+        assert_eq!(s.high, d[d.len() - at]);
+        assert!((s.coverage - 0.95).abs() < 0.002, "{s:?}");
+        assert!(s.low < s.estimate && s.estimate < s.high);
     }
 }
