@@ -207,9 +207,11 @@ pub enum Command {
         /// Also write the report as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Measure nothing: print the report saved by an earlier --json.
-        #[arg(long, value_name = "JSON")]
-        show: Option<PathBuf>,
+        /// Measure nothing: print the report saved by an earlier --json. Given
+        /// several, their rounds are pooled into one report (same setup, each
+        /// model's rounds consecutive without overlap); --json saves it.
+        #[arg(long, value_name = "JSON", num_args = 1..)]
+        show: Vec<PathBuf>,
     },
     /// The mtlbench side of `bench perf` (run by it in a child process).
     #[command(hide = true)]

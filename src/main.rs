@@ -69,11 +69,20 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Data { command } => cmd_data(command),
         Command::Perf { models, steps, warmup, batch, threads, users, feeds, test_rows, auc_rows, seed, rounds, dropout, masks, first_round, python, no_reference, script, work_dir, json, show } => {
-            if let Some(path) = show {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                let report: perf::PerfReport = serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a bench perf report (written by bench perf --json)", path.display()))?;
+            if !show.is_empty() {
+                let mut pieces = Vec::new();
+                for path in show {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let report: perf::PerfReport = serde_json::from_str(&text)
+                        .with_context(|| format!("{}: not a bench perf report (written by bench perf --json)", path.display()))?;
+                    pieces.push(perf::merge::Piece { path, report });
+                }
+                let report = perf::merge::merge(pieces).context("pooling the reports")?;
                 print!("{report}");
+                if let Some(path) = json {
+                    let text = serde_json::to_string_pretty(&report)?;
+                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                }
                 return Ok(());
             }
             let cache_dir = mtlbench::data::default_cache_dir();

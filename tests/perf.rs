@@ -70,6 +70,21 @@ fn mtlbench_side_measures_trains_and_reports() {
     let again = bench(dir.path(), &["perf", "--show", dir.path().join("perf.json").to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(stdout(&again), out);
+    // Two reports pool into one when their rounds follow each other; the
+    // same rounds twice are refused, naming the file.
+    let mut later = r.clone();
+    later["first_round"] = serde_json::json!(2);
+    std::fs::write(dir.path().join("later.json"), later.to_string()).unwrap();
+    let pooled_json = dir.path().join("pooled.json");
+    let pooled = bench(dir.path(), &["perf", "--show", "perf.json", "later.json", "--json", pooled_json.to_str().unwrap()]);
+    assert!(pooled.status.success(), "{}", stderr(&pooled));
+    let text = stdout(&pooled);
+    assert!(text.contains("note: pooled from 2 reports: perf.json (rounds 1-2; mmoe, ple), later.json (rounds 3-4; mmoe, ple)"), "{text}");
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pooled_json).unwrap()).unwrap();
+    assert_eq!(p["models"][0]["mtlbench_runs"].as_array().map(Vec::len), Some(4));
+    let twice = bench(dir.path(), &["perf", "--show", "perf.json", "perf.json"]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(stderr(&twice).contains("perf.json: mmoe's rounds 1-2 overlap perf.json"), "{}", stderr(&twice));
     std::fs::write(dir.path().join("not.json"), "{}").unwrap();
     let bad = bench(dir.path(), &["perf", "--show", dir.path().join("not.json").to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));

@@ -16,6 +16,7 @@
 pub mod child;
 pub mod exchange;
 pub mod machine;
+pub mod merge;
 mod report;
 pub mod worker;
 

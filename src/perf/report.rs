@@ -127,10 +127,11 @@ fn auc_target(m: &super::ModelComparison, masks: DropoutMasks) -> Option<Target>
 }
 
 /// The lowest single-task test AUC over a side's rounds: (AUC, round from 1, task).
-pub fn lowest_task_auc(runs: &[SideResult]) -> Option<(f64, usize, &str)> {
+/// `first_round` is the report's: its runs are rounds `first_round + 1` on.
+pub fn lowest_task_auc(runs: &[SideResult], first_round: usize) -> Option<(f64, usize, &str)> {
     runs.iter()
         .enumerate()
-        .flat_map(|(i, r)| r.test_auc.iter().filter_map(move |(t, a)| a.map(|a| (a, i + 1, t.as_str()))))
+        .flat_map(|(i, r)| r.test_auc.iter().filter_map(move |(t, a)| a.map(|a| (a, first_round + i + 1, t.as_str()))))
         .min_by(|x, y| x.0.total_cmp(&y.0))
 }
 
@@ -203,12 +204,16 @@ impl fmt::Display for PerfReport {
             "data     {}: {} train rows ({} steps x batch {}, first {} untimed), {} test rows",
             self.dataset, self.train_rows, self.steps, self.batch_size, self.warmup, self.test_rows
         )?;
+        let each: Vec<String> = self.sgemm_runs.iter().map(|s| format!("{:.1}", s.median_flops / 1e9)).collect();
+        let measured = match each.len() {
+            2 => format!("measured {} before and {} after, the higher used", each[0], each[1]),
+            _ => format!("measured {} (before and after each pooled run), the highest used", each.join(", ")),
+        };
         writeln!(
             f,
-            "sgemm    libtorch {n}x{n}x{n} f32 matmul: {:.1} GFLOP/s (median; best {:.1}); measured {}, the higher used",
+            "sgemm    libtorch {n}x{n}x{n} f32 matmul: {:.1} GFLOP/s (median; best {:.1}); {measured}",
             self.sgemm.median_flops / 1e9,
             self.sgemm.best_flops / 1e9,
-            self.sgemm_runs.iter().map(|s| format!("{:.1}", s.median_flops / 1e9)).collect::<Vec<_>>().join(" before and ") + " after",
             n = self.sgemm.n
         )?;
         writeln!(f)?;
@@ -297,7 +302,7 @@ impl fmt::Display for PerfReport {
                 }
                 writeln!(f)?;
                 let lowest = |runs: &[SideResult]| {
-                    lowest_task_auc(runs).map_or("n/a".into(), |(a, round, task)| format!("{a:.4} ({task}, round {round})"))
+                    lowest_task_auc(runs, self.first_round).map_or("n/a".into(), |(a, round, task)| format!("{a:.4} ({task}, round {round})"))
                 };
                 write!(f, "       lowest single-task test AUC: mtlbench {}", lowest(&c.mtlbench_runs))?;
                 if !c.reference_runs.is_empty() {
@@ -308,7 +313,8 @@ impl fmt::Display for PerfReport {
             if let Some(l) = loss_agreement(c) {
                 writeln!(
                     f,
-                    "       training loss, round 1 (same weights and batches{}): |mtlbench - pytorch| step 1 {:.1e}, max over steps 1-10 {:.1e}; mean of the last {} steps {:.4} vs {:.4}",
+                    "       training loss, round {} (same weights and batches{}): |mtlbench - pytorch| step 1 {:.1e}, max over steps 1-10 {:.1e}; mean of the last {} steps {:.4} vs {:.4}",
+                    self.first_round + 1,
                     match (self.dropout == 0.0, self.masks) {
                         (true, _) => ", no dropout",
                         (false, DropoutMasks::Libtorch) => ", same libtorch dropout masks",
@@ -351,11 +357,11 @@ impl fmt::Display for PerfReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::perf) mod tests {
     use super::super::{AucComparison, Machine, ModelComparison, Overhead, Sgemm};
     use super::*;
 
-    fn side(name: &str, samples_per_second: f64, aucs: [f64; 3]) -> SideResult {
+    pub(in crate::perf) fn side(name: &str, samples_per_second: f64, aucs: [f64; 3]) -> SideResult {
         SideResult {
             side: name.into(),
             model: "mmoe".into(),
@@ -375,7 +381,7 @@ mod tests {
         }
     }
 
-    fn report(ours: f64, theirs: f64, their_auc: f64, overhead: f64) -> PerfReport {
+    pub(in crate::perf) fn report(ours: f64, theirs: f64, their_auc: f64, overhead: f64) -> PerfReport {
         let mut m = side("mtlbench", ours, [0.7, 0.7, 0.7]);
         m.overhead = Some(Overhead { step_ms: 100.0, batch_ms: overhead, trace_ms: 0.0, db_ms: 0.0, percent: overhead });
         PerfReport {

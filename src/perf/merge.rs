@@ -1,0 +1,274 @@
+//! Pools the reports of several `bench perf` invocations into one, so that
+//! rounds measured in separate runs (a confirmation run, a long run split
+//! into chunks that each save their JSON) are judged together by the same
+//! statistics instead of by hand.
+//!
+//! Why it refuses so much: a pooled estimate is only honest if the pieces
+//! measured the same thing on the same machine (same data, steps, batch,
+//! threads, dropout, masks, libtorch) and every round is counted once. So the
+//! reports must agree on those settings, and each model's rounds must follow
+//! each other without overlap or gap (a gap could hide a left-out run). The
+//! error names the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use super::{median_run, ModelComparison, PerfError, PerfReport};
+
+/// One report to pool and the file it came from (for errors and notes).
+pub struct Piece {
+    pub path: PathBuf,
+    pub report: PerfReport,
+}
+
+/// The settings every pooled report must share, as (key, value) text.
+fn settings(r: &PerfReport) -> Vec<(&'static str, String)> {
+    vec![
+        ("machine", format!("{}, {} cores", r.machine.cpu_model, r.machine.cores)),
+        ("libtorch", r.machine.libtorch.clone()),
+        ("threads", r.threads.to_string()),
+        ("dataset", r.dataset.clone()),
+        ("train_rows", r.train_rows.to_string()),
+        ("test_rows", r.test_rows.to_string()),
+        ("steps", r.steps.to_string()),
+        ("warmup", r.warmup.to_string()),
+        ("batch_size", r.batch_size.to_string()),
+        ("dropout", r.dropout.to_string()),
+        ("masks", format!("{:?}", r.masks)),
+    ]
+}
+
+fn format_error(path: &Path, message: String) -> PerfError {
+    PerfError::Format { path: path.to_path_buf(), message }
+}
+
+/// Rounds `first..first + n` as 1-based numbers, e.g. "16-27".
+fn round_span(first: usize, n: usize) -> String {
+    match n {
+        0 => "no rounds".into(),
+        1 => format!("round {}", first + 1),
+        _ => format!("rounds {}-{}", first + 1, first + n),
+    }
+}
+
+/// Pools `pieces` into one report: each model's runs in round order, the
+/// median runs recomputed over all of them, the higher sgemm, the first
+/// exact-AUC race. One piece is returned as it is.
+pub fn merge(mut pieces: Vec<Piece>) -> Result<PerfReport, PerfError> {
+    let first = pieces.first().ok_or_else(|| PerfError::Check("no reports to merge".into()))?;
+    if pieces.len() == 1 {
+        return Ok(pieces.remove(0).report);
+    }
+    let base = settings(&first.report);
+    let base_path = first.path.clone();
+    for p in &pieces[1..] {
+        for ((key, want), (_, got)) in base.iter().zip(settings(&p.report)) {
+            if *want != got {
+                return Err(format_error(
+                    &p.path,
+                    format!("{key} is {got}, but {} has {want}: only reports of the same setup can be pooled", base_path.display()),
+                ));
+            }
+        }
+    }
+    pieces.sort_by_key(|p| p.report.first_round);
+    let start = pieces[0].report.first_round;
+    let mut names: Vec<String> = Vec::new();
+    for p in &pieces {
+        for m in &p.report.models {
+            if !names.contains(&m.model) {
+                names.push(m.model.clone());
+            }
+        }
+    }
+    let mut models = Vec::new();
+    for name in &names {
+        models.push(merge_model(name, &pieces, start)?);
+    }
+    let sgemm_runs: Vec<_> = pieces.iter().flat_map(|p| p.report.sgemm_runs.iter().cloned()).collect();
+    let sgemm = pieces
+        .iter()
+        .map(|p| p.report.sgemm.clone())
+        .max_by(|a, b| a.median_flops.total_cmp(&b.median_flops))
+        .ok_or_else(|| PerfError::Check("no sgemm measurement".into()))?;
+    let mut notes: Vec<String> = Vec::new();
+    let described: Vec<String> = pieces
+        .iter()
+        .map(|p| {
+            let r = &p.report;
+            let models: Vec<&str> = r.models.iter().map(|m| m.model.as_str()).collect();
+            let n = r.models.iter().map(|m| m.mtlbench_runs.len()).max().unwrap_or(0);
+            format!("{} ({}; {})", p.path.display(), round_span(r.first_round, n), models.join(", "))
+        })
+        .collect();
+    notes.push(format!("pooled from {} reports: {}", pieces.len(), described.join(", ")));
+    let with_auc: Vec<&Piece> = pieces.iter().filter(|p| p.report.auc.is_some()).collect();
+    if with_auc.len() > 1 {
+        notes.push(format!("exact-AUC race of {} (each report measured its own)", with_auc[0].path.display()));
+    }
+    for p in &pieces {
+        notes.extend(p.report.notes.iter().map(|n| format!("{}: {n}", p.path.display())));
+    }
+    let last = &pieces[pieces.len() - 1].report;
+    Ok(PerfReport {
+        machine: pieces[0].report.machine.clone(),
+        threads: pieces[0].report.threads,
+        load_before: pieces[0].report.load_before,
+        load_after: last.load_after,
+        dataset: pieces[0].report.dataset.clone(),
+        train_rows: pieces[0].report.train_rows,
+        test_rows: pieces[0].report.test_rows,
+        steps: pieces[0].report.steps,
+        warmup: pieces[0].report.warmup,
+        batch_size: pieces[0].report.batch_size,
+        rounds: models.iter().map(|m| m.mtlbench_runs.len()).max().unwrap_or(0),
+        dropout: pieces[0].report.dropout,
+        masks: pieces[0].report.masks,
+        first_round: start,
+        sgemm,
+        sgemm_runs,
+        models,
+        auc: with_auc.first().and_then(|p| p.report.auc.clone()),
+        notes,
+    })
+}
+
+/// One model's runs from every piece that has it, checked to follow each
+/// other from round `start + 1` on.
+fn merge_model(name: &str, pieces: &[Piece], start: usize) -> Result<ModelComparison, PerfError> {
+    let mut next = start;
+    let mut previous: Option<&Path> = None;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut step_flops = None;
+    let mut with_reference = None;
+    for p in pieces {
+        let Some(m) = p.report.models.iter().find(|m| m.model == name) else {
+            continue;
+        };
+        let (from, n) = (p.report.first_round, m.mtlbench_runs.len());
+        if from != next {
+            let after = previous.map_or("the first report".to_string(), |q| q.display().to_string());
+            let what = if from < next { "overlap" } else { "leave a gap after" };
+            return Err(format_error(
+                &p.path,
+                format!(
+                    "{name}'s {} {what} {} ({}): each round must be counted exactly once",
+                    round_span(from, n),
+                    after,
+                    if next == start {
+                        "pooling starts at the lowest first round".to_string()
+                    } else {
+                        format!("next is round {}", next + 1)
+                    }
+                ),
+            ));
+        }
+        if !m.reference_runs.is_empty() && m.reference_runs.len() != n {
+            return Err(format_error(&p.path, format!("{name} has {n} mtlbench runs but {} pytorch runs", m.reference_runs.len())));
+        }
+        let has_reference = !m.reference_runs.is_empty();
+        if *with_reference.get_or_insert(has_reference) != has_reference {
+            return Err(format_error(&p.path, format!("{name}: some reports have the PyTorch side and some do not")));
+        }
+        if let Some(f) = step_flops {
+            if f != m.step_flops {
+                return Err(format_error(
+                    &p.path,
+                    format!("{name}'s step is {} FLOP, elsewhere {f}: not the same architecture", m.step_flops),
+                ));
+            }
+        }
+        step_flops = Some(m.step_flops);
+        ours.extend(m.mtlbench_runs.iter().cloned());
+        theirs.extend(m.reference_runs.iter().cloned());
+        next = from + n;
+        previous = Some(&p.path);
+    }
+    let mtlbench = median_run(ours.clone()).ok_or_else(|| PerfError::Check(format!("{name}: no runs to pool")))?;
+    Ok(ModelComparison {
+        model: name.to_string(),
+        step_flops: step_flops.unwrap_or_default(),
+        mtlbench,
+        reference: median_run(theirs.clone()),
+        mtlbench_runs: ours,
+        reference_runs: theirs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::tests::{report, side};
+    use super::*;
+
+    /// A report of `n` rounds from `first` on whose mean AUCs are `ours` and `theirs`.
+    fn piece(name: &str, first: usize, ours: &[f64], theirs: &[f64]) -> Piece {
+        let mut r = report(60_000.0, 48_000.0, 0.70, 2.0);
+        r.first_round = first;
+        r.rounds = ours.len();
+        let m = &mut r.models[0];
+        m.mtlbench_runs = ours.iter().map(|&a| side("mtlbench", 60_000.0 + 1000.0 * a, [a; 3])).collect();
+        m.reference_runs = theirs.iter().map(|&a| side("pytorch", 48_000.0, [a; 3])).collect();
+        Piece { path: PathBuf::from(name), report: r }
+    }
+
+    fn auc_line(r: &PerfReport) -> String {
+        r.targets().into_iter().find(|t| t.what.contains("test AUC")).map(|t| t.what).unwrap_or_default()
+    }
+
+    #[test]
+    fn pooled_rounds_are_judged_together() {
+        // Rounds 1-3 and 4-5 of the five-round case of the report tests, in
+        // the wrong order: pooled they give the same Hodges–Lehmann line as
+        // one five-round report (median of the 25 differences 0.0000, 95%
+        // interval [-0.0030, +0.0400]).
+        let ours = [0.701, 0.699, 0.702, 0.700, 0.698];
+        let theirs = [0.700, 0.701, 0.699, 0.660, 0.702];
+        let mut b = piece("b.json", 3, &ours[3..], &theirs[3..]);
+        // PyTorch's round 4 lost one task: mean 0.66.
+        b.report.models[0].reference_runs[0] = side("pytorch", 48_000.0, [0.70, 0.70, 0.58]);
+        let merged = merge(vec![b, piece("a.json", 0, &ours[..3], &theirs[..3])]).expect("compatible");
+        let m = &merged.models[0];
+        let pooled: Vec<f64> = m.mtlbench_runs.iter().map(|r| r.test_auc[0].1.unwrap_or(0.0)).collect();
+        assert_eq!(pooled, ours.to_vec(), "round order");
+        assert_eq!((merged.rounds, merged.first_round), (5, 0));
+        let line = auc_line(&merged);
+        assert!(line.contains("Hodges–Lehmann over 5 rounds, 95% CI [-0.0030, +0.0400]"), "{line}");
+        assert!(line.contains("test AUC shift +0.0000"), "{line}");
+        // The median run is the median of all five rounds: throughputs 60,698..60,702.
+        assert_eq!(m.mtlbench.samples_per_second, 60_000.0 + 1000.0 * 0.700);
+        assert_eq!(merged.sgemm_runs.len(), 4);
+        assert!(
+            merged.notes[0].starts_with("pooled from 2 reports: a.json (rounds 1-3; mmoe), b.json (rounds 4-5; mmoe)"),
+            "{:?}",
+            merged.notes
+        );
+        let text = merged.to_string();
+        assert!(text.contains("pytorch 0.5800 (c, round 4)"), "{text}");
+    }
+
+    #[test]
+    fn round_labels_count_from_the_first_round() {
+        let mut p = piece("c.json", 15, &[0.70, 0.69, 0.70, 0.70], &[0.70; 4]);
+        p.report.models[0].mtlbench_runs[1] = side("mtlbench", 60_000.0, [0.70, 0.62, 0.70]);
+        let text = p.report.to_string();
+        assert!(text.contains("lowest single-task test AUC: mtlbench 0.6200 (b, round 17)"), "{text}");
+    }
+
+    #[test]
+    fn overlaps_gaps_and_other_setups_are_refused() {
+        let err = |pieces| merge(pieces).err().map(|e: PerfError| e.to_string()).unwrap_or_default();
+        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), piece("b.json", 2, &[0.7; 3], &[0.7; 3])]);
+        assert!(e.starts_with("b.json: mmoe's rounds 3-5 overlap a.json (next is round 4)"), "{e}");
+        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), piece("b.json", 4, &[0.7; 3], &[0.7; 3])]);
+        assert!(e.starts_with("b.json: mmoe's rounds 5-7 leave a gap after a.json (next is round 4)"), "{e}");
+        let mut other = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        other.report.steps = 500;
+        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), other]);
+        assert!(e.starts_with("b.json: steps is 500, but a.json has 110"), "{e}");
+        let mut lone = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        lone.report.models[0].reference_runs.clear();
+        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), lone]);
+        assert!(e.contains("some reports have the PyTorch side and some do not"), "{e}");
+        assert!(err(vec![]).contains("no reports"));
+    }
+}
