@@ -74,6 +74,19 @@ fn mtlbench_side_measures_trains_and_reports() {
     // same rounds twice are refused, naming the file.
     let mut later = r.clone();
     later["first_round"] = serde_json::json!(2);
+    // A copy under another round number is the same run twice: refused.
+    std::fs::write(dir.path().join("copy.json"), later.to_string()).unwrap();
+    let copy = bench(dir.path(), &["perf", "--show", "perf.json", "copy.json"]);
+    assert_eq!(copy.status.code(), Some(1));
+    assert!(stderr(&copy).contains("mmoe: rounds 1 and 3 have the same loss curve"), "{}", stderr(&copy));
+    // Other rounds train other curves (here: shifted by hand).
+    for m in later["models"].as_array_mut().unwrap() {
+        for run in m["mtlbench_runs"].as_array_mut().unwrap() {
+            for l in run["losses"].as_array_mut().unwrap() {
+                *l = serde_json::json!(l.as_f64().unwrap() + 0.01);
+            }
+        }
+    }
     std::fs::write(dir.path().join("later.json"), later.to_string()).unwrap();
     let pooled_json = dir.path().join("pooled.json");
     let pooled = bench(dir.path(), &["perf", "--show", "perf.json", "later.json", "--json", pooled_json.to_str().unwrap()]);

@@ -33,7 +33,8 @@ fn settings(r: &PerfReport) -> Vec<(&'static str, String)> {
         ("warmup", r.warmup.to_string()),
         ("batch_size", r.batch_size.to_string()),
         ("dropout", r.dropout.to_string()),
-        ("masks", format!("{:?}", r.masks)),
+        ("seed", r.seed.to_string()),
+        ("masks", serde_json::to_string(&r.masks).unwrap_or_default().trim_matches('"').to_string()),
     ]
 }
 
@@ -121,6 +122,7 @@ pub fn merge(mut pieces: Vec<Piece>) -> Result<PerfReport, PerfError> {
         warmup: pieces[0].report.warmup,
         batch_size: pieces[0].report.batch_size,
         rounds: models.iter().map(|m| m.mtlbench_runs.len()).max().unwrap_or(0),
+        seed: pieces[0].report.seed,
         dropout: pieces[0].report.dropout,
         masks: pieces[0].report.masks,
         first_round: start,
@@ -133,66 +135,89 @@ pub fn merge(mut pieces: Vec<Piece>) -> Result<PerfReport, PerfError> {
 }
 
 /// One model's runs from every piece that has it, checked to follow each
-/// other from round `start + 1` on.
+/// other from round `start + 1` on, with the same architecture and sides.
 fn merge_model(name: &str, pieces: &[Piece], start: usize) -> Result<ModelComparison, PerfError> {
     let mut next = start;
-    let mut previous: Option<&Path> = None;
+    // The piece before (for errors) and the first piece with the model.
+    let mut previous: Option<&Piece> = None;
+    let mut first: Option<(&Piece, f64, bool)> = None;
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
-    let mut step_flops = None;
-    let mut with_reference = None;
     for p in pieces {
-        let Some(m) = p.report.models.iter().find(|m| m.model == name) else {
-            continue;
-        };
+        let Some(m) = p.report.models.iter().find(|m| m.model == name) else { continue };
         let (from, n) = (p.report.first_round, m.mtlbench_runs.len());
         if from != next {
-            let after = previous.map_or("the first report".to_string(), |q| q.display().to_string());
-            let what = if from < next { "overlap" } else { "leave a gap after" };
-            return Err(format_error(
-                &p.path,
-                format!(
-                    "{name}'s {} {what} {} ({}): each round must be counted exactly once",
-                    round_span(from, n),
-                    after,
-                    if next == start {
-                        "pooling starts at the lowest first round".to_string()
-                    } else {
-                        format!("next is round {}", next + 1)
-                    }
+            let message = match previous {
+                None => format!(
+                    "{name} starts at round {}, but {} starts the pooled report at round {}: {name}'s earlier rounds are in none of the reports",
+                    from + 1,
+                    pieces[0].path.display(),
+                    start + 1
                 ),
-            ));
+                Some(q) => format!(
+                    "{name}'s {} {} {} (next is round {}): each round must be counted exactly once",
+                    round_span(from, n),
+                    if from < next { "overlap" } else { "leave a gap after" },
+                    q.path.display(),
+                    next + 1
+                ),
+            };
+            return Err(format_error(&p.path, message));
         }
         if !m.reference_runs.is_empty() && m.reference_runs.len() != n {
             return Err(format_error(&p.path, format!("{name} has {n} mtlbench runs but {} pytorch runs", m.reference_runs.len())));
         }
         let has_reference = !m.reference_runs.is_empty();
-        if *with_reference.get_or_insert(has_reference) != has_reference {
-            return Err(format_error(&p.path, format!("{name}: some reports have the PyTorch side and some do not")));
+        let (q, flops, reference) = *first.get_or_insert((p, m.step_flops, has_reference));
+        let side = |with: bool| if with { "has the PyTorch side" } else { "has no PyTorch side" };
+        if reference != has_reference {
+            return Err(format_error(
+                &p.path,
+                format!("{name} {}, but in {} it {}: pool like with like", side(has_reference), q.path.display(), side(reference)),
+            ));
         }
-        if let Some(f) = step_flops {
-            if f != m.step_flops {
-                return Err(format_error(
-                    &p.path,
-                    format!("{name}'s step is {} FLOP, elsewhere {f}: not the same architecture", m.step_flops),
-                ));
-            }
+        if flops != m.step_flops {
+            return Err(format_error(
+                &p.path,
+                format!("{name}'s step is {} FLOP, but {flops} in {}: not the same architecture", m.step_flops, q.path.display()),
+            ));
         }
-        step_flops = Some(m.step_flops);
         ours.extend(m.mtlbench_runs.iter().cloned());
         theirs.extend(m.reference_runs.iter().cloned());
         next = from + n;
-        previous = Some(&p.path);
+        previous = Some(p);
     }
-    let mtlbench = median_run(ours.clone()).ok_or_else(|| PerfError::Check(format!("{name}: no runs to pool")))?;
+    if pieces[0].report.dropout > 0.0 {
+        same_round_twice(name, &ours, start)?;
+    }
+    let mtlbench = median_run(ours.clone()).ok_or_else(|| PerfError::Check(format!("{name}: no runs in any of the reports")))?;
     Ok(ModelComparison {
         model: name.to_string(),
-        step_flops: step_flops.unwrap_or_default(),
+        step_flops: first.map_or(0.0, |f| f.1),
         mtlbench,
         reference: median_run(theirs.clone()),
         mtlbench_runs: ours,
         reference_runs: theirs,
     })
+}
+
+/// Two rounds draw different dropout masks, so their loss curves differ from
+/// the first step on (with dropout 0 they train alike, and are exempt); the
+/// same curve twice means one run was pooled twice, e.g. under an edited
+/// round number.
+fn same_round_twice(name: &str, runs: &[super::SideResult], start: usize) -> Result<(), PerfError> {
+    for (i, a) in runs.iter().enumerate() {
+        for (j, b) in runs.iter().enumerate().skip(i + 1) {
+            if !a.losses.is_empty() && a.losses == b.losses {
+                return Err(PerfError::Check(format!(
+                    "{name}: rounds {} and {} have the same loss curve, step for step: the same run pooled twice?",
+                    start + i + 1,
+                    start + j + 1
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,6 +234,12 @@ mod tests {
         m.mtlbench_runs = ours.iter().map(|&a| side("mtlbench", 60_000.0 + 1000.0 * a, [a; 3])).collect();
         m.reference_runs = theirs.iter().map(|&a| side("pytorch", 48_000.0, [a; 3])).collect();
         Piece { path: PathBuf::from(name), report: r }
+    }
+
+    impl Piece {
+        fn clone_for_test(&self) -> Piece {
+            Piece { path: self.path.clone(), report: self.report.clone() }
+        }
     }
 
     fn auc_line(r: &PerfReport) -> String {
@@ -247,6 +278,32 @@ mod tests {
     }
 
     #[test]
+    fn models_measured_in_fewer_reports_pool_their_own_rounds() {
+        // The layout of results/: both models in rounds 1-15 and 16-27, PLE
+        // alone in rounds 28-35.
+        let both = |name: &str, first: usize, n: usize| {
+            let mut p = piece(name, first, &vec![0.70; n], &vec![0.70; n]);
+            let mut ple = p.report.models[0].clone();
+            ple.model = "ple".into();
+            p.report.models.push(ple);
+            p
+        };
+        let mut third = piece("c.json", 27, &[0.69; 8], &[0.70; 8]);
+        third.report.models[0].model = "ple".into();
+        let merged = merge(vec![both("a.json", 0, 15), both("b.json", 15, 12), third]).expect("compatible");
+        let runs: Vec<(&str, usize, usize)> =
+            merged.models.iter().map(|m| (m.model.as_str(), m.mtlbench_runs.len(), m.reference_runs.len())).collect();
+        assert_eq!(runs, [("mmoe", 27, 27), ("ple", 35, 35)]);
+        assert_eq!((merged.rounds, merged.first_round), (35, 0));
+        assert!(merged.notes[0].contains("c.json (rounds 28-35; ple)"), "{:?}", merged.notes);
+        // Pieces that start at round 16 keep their numbers.
+        let mut low = piece("d.json", 15, &[0.70; 3], &[0.70; 3]);
+        low.report.models[0].reference_runs[1] = side("pytorch", 48_000.0, [0.70, 0.61, 0.70]);
+        let merged = merge(vec![piece("e.json", 18, &[0.70; 2], &[0.70; 2]), low]).expect("compatible");
+        assert!(merged.to_string().contains("pytorch 0.6100 (b, round 17)"));
+    }
+
+    #[test]
     fn round_labels_count_from_the_first_round() {
         let mut p = piece("c.json", 15, &[0.70, 0.69, 0.70, 0.70], &[0.70; 4]);
         p.report.models[0].mtlbench_runs[1] = side("mtlbench", 60_000.0, [0.70, 0.62, 0.70]);
@@ -268,7 +325,30 @@ mod tests {
         let mut lone = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
         lone.report.models[0].reference_runs.clear();
         let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), lone]);
-        assert!(e.contains("some reports have the PyTorch side and some do not"), "{e}");
+        assert!(e.starts_with("b.json: mmoe has no PyTorch side, but in a.json it has the PyTorch side"), "{e}");
+        let mut wider = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        wider.report.models[0].step_flops = 2e9;
+        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), wider]);
+        assert!(e.starts_with("b.json: mmoe's step is 2000000000 FLOP, but 1000000000 in a.json"), "{e}");
+        let mut seeded = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        seeded.report.seed = 2;
+        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), seeded]);
+        assert!(e.starts_with("b.json: seed is 2, but a.json has 1"), "{e}");
+        // A model whose first rounds are in none of the reports.
+        let mut late = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        late.report.models[0].model = "ple".into();
+        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), late]);
+        assert!(e.starts_with("b.json: ple starts at round 4, but a.json starts the pooled report at round 1"), "{e}");
+        // The same run twice under another round number.
+        let mut a = piece("a.json", 0, &[0.7; 3], &[0.7; 3]);
+        let mut b = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        for (k, r) in a.report.models[0].mtlbench_runs.iter_mut().enumerate() {
+            r.losses = vec![0.7, 0.5 + k as f64];
+        }
+        b.report.models[0].mtlbench_runs[2].losses = vec![0.7, 0.5 + 1.0];
+        assert!(merge(vec![a.clone_for_test(), piece("b.json", 3, &[0.7; 3], &[0.7; 3])]).is_ok());
+        let e = err(vec![a, b]);
+        assert_eq!(e, "mmoe: rounds 2 and 6 have the same loss curve, step for step: the same run pooled twice?");
         assert!(err(vec![]).contains("no reports"));
     }
 }

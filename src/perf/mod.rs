@@ -153,7 +153,13 @@ pub struct PerfReport {
     pub steps: usize,
     pub warmup: usize,
     pub batch_size: usize,
+    /// Rounds per model (pooled reports: the most rounds of any model).
     pub rounds: usize,
+    /// `--seed`: initial weights, the train and test rows, the batch order
+    /// and (plus the round) the dropout masks. Reports written before it
+    /// was saved used the default, 1.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
     /// Tower dropout of both sides.
     #[serde(default)]
     pub dropout: f64,
@@ -172,6 +178,10 @@ pub struct PerfReport {
     pub models: Vec<ModelComparison>,
     pub auc: Option<AucComparison>,
     pub notes: Vec<String>,
+}
+
+fn default_seed() -> u64 {
+    1
 }
 
 /// The default interpreter `make perf-setup` installs (scripts/setup-perf-python.sh).
@@ -522,6 +532,7 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
         warmup: o.warmup,
         batch_size: o.batch_size,
         rounds: o.rounds,
+        seed: o.seed,
         dropout: manifest.models_config.tower.dropout,
         masks: manifest.models_config.tower.dropout_masks,
         first_round: o.first_round,

@@ -76,11 +76,17 @@ pub fn loss_agreement(c: &super::ModelComparison) -> Option<LossAgreement> {
 /// Rounds per side from which the AUC target is judged on the
 /// Hodges–Lehmann shift (the fewest with a 95% interval: 2 P(U = 0) = 2/70).
 pub const HL_MIN_ROUNDS: usize = 4;
+/// Rounds from which same-mask rounds are judged on the paired shift (the
+/// fewest with a 95% interval: 2 P(W+ = 0) = 2/64); with 4-5 such rounds the
+/// two-sample shift is used.
+pub const HL_PAIRED_MIN_ROUNDS: usize = 6;
 
 /// The equal-test-AUC target of one model. Over [`HL_MIN_ROUNDS`] or more
 /// rounds per side it is judged on the Hodges–Lehmann shift of the rounds'
 /// mean AUCs (mtlbench - pytorch): a round where one task collapsed, which
 /// happens to either implementation now and then, cannot decide it alone.
+/// Rounds with the same masks on both sides are paired: from
+/// [`HL_PAIRED_MIN_ROUNDS`] on, the shift is the paired (signed-rank) one.
 /// The mean difference and its t interval (Welch, or paired by round with
 /// the same masks) are shown beside it. Over 2-3 rounds the mean difference
 /// decides; with one round, the median runs'.
@@ -109,6 +115,18 @@ fn auc_target(m: &super::ModelComparison, masks: DropoutMasks) -> Option<Target>
         (a, b) if a == b => format!("{a} rounds"),
         (a, b) => format!("{a} and {b} rounds"),
     };
+    if masks == DropoutMasks::Libtorch && round_pairs(m).len() >= HL_PAIRED_MIN_ROUNDS {
+        let (a, b): (Vec<f64>, Vec<f64>) = round_pairs(m).into_iter().unzip();
+        if let Ok(hl) = crate::stats::hodges_lehmann_paired(&b, &a, 0.95) {
+            return Some(Target {
+                what: format!(
+                    "{model}: test AUC shift {:+.4} (Hodges–Lehmann, paired by round over {rounds}: same masks; 95% CI [{:+.4}, {:+.4}]; mean difference {mean_diff:+.4}{ci}) (within ±{TARGET_AUC_DELTA})",
+                    hl.estimate, hl.low, hl.high
+                ),
+                met: hl.estimate.abs() <= TARGET_AUC_DELTA,
+            });
+        }
+    }
     if ours.len() >= HL_MIN_ROUNDS && theirs.len() >= HL_MIN_ROUNDS {
         if let Ok(hl) = crate::stats::hodges_lehmann_shift(&theirs, &ours, 0.95) {
             return Some(Target {
@@ -201,8 +219,8 @@ impl fmt::Display for PerfReport {
         writeln!(f, "load     1-min load average {} before, {} after", load(self.load_before), load(self.load_after))?;
         writeln!(
             f,
-            "data     {}: {} train rows ({} steps x batch {}, first {} untimed), {} test rows",
-            self.dataset, self.train_rows, self.steps, self.batch_size, self.warmup, self.test_rows
+            "data     {}: {} train rows ({} steps x batch {}, first {} untimed), {} test rows; --seed {}",
+            self.dataset, self.train_rows, self.steps, self.batch_size, self.warmup, self.test_rows, self.seed
         )?;
         let each: Vec<String> = self.sgemm_runs.iter().map(|s| format!("{:.1}", s.median_flops / 1e9)).collect();
         let measured = match each.len() {
@@ -396,6 +414,7 @@ pub(in crate::perf) mod tests {
             warmup: 10,
             batch_size: 1000,
             rounds: 1,
+            seed: 1,
             dropout: 0.1,
             masks: DropoutMasks::Hashed,
             first_round: 0,
@@ -508,5 +527,27 @@ pub(in crate::perf) mod tests {
         m.reference_runs.truncate(3);
         let auc = r.targets().into_iter().find(|t| t.what.contains("test AUC")).expect("an AUC target");
         assert!(!auc.met && auc.what.contains("mean of 3 rounds"), "{auc:?}");
+    }
+
+    #[test]
+    fn same_mask_rounds_from_six_on_are_judged_paired() {
+        // mtlbench - pytorch per round: +0.001, -0.001, +0.002, 0, +0.040
+        // (PyTorch's round 5 lost a task), -0.002. The median of the 21
+        // Walsh averages is +0.0005; with 6 pairs the 95% interval is their
+        // whole range, [-0.002, +0.040] (2 P(W+ = 0) = 2/64).
+        let mut r = report(60_000.0, 48_000.0, 0.70, 2.0);
+        r.masks = DropoutMasks::Libtorch;
+        let theirs = [0.700, 0.702, 0.698, 0.700, 0.660, 0.703];
+        let diff = [0.001, -0.001, 0.002, 0.0, 0.040, -0.002];
+        let m = &mut r.models[0];
+        m.reference_runs = theirs.iter().map(|&a| side("pytorch", 48_000.0, [a; 3])).collect();
+        m.mtlbench_runs = theirs.iter().zip(diff).map(|(&a, d)| side("mtlbench", 60_000.0, [a + d; 3])).collect();
+        let auc = r.targets().into_iter().find(|t| t.what.contains("test AUC")).expect("an AUC target");
+        assert!(auc.met, "{auc:?}");
+        assert!(auc.what.contains("shift +0.0005 (Hodges–Lehmann, paired by round over 6 rounds: same masks; 95% CI [-0.0020, +0.0400]"), "{auc:?}");
+        // Each side's own masks: the same numbers are two independent samples.
+        r.masks = DropoutMasks::Hashed;
+        let auc = r.targets().into_iter().find(|t| t.what.contains("test AUC")).expect("an AUC target");
+        assert!(auc.what.contains("(Hodges–Lehmann over 6 rounds, 95% CI"), "{auc:?}");
     }
 }

@@ -11,13 +11,16 @@
 //!
 //! [`hodges_lehmann_shift`] (module `shift`) is the rank-based companion: a
 //! shift estimate with a distribution-free interval, for samples where one
-//! bad run (an outlier) should not decide a comparison.
+//! bad run (an outlier) should not decide a comparison;
+//! [`hodges_lehmann_paired`] (module `signed_rank`) is its paired version.
 
 use serde::Serialize;
 use thiserror::Error;
 
 mod shift;
+mod signed_rank;
 pub use shift::{hodges_lehmann_shift, mann_whitney_cdf, ShiftCi};
+pub use signed_rank::{hodges_lehmann_paired, signed_rank_cdf};
 
 /// Summary of a sample of values (e.g. one metric over seeds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
