@@ -115,28 +115,25 @@ fn auc_target(m: &super::ModelComparison, masks: DropoutMasks) -> Option<Target>
         (a, b) if a == b => format!("{a} rounds"),
         (a, b) => format!("{a} and {b} rounds"),
     };
-    if masks == DropoutMasks::Libtorch && round_pairs(m).len() >= HL_PAIRED_MIN_ROUNDS {
-        let (a, b): (Vec<f64>, Vec<f64>) = round_pairs(m).into_iter().unzip();
-        if let Ok(hl) = crate::stats::hodges_lehmann_paired(&b, &a, 0.95) {
-            return Some(Target {
-                what: format!(
-                    "{model}: test AUC shift {:+.4} (Hodges–Lehmann, paired by round over {rounds}: same masks; 95% CI [{:+.4}, {:+.4}]; mean difference {mean_diff:+.4}{ci}) (within ±{TARGET_AUC_DELTA})",
-                    hl.estimate, hl.low, hl.high
-                ),
-                met: hl.estimate.abs() <= TARGET_AUC_DELTA,
-            });
-        }
-    }
-    if ours.len() >= HL_MIN_ROUNDS && theirs.len() >= HL_MIN_ROUNDS {
-        if let Ok(hl) = crate::stats::hodges_lehmann_shift(&theirs, &ours, 0.95) {
-            return Some(Target {
-                what: format!(
-                    "{model}: test AUC shift {:+.4} (Hodges–Lehmann over {rounds}, 95% CI [{:+.4}, {:+.4}]; mean difference {mean_diff:+.4}{ci}) (within ±{TARGET_AUC_DELTA})",
-                    hl.estimate, hl.low, hl.high
-                ),
-                met: hl.estimate.abs() <= TARGET_AUC_DELTA,
-            });
-        }
+    // The shift: paired by round with the same masks (from 6 rounds), else
+    // two-sample (from 4 rounds per side).
+    let pairs = round_pairs(m);
+    let shift = if masks == DropoutMasks::Libtorch && pairs.len() >= HL_PAIRED_MIN_ROUNDS {
+        let (a, b): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+        crate::stats::hodges_lehmann_paired(&b, &a, 0.95).ok().map(|hl| (hl, format!(", paired by round over {rounds}: same masks;")))
+    } else if ours.len() >= HL_MIN_ROUNDS && theirs.len() >= HL_MIN_ROUNDS {
+        crate::stats::hodges_lehmann_shift(&theirs, &ours, 0.95).ok().map(|hl| (hl, format!(" over {rounds},")))
+    } else {
+        None
+    };
+    if let Some((hl, how)) = shift {
+        return Some(Target {
+            what: format!(
+                "{model}: test AUC shift {:+.4} (Hodges–Lehmann{how} 95% CI [{:+.4}, {:+.4}]; mean difference {mean_diff:+.4}{ci}) (within ±{TARGET_AUC_DELTA})",
+                hl.estimate, hl.low, hl.high
+            ),
+            met: hl.estimate.abs() <= TARGET_AUC_DELTA,
+        });
     }
     Some(Target {
         what: format!("{model}: mean test AUC differs by {mean_diff:+.4}, mean of {rounds}{ci} (within ±{TARGET_AUC_DELTA})"),
