@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use super::{median_run, ModelComparison, PerfError, PerfReport};
 
 /// One report to pool and the file it came from (for errors and notes).
+#[derive(Debug, Clone)]
 pub struct Piece {
     pub path: PathBuf,
     pub report: PerfReport,
@@ -236,10 +237,13 @@ mod tests {
         Piece { path: PathBuf::from(name), report: r }
     }
 
-    impl Piece {
-        fn clone_for_test(&self) -> Piece {
-            Piece { path: self.path.clone(), report: self.report.clone() }
-        }
+    /// Rounds 1-3 of a.json and the rounds 4-6 that follow them in b.json.
+    fn first_three() -> Piece {
+        piece("a.json", 0, &[0.7; 3], &[0.7; 3])
+    }
+
+    fn next_three() -> Piece {
+        piece("b.json", 3, &[0.7; 3], &[0.7; 3])
     }
 
     fn auc_line(r: &PerfReport) -> String {
@@ -314,39 +318,39 @@ mod tests {
     #[test]
     fn overlaps_gaps_and_other_setups_are_refused() {
         let err = |pieces| merge(pieces).err().map(|e: PerfError| e.to_string()).unwrap_or_default();
-        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), piece("b.json", 2, &[0.7; 3], &[0.7; 3])]);
+        let e = err(vec![first_three(), piece("b.json", 2, &[0.7; 3], &[0.7; 3])]);
         assert!(e.starts_with("b.json: mmoe's rounds 3-5 overlap a.json (next is round 4)"), "{e}");
-        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), piece("b.json", 4, &[0.7; 3], &[0.7; 3])]);
+        let e = err(vec![first_three(), piece("b.json", 4, &[0.7; 3], &[0.7; 3])]);
         assert!(e.starts_with("b.json: mmoe's rounds 5-7 leave a gap after a.json (next is round 4)"), "{e}");
-        let mut other = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        let mut other = next_three();
         other.report.steps = 500;
-        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), other]);
+        let e = err(vec![first_three(), other]);
         assert!(e.starts_with("b.json: steps is 500, but a.json has 110"), "{e}");
-        let mut lone = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        let mut lone = next_three();
         lone.report.models[0].reference_runs.clear();
-        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), lone]);
+        let e = err(vec![first_three(), lone]);
         assert!(e.starts_with("b.json: mmoe has no PyTorch side, but in a.json it has the PyTorch side"), "{e}");
-        let mut wider = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        let mut wider = next_three();
         wider.report.models[0].step_flops = 2e9;
-        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), wider]);
+        let e = err(vec![first_three(), wider]);
         assert!(e.starts_with("b.json: mmoe's step is 2000000000 FLOP, but 1000000000 in a.json"), "{e}");
-        let mut seeded = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        let mut seeded = next_three();
         seeded.report.seed = 2;
-        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), seeded]);
+        let e = err(vec![first_three(), seeded]);
         assert!(e.starts_with("b.json: seed is 2, but a.json has 1"), "{e}");
         // A model whose first rounds are in none of the reports.
-        let mut late = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        let mut late = next_three();
         late.report.models[0].model = "ple".into();
-        let e = err(vec![piece("a.json", 0, &[0.7; 3], &[0.7; 3]), late]);
+        let e = err(vec![first_three(), late]);
         assert!(e.starts_with("b.json: ple starts at round 4, but a.json starts the pooled report at round 1"), "{e}");
         // The same run twice under another round number.
-        let mut a = piece("a.json", 0, &[0.7; 3], &[0.7; 3]);
-        let mut b = piece("b.json", 3, &[0.7; 3], &[0.7; 3]);
+        let mut a = first_three();
+        let mut b = next_three();
         for (k, r) in a.report.models[0].mtlbench_runs.iter_mut().enumerate() {
             r.losses = vec![0.7, 0.5 + k as f64];
         }
         b.report.models[0].mtlbench_runs[2].losses = vec![0.7, 0.5 + 1.0];
-        assert!(merge(vec![a.clone_for_test(), piece("b.json", 3, &[0.7; 3], &[0.7; 3])]).is_ok());
+        assert!(merge(vec![a.clone(), next_three()]).is_ok());
         let e = err(vec![a, b]);
         assert_eq!(e, "mmoe: rounds 2 and 6 have the same loss curve, step for step: the same run pooled twice?");
         assert!(err(vec![]).contains("no reports"));

@@ -102,9 +102,10 @@ fn auc_target(m: &super::ModelComparison, masks: DropoutMasks) -> Option<Target>
             met: d.abs() <= TARGET_AUC_DELTA,
         });
     }
+    // Each round's (mtlbench, pytorch) means, for same-mask rounds.
+    let (a, b): (Vec<f64>, Vec<f64>) = round_pairs(m).into_iter().unzip();
     // (b - a): mtlbench - pytorch, the sign of the estimate.
     let ci = if masks == DropoutMasks::Libtorch {
-        let (a, b): (Vec<f64>, Vec<f64>) = round_pairs(m).into_iter().unzip();
         crate::stats::paired_diff_ci(&b, &a, 0.95).map(|c| (c, "paired by round: same masks"))
     } else {
         crate::stats::welch_diff_ci(&theirs, &ours, 0.95).map(|c| (c, "Welch"))
@@ -117,9 +118,7 @@ fn auc_target(m: &super::ModelComparison, masks: DropoutMasks) -> Option<Target>
     };
     // The shift: paired by round with the same masks (from 6 rounds), else
     // two-sample (from 4 rounds per side).
-    let pairs = round_pairs(m);
-    let shift = if masks == DropoutMasks::Libtorch && pairs.len() >= HL_PAIRED_MIN_ROUNDS {
-        let (a, b): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+    let shift = if masks == DropoutMasks::Libtorch && a.len() >= HL_PAIRED_MIN_ROUNDS {
         crate::stats::hodges_lehmann_paired(&b, &a, 0.95).ok().map(|hl| (hl, format!(", paired by round over {rounds}: same masks;")))
     } else if ours.len() >= HL_MIN_ROUNDS && theirs.len() >= HL_MIN_ROUNDS {
         crate::stats::hodges_lehmann_shift(&theirs, &ours, 0.95).ok().map(|hl| (hl, format!(" over {rounds},")))
