@@ -12,7 +12,7 @@ CARGO ?= cargo
 # Release everywhere: the demo, the tests and the benchmarks share one build.
 PROFILE_FLAGS := --release
 BENCH := target/release/bench
-# libtorch's OpenMP workers must not spin (ARCHITECTURE.md, Known pitfalls).
+# libtorch's OpenMP workers must not spin (docs/architecture.md, Known pitfalls).
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: all setup setup-cuda build demo test bench perf perf-paired perf-setup clean-results

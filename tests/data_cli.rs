@@ -83,11 +83,11 @@ seeds = [1]
 #[test]
 fn adult_table_grid_trains_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let adult = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/adult/adult.csv.gz");
+    let adult = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/adult/adult.csv.gz");
     // experiments/adult.toml with one seed and one epoch.
     let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/adult.toml")).unwrap();
     let text = text
-        .replace("../shared/data/adult/adult.csv.gz", &adult.display().to_string())
+        .replace("data/adult/adult.csv.gz", &adult.display().to_string())
         .replace("seeds = [1, 2, 3]", "seeds = [1]")
         .replace("epochs = 6", "epochs = 1");
     write(dir.path(), "adult.toml", &text);

@@ -164,7 +164,7 @@ fn parquet_tables_load_like_csv() {
 }
 
 fn adult_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/adult/adult.csv.gz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/adult/adult.csv.gz")
 }
 
 /// The grid's `[data]` for UCI Adult (experiments/adult.toml has the same).

@@ -1,5 +1,5 @@
 //! Funnel metrics for a click task y and a conversion task z observed only
-//! after a click (REFERENCE.md section 4): CTR AUC on all rows, CVR AUC on
+//! after a click (docs/reference.md section 4): CTR AUC on all rows, CVR AUC on
 //! clicked rows only, CTCVR AUC on all rows with label y * z. Pure functions
 //! on slices, so that every funnel and non-funnel model is scored the same way.
 

@@ -1,7 +1,7 @@
 //! What the funnel models (ESMM, CTnoCVR) share: the named click task y and
 //! conversion task z (`[models.funnel]`), the stable logit of a product of
 //! probabilities, and loss terms over all rows or over clicked rows only
-//! (REFERENCE.md section 4). When `[models.funnel]` is set, every model
+//! (docs/reference.md section 4). When `[models.funnel]` is set, every model
 //! reports the funnel metrics, so funnel and non-funnel models compare.
 
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,7 @@ use crate::data::{Batch, FeatureSchema};
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
     /// Embedding width per field name; fields not listed use the dataset's
-    /// default (REFERENCE.md: userid 16, feedid 16, device 2, authorid 4,
+    /// default (docs/reference.md: userid 16, feedid 16, device 2, authorid 4,
     /// bgm_song_id 4, bgm_singer_id 4, manual_tag 4).
     #[serde(default)]
     pub emb_dims: BTreeMap<String, i64>,

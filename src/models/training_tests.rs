@@ -156,7 +156,7 @@ fn every_model_beats_popularity_and_stays_near_shared_bottom() {
 fn on_adult_mmoe_and_ple_stay_near_shared_bottom() {
     let grid = crate::config::load_grid(std::path::Path::new("experiments/adult.toml")).expect("experiments/adult.toml");
     let cache = tempfile::tempdir().expect("temp dir");
-    let ds = crate::data::load(&grid.data, cache.path()).expect("UCI Adult from ../shared/data/adult");
+    let ds = crate::data::load(&grid.data, cache.path()).expect("UCI Adult from data/adult");
     let mut cfg = grid.models.clone();
     cfg.mmoe.expert_hidden = vec![64];
     cfg.ple.task_experts = 2;

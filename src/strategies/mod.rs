@@ -6,7 +6,7 @@
 //!
 //! Strategies act on loss terms, not on dataset tasks, so a funnel model
 //! (whose terms are e.g. CTR and CTCVR) is weighted like any other model.
-//! Formulas: `../shared/REFERENCE.md` section 5.
+//! Formulas: `docs/reference.md` section 5.
 
 pub mod combine;
 pub mod equal;

@@ -131,7 +131,7 @@ pub struct NamedMetric {
 
 /// Split-level metrics from the per-task ones.
 ///
-/// The weighted WeChat score (REFERENCE.md section 1) is computed when at
+/// The weighted WeChat score (docs/reference.md section 1) is computed when at
 /// least two of its scored actions (read_comment, like, click_avatar,
 /// forward) are tasks with a defined uAUC; the weights of the actions present
 /// are renormalised, and `wechat_score_coverage` = (sum of the weights
@@ -153,7 +153,7 @@ pub fn split_metrics(tasks: &[TaskMetrics]) -> Vec<NamedMetric> {
     out
 }
 
-/// The funnel metrics (REFERENCE.md section 4) of predictions, as metric rows
+/// The funnel metrics (docs/reference.md section 4) of predictions, as metric rows
 /// with task "funnel": `ctr_auc` (click column, all rows), `cvr_auc` (the
 /// model's pCVR column, or its conversion column, on clicked rows),
 /// `ctcvr_auc` (conversion column against click x conversion, all rows),

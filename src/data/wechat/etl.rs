@@ -1,4 +1,4 @@
-//! The reference feature ETL of the WeChat Channels data (REFERENCE.md
+//! The reference feature ETL of the WeChat Channels data (docs/reference.md
 //! section 2, the seed's DataGenerator.py), reproduced exactly:
 //!
 //! - vocabularies in first-appearance order with index 0 reserved for

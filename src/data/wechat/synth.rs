@@ -8,7 +8,7 @@
 //! mix a shared and an own direction, `relatedness` setting the mix), user
 //! propensity, feed quality, an author effect and a per-row mood shared by
 //! all actions. Intercepts are calibrated on a pilot sample so that positive
-//! rates match REFERENCE.md; comment mostly follows read_comment and follow
+//! rates match docs/reference.md; comment mostly follows read_comment and follow
 //! mostly follows click_avatar (share [`FUNNEL_CONTAINMENT`]). Each user has
 //! its own random streams, so the bytes depend only on the parameters,
 //! never on the thread count.
@@ -30,7 +30,7 @@ use crate::data::{cache, DataError};
 pub const SYNTH_VERSION: &str = "wechat-synth-v1";
 /// Mean actions per user and day in the real data (7,317,882 / 20,000 / 14).
 pub const ACTIONS_PER_USER_DAY: f64 = 26.14;
-/// Positive rate of each action over all days (REFERENCE.md), in [`ACTIONS`] order.
+/// Positive rate of each action over all days (docs/reference.md), in [`ACTIONS`] order.
 pub const TARGET_RATES: [f64; 7] = [0.03502, 0.02581, 0.00753, 0.00382, 0.000405, 0.000721, 0.00134];
 /// (child, parent) funnels: comment after read_comment, follow after click_avatar.
 pub const FUNNELS: [(usize, usize); 2] = [(4, 0), (5, 2)];

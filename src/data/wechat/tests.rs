@@ -270,7 +270,7 @@ mod synthetic {
         }
     }
 
-    /// Positive rates within 10% of REFERENCE.md (plus three binomial standard
+    /// Positive rates within 10% of docs/reference.md (plus three binomial standard
     /// errors for the rarest actions at this modest size), funnels contained,
     /// and the ids and 7-day sums predictive of the next day's actions.
     #[test]
