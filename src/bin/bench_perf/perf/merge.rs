@@ -1,4 +1,4 @@
-//! Pools the reports of several `bench perf` invocations into one, so that
+//! Pools the reports of several `bench-perf` invocations into one, so that
 //! rounds measured in separate runs (a confirmation run, a long run split
 //! into chunks that each save their JSON) are judged together by the same
 //! statistics instead of by hand.
