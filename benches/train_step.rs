@@ -8,7 +8,7 @@
 //! - `step/{model}`: forward, loss terms, backward and Adam step of each
 //!   model with equal weighting ([`Stepper::step`], exactly what trains);
 //! - `strategy/{strategy}`: the same step on MMOE with three tasks for each
-//!   loss-weighting strategy (issue 5: GradNorm <= 1.3x and PCGrad <= 2.0x
+//!   loss-weighting strategy (targets: GradNorm <= 1.3x and PCGrad <= 2.0x
 //!   of equal).
 //!
 //! - `adam/{fused,libtorch}`: the optimizer step alone over MMOE's

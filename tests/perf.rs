@@ -211,3 +211,27 @@ fn the_users_binary_has_no_perf_verbs() {
     let o = bench_perf(dir.path(), &["--help"]);
     assert!(o.status.success() && stdout(&o).contains("--show"), "{}", stdout(&o));
 }
+
+#[test]
+fn the_committed_report_reprints_the_documented_numbers() {
+    // results/perf-pooled.json is the measurement docs/performance.md cites;
+    // its analysis is recomputed by the current code on every --show.
+    let dir = tempfile::tempdir().unwrap();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/results/perf-pooled.json");
+    let o = bench_perf(dir.path(), &["--show", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "[met] mmoe: step at 52% of sgemm (>= 50%)",
+        "[met] mmoe: harness overhead 1.47% of a step",
+        "[met] mmoe: 1.36x the PyTorch eager throughput",
+        "[met] mmoe: test AUC shift +0.0015 (Hodges–Lehmann over 27 rounds, 95% CI [-0.0006, +0.0036]; mean difference +0.0024, 95% CI [-0.0002, +0.0049] (Welch))",
+        "[met] ple: step at 52% of sgemm (>= 50%)",
+        "[met] ple: harness overhead 0.94% of a step",
+        "[met] ple: 1.35x the PyTorch eager throughput",
+        "[met] ple: test AUC shift -0.0005 (Hodges–Lehmann over 51 rounds, 95% CI [-0.0026, +0.0016]; mean difference +0.0009, 95% CI [-0.0024, +0.0041] (Welch))",
+        "exact AUC of 10000000 scores: mtlbench 0.106s (AUC 0.802932708517), scikit-learn 4.269s (AUC 0.802932708517): 40.3x",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}
