@@ -2,7 +2,7 @@
 #   make demo    build, train the embedded demo grid, write results/ + reports/, update README
 #   make test    the whole test suite
 #   make bench   criterion benchmarks
-#   make perf    bench perf: MMOE and PLE side by side with a PyTorch eager reference
+#   make perf    bench-perf: MMOE and PLE side by side with a PyTorch eager reference (docs/performance.md)
 #   make perf-setup  only install the reference's Python (torch 2.11 CUDA wheels, ~4.3 GB; not needed by make test)
 #   make setup   only install libtorch 2.11.0 (CPU) into ~/.cache/mtlbench and link ./libtorch
 #   make setup-cuda  the full CUDA libtorch set for GPU users
@@ -12,10 +12,11 @@ CARGO ?= cargo
 # Release everywhere: the demo, the tests and the benchmarks share one build.
 PROFILE_FLAGS := --release
 BENCH := target/release/bench
+BENCH_PERF := target/release/bench-perf
 # libtorch's OpenMP workers must not spin (docs/architecture.md, Known pitfalls).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all setup setup-cuda build demo test bench perf perf-paired perf-setup clean-results
+.PHONY: all setup setup-cuda build demo test bench perf perf-build perf-paired perf-setup clean-results
 
 all: demo
 
@@ -50,15 +51,19 @@ bench: setup
 perf-setup:
 	@scripts/setup-perf-python.sh >/dev/null
 
+# The developer binary of the comparison (not part of `bench`).
+perf-build: setup
+	$(CARGO) build $(PROFILE_FLAGS) --bin bench-perf
+
 # Side by side with PyTorch eager: about an hour on 2 cores at 15 rounds
 # (make perf PERF_ROUNDS=5 for a quicker, noisier AUC comparison).
 PERF_ROUNDS ?= 15
-perf: build perf-setup
-	$(BENCH) perf --rounds $(PERF_ROUNDS) --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
+perf: perf-build perf-setup
+	$(BENCH_PERF) --rounds $(PERF_ROUNDS) --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf.json
 
 # Same dropout masks on both sides (libtorch's): each round's test AUCs pair up.
-perf-paired: build perf-setup
-	$(BENCH) perf --rounds 5 --masks libtorch --auc-rows 0 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf-same-masks.json
+perf-paired: perf-build perf-setup
+	$(BENCH_PERF) --rounds 5 --masks libtorch --auc-rows 0 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf-same-masks.json
 
 clean-results:
 	rm -rf results/bench.sqlite* results/predictions reports/*.html reports/*.svg

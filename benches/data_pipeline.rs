@@ -1,4 +1,4 @@
-//! Data-stage benchmark at WeChat scale (issue 3): synthetic generation
+//! Data-stage benchmark at WeChat scale: synthetic generation
 //! (target <= 60 s), raw files -> cached features (<= 60 s, <= 4 GB peak
 //! RSS), cached reload (<= 5 s), and the training-ready dataset built from
 //! the cache. One-shot phases of seconds each, so plain timing, not

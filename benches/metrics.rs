@@ -1,6 +1,6 @@
-//! Exact AUC on 1M and 10M scores and uAUC on 1M rows of 20k users (issue 8;
-//! target: 10M scores in <= 1 s, >= 5x scikit-learn's roc_auc_score, which
-//! `bench perf` measures side by side). Scores are probabilities of a noisy
+//! Exact AUC on 1M and 10M scores and uAUC on 1M rows of 20k users
+//! (target: 10M scores in <= 1 s, >= 5x scikit-learn's roc_auc_score, which
+//! `bench-perf` measures side by side). Scores are probabilities of a noisy
 //! logit, rounded to f32, so ties occur as they do in real predictions.
 
 use criterion::{criterion_group, criterion_main, Criterion};

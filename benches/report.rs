@@ -1,6 +1,6 @@
 //! Report rendering speed: a database of 1,000 finished runs (with curves,
-//! traces and gates) rendered to HTML + SVG. Target: <= 5 s on the project's
-//! 2-core machine (issue 7).
+//! traces and gates) rendered to HTML + SVG. Target: <= 5 s on a 2-core
+//! machine.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mtlbench::store::fixture::FixtureSpec;

@@ -1,5 +1,5 @@
 //! Per-step cost of each loss-weighting strategy relative to equal weighting
-//! (issue 5's targets: GradNorm <= 1.3x, PCGrad <= 2.0x on MMOE with three
+//! (targets: GradNorm <= 1.3x, PCGrad <= 2.0x on MMOE with three
 //! tasks), plus the cost of one trace measurement (the gradient diagnostics
 //! the loop takes every `train.trace_every` steps).
 //!

@@ -8,7 +8,7 @@
 //! - `step/{model}`: forward, loss terms, backward and Adam step of each
 //!   model with equal weighting ([`Stepper::step`], exactly what trains);
 //! - `strategy/{strategy}`: the same step on MMOE with three tasks for each
-//!   loss-weighting strategy (issue 5: GradNorm <= 1.3x and PCGrad <= 2.0x
+//!   loss-weighting strategy (targets: GradNorm <= 1.3x and PCGrad <= 2.0x
 //!   of equal).
 //!
 //! - `adam/{fused,libtorch}`: the optimizer step alone over MMOE's
@@ -16,7 +16,7 @@
 //!   mtlbench's one-pass Adam against libtorch's `nn::Adam` (what the
 //!   PyTorch eager reference runs).
 //!
-//! The side-by-side comparison with PyTorch is `bench perf`, not here.
+//! The side-by-side comparison with PyTorch is `bench-perf`, not here.
 
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ fn env_or(key: &str, default: usize) -> usize {
 fn dataset(tasks: &[&str]) -> Dataset {
     let users = env_or("MTLBENCH_BENCH_USERS", 20_000);
     let feeds = env_or("MTLBENCH_BENCH_FEEDS", 106_444);
-    mtlbench::perf::wechat_shaped(users, feeds, tasks, &mtlbench::data::default_cache_dir()).expect("WeChat-shaped data")
+    mtlbench::data::wechat::synth::wechat_shaped(users, feeds, tasks, &mtlbench::data::default_cache_dir()).expect("WeChat-shaped data")
 }
 
 /// A few fixed batches to cycle through.

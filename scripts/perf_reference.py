@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch eager reference of `bench perf` (src/perf/).
+"""The PyTorch eager reference of `bench-perf` (src/bin/bench_perf/perf/).
 
     perf_reference.py train DIR --model mmoe|ple|shared-bottom
     perf_reference.py auc LABELS.bin SCORES.bin
@@ -16,7 +16,7 @@ timed steps, the median step time and the test AUC per task.
 
 `auc` times scikit-learn's roc_auc_score on the given labels and scores.
 
-Run it through `bench perf`, which sets the threads and OMP_WAIT_POLICY for
+Run it through `bench-perf`, which sets the threads and OMP_WAIT_POLICY for
 both sides alike; `make perf-setup` installs torch 2.11, numpy and
 scikit-learn for it.
 """
@@ -356,7 +356,7 @@ def train(args):
 
     opt = torch.optim.Adam(model.parameters(), lr=s["lr"], betas=(s["beta1"], s["beta2"]), eps=s["eps"], weight_decay=s["weight_decay"])
     b, n_tasks = s["batch_size"], len(m["schema"]["tasks"])
-    # Round r of bench perf seeds the dropout masks with seed + r just before
+    # Round r of bench-perf seeds the dropout masks with seed + r just before
     # the first step, as the mtlbench side does (weights come from the
     # folder, order from the manifest). With the models' dropout_masks =
     # "libtorch", mtlbench draws its masks with libtorch's dropout from the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Python side of `bench perf` (the PyTorch eager reference and
+# Installs the Python side of `bench-perf` (the PyTorch eager reference and
 # scikit-learn's roc_auc_score) into a per-user virtual environment keyed by
 # the torch version, and prints its interpreter. Idempotent: a finished
 # install is marked with .complete and reused. `make test` never needs it.

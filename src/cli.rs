@@ -136,93 +136,6 @@ pub enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Measure training speed side by side with a PyTorch eager reference.
-    ///
-    /// Trains each model for --steps steps on the same WeChat-shaped
-    /// synthetic features, same initial weights and same batches, first by
-    /// mtlbench, then by scripts/perf_reference.py, one after the other with
-    /// the same thread count. Prints samples/s, the ratio, achieved FLOP/s
-    /// against the machine's measured sgemm, peak RSS and test AUC of each,
-    /// mtlbench's harness overhead per step, and exact AUC of 10M scores
-    /// against scikit-learn. Without the reference's Python (make
-    /// perf-setup), only the mtlbench side runs.
-    Perf {
-        /// Comma-separated models (mmoe, ple, shared-bottom).
-        #[arg(long, value_delimiter = ',', default_value = "mmoe,ple")]
-        models: Vec<String>,
-        #[arg(long, default_value_t = 300)]
-        steps: usize,
-        /// Steps at the start of each side that are not timed.
-        #[arg(long, default_value_t = 10)]
-        warmup: usize,
-        #[arg(long, default_value_t = 1024)]
-        batch: usize,
-        /// libtorch threads of both sides (default: the number of cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Synthetic WeChat users (the real data has 20,000).
-        #[arg(long, default_value_t = 20_000)]
-        users: usize,
-        /// Synthetic WeChat feeds (the real data has 106,444).
-        #[arg(long, default_value_t = 106_444)]
-        feeds: usize,
-        #[arg(long, default_value_t = 200_000)]
-        test_rows: usize,
-        /// Scores in the exact-AUC comparison (0 skips it).
-        #[arg(long, default_value_t = 10_000_000)]
-        auc_rows: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Runs of each side per model, alternating which goes first; the
-        /// median run of each side is reported (more rounds, less noise from
-        /// other processes on the cores). From 4 rounds on, the equal-AUC
-        /// target is judged on the Hodges–Lehmann shift over the rounds.
-        #[arg(long, default_value_t = 1)]
-        rounds: usize,
-        /// Tower dropout of both sides (default: the models' 0.1). With 0
-        /// both compute the same steps and their loss curves must agree.
-        #[arg(long)]
-        dropout: Option<f64>,
-        /// Where both sides' dropout masks come from: hashed (mtlbench's
-        /// default, faster; each side draws its own masks) or libtorch (the
-        /// same masks on both sides, so that each round's AUCs can be
-        /// compared pairwise).
-        #[arg(long, value_enum, default_value = "hashed")]
-        masks: MasksArg,
-        /// Number of the first round (its dropout seed is seed + round):
-        /// more rounds later without repeating earlier ones.
-        #[arg(long, default_value_t = 0)]
-        first_round: usize,
-        /// Python with torch 2.11 and scikit-learn (default: the one make perf-setup installs).
-        #[arg(long, env = "MTLBENCH_PERF_PYTHON")]
-        python: Option<PathBuf>,
-        /// Run only the mtlbench side.
-        #[arg(long)]
-        no_reference: bool,
-        #[arg(long, default_value = "scripts/perf_reference.py")]
-        script: PathBuf,
-        /// Keep the exchange files (data, weights) in this folder.
-        #[arg(long)]
-        work_dir: Option<PathBuf>,
-        /// Also write the report as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Measure nothing: print the report saved by an earlier --json. Given
-        /// several, their rounds are pooled into one report (same setup, each
-        /// model's rounds consecutive without overlap); --json saves it.
-        #[arg(long, value_name = "JSON", num_args = 1..)]
-        show: Vec<PathBuf>,
-    },
-    /// The mtlbench side of `bench perf` (run by it in a child process).
-    #[command(hide = true)]
-    PerfWorker {
-        dir: PathBuf,
-        #[arg(long)]
-        model: String,
-        /// Round of `bench perf`: offsets the dropout seed.
-        #[arg(long, default_value_t = 0)]
-        round: u64,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,20 +165,4 @@ pub enum DataCommand {
         /// A grid file (its [data] section is used) or a file holding only a data config.
         config: PathBuf,
     },
-}
-
-/// `bench perf --masks`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum MasksArg {
-    Hashed,
-    Libtorch,
-}
-
-impl From<MasksArg> for mtlbench::models::DropoutMasks {
-    fn from(m: MasksArg) -> Self {
-        match m {
-            MasksArg::Hashed => mtlbench::models::DropoutMasks::Hashed,
-            MasksArg::Libtorch => mtlbench::models::DropoutMasks::Libtorch,
-        }
-    }
 }

@@ -5,7 +5,8 @@
 //! [`data`] (sources, features, batches), [`models`], [`strategies`],
 //! [`train`] (the loop), [`metrics`] and [`stats`] (pure numbers), [`store`]
 //! (SQLite), [`report`] (HTML, SVG, README). [`runner`] glues a plan to the
-//! store and the loop.
+//! store and the loop. The speed comparison with PyTorch is developer
+//! tooling and lives in its own binary, `bench-perf` (src/bin/bench_perf/).
 
 pub mod compare;
 pub mod config;
@@ -15,7 +16,6 @@ pub mod fusion;
 pub mod interrupt;
 pub mod metrics;
 pub mod models;
-pub mod perf;
 pub mod report;
 pub mod runner;
 pub mod stats;

@@ -10,7 +10,6 @@ use clap::Parser;
 
 use cli::{Cli, Command, Format};
 use mtlbench::config::{self, ConfigError};
-use mtlbench::perf;
 use mtlbench::report;
 use mtlbench::runner::{self, RunOptions};
 use mtlbench::store::Store;
@@ -68,63 +67,6 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data { command } => cmd_data(command),
-        Command::Perf { models, steps, warmup, batch, threads, users, feeds, test_rows, auc_rows, seed, rounds, dropout, masks, first_round, python, no_reference, script, work_dir, json, show } => {
-            if !show.is_empty() {
-                let mut pieces = Vec::new();
-                for path in show {
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                    let report: perf::PerfReport = serde_json::from_str(&text)
-                        .with_context(|| format!("{}: not a bench perf report (written by bench perf --json)", path.display()))?;
-                    pieces.push(perf::merge::Piece { path, report });
-                }
-                let report = perf::merge::merge(pieces).context("pooling the reports")?;
-                print!("{report}");
-                if let Some(path) = json {
-                    let text = serde_json::to_string_pretty(&report)?;
-                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-                }
-                return Ok(());
-            }
-            let cache_dir = mtlbench::data::default_cache_dir();
-            let python = if no_reference {
-                None
-            } else {
-                python.or_else(|| Some(perf::default_python(&cache_dir)).filter(|p| p.exists()))
-            };
-            let opts = perf::PerfOptions {
-                models: models.iter().map(|m| perf::parse_model(m)).collect::<Result<_, _>>()?,
-                steps,
-                warmup,
-                batch_size: batch,
-                threads: threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-                users,
-                feeds,
-                test_rows,
-                auc_rows,
-                seed,
-                rounds,
-                first_round,
-                dropout,
-                masks: masks.into(),
-                python,
-                script,
-                worker_exe: std::env::current_exe().context("locating the bench executable")?,
-                cache_dir,
-                work_dir,
-            };
-            let report = perf::run(&opts, &mut |line| eprintln!("{line}")).context("bench perf")?;
-            print!("{report}");
-            if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&report)?;
-                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            }
-            Ok(())
-        }
-        Command::PerfWorker { dir, model, round } => {
-            let r = perf::worker::run(&dir, perf::parse_model(&model)?, round).with_context(|| format!("perf worker on {}", dir.display()))?;
-            println!("{}", serde_json::to_string(&r)?);
-            Ok(())
-        }
     }
 }
 

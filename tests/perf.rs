@@ -1,13 +1,23 @@
-//! `bench perf` end to end at a tiny size: the mtlbench side always; the
+//! `bench-perf` end to end at a tiny size: the mtlbench side always; the
 //! PyTorch reference side only where its Python is installed (make
 //! perf-setup), otherwise that test says so and passes. Speed targets are
-//! not asserted here (they live in `bench perf` and the benchmarks); what is
+//! not asserted here (they live in `bench-perf` and the benchmarks); what is
 //! checked is that the comparison measures the same thing on both sides.
 
-use crate::common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::common::{stderr, stdout};
+
+/// Runs the `bench-perf` binary with `args` in `dir`, with its own cache.
+fn bench_perf(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bench-perf"));
+    cmd.current_dir(dir).env("MTLBENCH_CACHE", dir.join("cache"));
+    cmd.args(args).output().expect("running bench-perf")
+}
 
 const TINY: &[&str] = &[
-    "perf", "--users", "300", "--feeds", "1000", "--steps", "6", "--warmup", "2", "--batch", "64", "--test-rows", "2000",
+    "--users", "300", "--feeds", "1000", "--steps", "6", "--warmup", "2", "--batch", "64", "--test-rows", "2000",
     "--auc-rows", "20000", "--threads", "1",
 ];
 
@@ -17,8 +27,8 @@ fn run(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, serde_js
     args.extend_from_slice(extra);
     let json_arg = json.to_str().unwrap().to_string();
     args.extend_from_slice(&["--json", &json_arg]);
-    let o = bench(dir, &args);
-    assert!(o.status.success(), "bench perf failed: {}", stderr(&o));
+    let o = bench_perf(dir, &args);
+    assert!(o.status.success(), "bench-perf failed: {}", stderr(&o));
     let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     (o, v)
 }
@@ -28,7 +38,7 @@ fn mtlbench_side_measures_trains_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let (o, r) = run(dir.path(), &["--no-reference", "--rounds", "2"]);
     let out = stdout(&o);
-    assert!(out.contains("targets (issue 8):") && out.contains("PyTorch reference skipped"), "{out}");
+    assert!(out.contains("targets:") && out.contains("PyTorch reference skipped"), "{out}");
     assert_eq!(r["train_rows"], 6 * 64);
     assert_eq!(r["threads"], 1);
     let models = r["models"].as_array().unwrap();
@@ -67,7 +77,7 @@ fn mtlbench_side_measures_trains_and_reports() {
     }
     assert_eq!(r["rounds"], 2);
     // The saved JSON prints the same report again without measuring.
-    let again = bench(dir.path(), &["perf", "--show", dir.path().join("perf.json").to_str().unwrap()]);
+    let again = bench_perf(dir.path(), &["--show", dir.path().join("perf.json").to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(stdout(&again), out);
     // Two reports pool into one when their rounds follow each other; the
@@ -76,7 +86,7 @@ fn mtlbench_side_measures_trains_and_reports() {
     later["first_round"] = serde_json::json!(2);
     // A copy under another round number is the same run twice: refused.
     std::fs::write(dir.path().join("copy.json"), later.to_string()).unwrap();
-    let copy = bench(dir.path(), &["perf", "--show", "perf.json", "copy.json"]);
+    let copy = bench_perf(dir.path(), &["--show", "perf.json", "copy.json"]);
     assert_eq!(copy.status.code(), Some(1));
     assert!(stderr(&copy).contains("mmoe: rounds 1 and 3 have the same loss curve"), "{}", stderr(&copy));
     // Other rounds train other curves (here: shifted by hand).
@@ -89,19 +99,19 @@ fn mtlbench_side_measures_trains_and_reports() {
     }
     std::fs::write(dir.path().join("later.json"), later.to_string()).unwrap();
     let pooled_json = dir.path().join("pooled.json");
-    let pooled = bench(dir.path(), &["perf", "--show", "perf.json", "later.json", "--json", pooled_json.to_str().unwrap()]);
+    let pooled = bench_perf(dir.path(), &["--show", "perf.json", "later.json", "--json", pooled_json.to_str().unwrap()]);
     assert!(pooled.status.success(), "{}", stderr(&pooled));
     let text = stdout(&pooled);
     assert!(text.contains("note: pooled from 2 reports: perf.json (rounds 1-2; mmoe, ple), later.json (rounds 3-4; mmoe, ple)"), "{text}");
     let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pooled_json).unwrap()).unwrap();
     assert_eq!(p["models"][0]["mtlbench_runs"].as_array().map(Vec::len), Some(4));
-    let twice = bench(dir.path(), &["perf", "--show", "perf.json", "perf.json"]);
+    let twice = bench_perf(dir.path(), &["--show", "perf.json", "perf.json"]);
     assert_eq!(twice.status.code(), Some(1));
     assert!(stderr(&twice).contains("perf.json: mmoe's rounds 1-2 overlap perf.json"), "{}", stderr(&twice));
     std::fs::write(dir.path().join("not.json"), "{}").unwrap();
-    let bad = bench(dir.path(), &["perf", "--show", dir.path().join("not.json").to_str().unwrap()]);
+    let bad = bench_perf(dir.path(), &["--show", dir.path().join("not.json").to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(stderr(&bad).contains("not.json: not a bench perf report"), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("not.json: not a bench-perf report"), "{}", stderr(&bad));
     assert!(r["sgemm"]["median_flops"].as_f64().unwrap() > 1e8);
     let auc = r["auc"]["mtlbench_auc"].as_f64().unwrap();
     assert!(auc > 0.6 && auc < 1.0, "the scores carry signal: {auc}");
@@ -110,32 +120,35 @@ fn mtlbench_side_measures_trains_and_reports() {
 #[test]
 fn bad_options_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let o = bench(dir.path(), &["perf", "--no-reference", "--models", "esmm"]);
+    let o = bench_perf(dir.path(), &["--no-reference", "--models", "esmm"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--models") && stderr(&o).contains("funnel"), "{}", stderr(&o));
-    let o = bench(dir.path(), &["perf", "--no-reference", "--models", "nope"]);
+    let o = bench_perf(dir.path(), &["--no-reference", "--models", "nope"]);
     assert!(stderr(&o).contains("unknown model `nope`"), "{}", stderr(&o));
-    let o = bench(dir.path(), &["perf", "--no-reference", "--steps", "3", "--warmup", "5"]);
+    let o = bench_perf(dir.path(), &["--no-reference", "--steps", "3", "--warmup", "5"]);
     assert!(stderr(&o).contains("--steps") && stderr(&o).contains("must exceed --warmup"), "{}", stderr(&o));
-    let o = bench(dir.path(), &["perf", "--no-reference", "--dropout", "1.5"]);
+    let o = bench_perf(dir.path(), &["--no-reference", "--dropout", "1.5"]);
     assert!(stderr(&o).contains("--dropout") && stderr(&o).contains("[0, 1)"), "{}", stderr(&o));
-    let o = bench(dir.path(), &["perf", "--python", "/nonexistent/python"]);
+    let o = bench_perf(dir.path(), &["--python", "/nonexistent/python"]);
     assert!(stderr(&o).contains("/nonexistent/python does not exist"), "{}", stderr(&o));
 }
 
-/// The interpreter `make perf-setup` installs (or MTLBENCH_PERF_PYTHON).
+/// The interpreter `make perf-setup` installs, as `make perf` finds it (or
+/// MTLBENCH_PERF_PYTHON).
 fn reference_python() -> Option<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("MTLBENCH_PERF_PYTHON") {
         return Some(p.into());
     }
-    let cache = mtlbench::data::default_cache_dir();
-    Some(mtlbench::perf::default_python(&cache)).filter(|p| p.exists())
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-perf-python.sh");
+    let o = Command::new("bash").arg(script).arg("--print").output().ok()?;
+    let path = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !path.is_empty()).then(|| path.into())
 }
 
 #[test]
 fn pytorch_reference_is_the_same_function_on_the_same_batches() {
     let Some(py) = reference_python() else {
-        eprintln!("note: the PyTorch reference is not installed (make perf-setup); its side of bench perf is not tested here");
+        eprintln!("note: the PyTorch reference is not installed (make perf-setup); its side of bench-perf is not tested here");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -159,7 +172,7 @@ fn pytorch_reference_is_the_same_function_on_the_same_batches() {
         let l0 = |s: &serde_json::Value| s["losses"][0].as_f64().unwrap();
         assert!((l0(ours) - l0(theirs)).abs() < 1e-5 * l0(ours), "{}: {} vs {}", m["model"], l0(ours), l0(theirs));
     }
-    // Exact AUC agrees with scikit-learn's to the last digits (bench perf also enforces it).
+    // Exact AUC agrees with scikit-learn's to the last digits (bench-perf also enforces it).
     let (a, b) = (r["auc"]["mtlbench_auc"].as_f64().unwrap(), r["auc"]["sklearn_auc"].as_f64().unwrap());
     assert!((a - b).abs() < 1e-9, "{a} vs {b}");
 
@@ -185,4 +198,40 @@ fn pytorch_reference_is_the_same_function_on_the_same_batches() {
     assert!(stdout(&o).contains("own dropout masks"), "{}", stdout(&o));
     let (a, b) = (l0(&r["models"][0]["mtlbench"]), l0(&r["models"][0]["reference"]));
     assert!((a - b).abs() > 1e-4 * a, "each side's own masks give another first loss: {a} vs {b}");
+}
+
+#[test]
+fn the_users_binary_has_no_perf_verbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = crate::common::bench(dir.path(), &["--help"]);
+    assert!(help.status.success(), "{}", stderr(&help));
+    assert!(!stdout(&help).contains("perf"), "{}", stdout(&help));
+    let o = crate::common::bench(dir.path(), &["perf", "--no-reference"]);
+    assert_eq!(o.status.code(), Some(2), "clap refuses an unknown verb");
+    let o = bench_perf(dir.path(), &["--help"]);
+    assert!(o.status.success() && stdout(&o).contains("--show"), "{}", stdout(&o));
+}
+
+#[test]
+fn the_committed_report_reprints_the_documented_numbers() {
+    // results/perf-pooled.json is the measurement docs/performance.md cites;
+    // its analysis is recomputed by the current code on every --show.
+    let dir = tempfile::tempdir().unwrap();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/results/perf-pooled.json");
+    let o = bench_perf(dir.path(), &["--show", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "[met] mmoe: step at 52% of sgemm (>= 50%)",
+        "[met] mmoe: harness overhead 1.47% of a step",
+        "[met] mmoe: 1.36x the PyTorch eager throughput",
+        "[met] mmoe: test AUC shift +0.0015 (Hodges–Lehmann over 27 rounds, 95% CI [-0.0006, +0.0036]; mean difference +0.0024, 95% CI [-0.0002, +0.0049] (Welch))",
+        "[met] ple: step at 52% of sgemm (>= 50%)",
+        "[met] ple: harness overhead 0.94% of a step",
+        "[met] ple: 1.35x the PyTorch eager throughput",
+        "[met] ple: test AUC shift -0.0005 (Hodges–Lehmann over 51 rounds, 95% CI [-0.0026, +0.0016]; mean difference +0.0009, 95% CI [-0.0024, +0.0041] (Welch))",
+        "exact AUC of 10000000 scores: mtlbench 0.106s (AUC 0.802932708517), scikit-learn 4.269s (AUC 0.802932708517): 40.3x",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
 }

@@ -111,7 +111,7 @@ impl SplitTensors {
 }
 
 /// The row order of one epoch of [`SplitTensors::shuffled`]; it depends
-/// only on `rows`, `seed` and `epoch` (`bench perf` hands it to the PyTorch
+/// only on `rows`, `seed` and `epoch` (`bench-perf` hands it to the PyTorch
 /// reference so that both sides see the same batches).
 pub fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<i64> {
     let mut order: Vec<i64> = (0..rows as i64).collect();

@@ -16,7 +16,7 @@
 //! [`DropoutMasks::Libtorch`] draws the masks with libtorch's own dropout
 //! instead: slower on CPU, but the very masks PyTorch's `nn.Dropout` draws
 //! from the same generator state, so a run can be replayed step for step
-//! against a PyTorch model (`bench perf --masks libtorch` does).
+//! against a PyTorch model (`bench-perf --masks libtorch` does).
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};

@@ -57,7 +57,7 @@ pub struct TowerConfig {
     /// row activates ends with a running variance near 0, so a test row
     /// that does activate it is scaled by up to 1 / sqrt(eps): 32x here,
     /// 316x at 1e-5 (enough to wreck a task's test AUC in one run of five
-    /// in `bench perf`).
+    /// in `bench-perf`).
     #[serde(default = "d_bn_eps")]
     pub batch_norm_eps: f64,
 }

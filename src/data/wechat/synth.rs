@@ -419,3 +419,20 @@ pub fn load(cfg: &SyntheticWechatConfig, cache_dir: &Path) -> Result<Dataset, Da
     let name = format!("synthetic-wechat ({} users, {} feeds, seed {})", p.users, p.feeds, p.seed);
     super::to_dataset(&f, &key, name, &cfg.tasks, &cfg.split)
 }
+
+/// WeChat-shaped features for benchmarks and speed comparisons: this source
+/// with `tasks`, the default data seed, days, relatedness and day split
+/// (generated into `cache_dir` on first use). 20,000 users and 106,444 feeds
+/// give the real data's vocabularies.
+pub fn wechat_shaped(users: usize, feeds: usize, tasks: &[&str], cache_dir: &Path) -> Result<Dataset, DataError> {
+    let cfg = SyntheticWechatConfig {
+        users,
+        feeds,
+        seed: default_seed(),
+        days: default_days(),
+        relatedness: default_relatedness(),
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        split: DaySplit::default(),
+    };
+    crate::data::load(&crate::data::DataConfig::SyntheticWechat(cfg), cache_dir)
+}

@@ -1,4 +1,4 @@
-//! Pools the reports of several `bench perf` invocations into one, so that
+//! Pools the reports of several `bench-perf` invocations into one, so that
 //! rounds measured in separate runs (a confirmation run, a long run split
 //! into chunks that each save their JSON) are judged together by the same
 //! statistics instead of by hand.
@@ -283,8 +283,8 @@ mod tests {
 
     #[test]
     fn models_measured_in_fewer_reports_pool_their_own_rounds() {
-        // The layout of results/: both models in rounds 1-15 and 16-27, PLE
-        // alone in rounds 28-35.
+        // How results/perf-pooled.json was pooled: both models in rounds 1-15
+        // and 16-27, PLE alone from round 28 on.
         let both = |name: &str, first: usize, n: usize| {
             let mut p = piece(name, first, &vec![0.70; n], &vec![0.70; n]);
             let mut ple = p.report.models[0].clone();

@@ -1,12 +1,12 @@
 //! The text of a [`PerfReport`]: the machine and its load, one table row per
 //! model and side, the ratios, the harness overhead, the exact-AUC race, and
-//! each of issue 8's targets marked met or missed, so a reader never has to
-//! do the arithmetic.
+//! each performance target marked met or missed, so a reader never has to do
+//! the arithmetic.
 
 use std::fmt;
 
 use super::{PerfReport, SideResult};
-use crate::models::DropoutMasks;
+use mtlbench::models::DropoutMasks;
 
 /// Throughput target: mtlbench at least this many times the reference.
 pub const TARGET_RATIO: f64 = 1.2;
@@ -31,7 +31,7 @@ pub fn mean_auc(r: &SideResult) -> Option<f64> {
 /// across runs (`None` for a single run).
 pub fn mean_auc_over(runs: &[SideResult]) -> Option<(f64, Option<f64>)> {
     let v: Vec<f64> = runs.iter().filter_map(mean_auc).collect();
-    crate::stats::summarize(&v).map(|s| (s.mean, (s.n > 1).then_some(s.std)))
+    mtlbench::stats::summarize(&v).map(|s| (s.mean, (s.n > 1).then_some(s.std)))
 }
 
 /// Each round's mean test AUC of both sides, (mtlbench, pytorch), for the
@@ -106,9 +106,9 @@ fn auc_target(m: &super::ModelComparison, masks: DropoutMasks) -> Option<Target>
     let (a, b): (Vec<f64>, Vec<f64>) = round_pairs(m).into_iter().unzip();
     // (b - a): mtlbench - pytorch, the sign of the estimate.
     let ci = if masks == DropoutMasks::Libtorch {
-        crate::stats::paired_diff_ci(&b, &a, 0.95).map(|c| (c, "paired by round: same masks"))
+        mtlbench::stats::paired_diff_ci(&b, &a, 0.95).map(|c| (c, "paired by round: same masks"))
     } else {
-        crate::stats::welch_diff_ci(&theirs, &ours, 0.95).map(|c| (c, "Welch"))
+        mtlbench::stats::welch_diff_ci(&theirs, &ours, 0.95).map(|c| (c, "Welch"))
     };
     let ci = ci.map(|(c, how)| format!(", 95% CI [{:+.4}, {:+.4}] ({how})", c.low, c.high)).unwrap_or_default();
     let mean_diff = ours.iter().sum::<f64>() / ours.len() as f64 - theirs.iter().sum::<f64>() / theirs.len() as f64;
@@ -119,9 +119,9 @@ fn auc_target(m: &super::ModelComparison, masks: DropoutMasks) -> Option<Target>
     // The shift: paired by round with the same masks (from 6 rounds), else
     // two-sample (from 4 rounds per side).
     let shift = if masks == DropoutMasks::Libtorch && a.len() >= HL_PAIRED_MIN_ROUNDS {
-        crate::stats::hodges_lehmann_paired(&b, &a, 0.95).ok().map(|hl| (hl, format!(", paired by round over {rounds}: same masks;")))
+        crate::ranks::hodges_lehmann_paired(&b, &a, 0.95).ok().map(|hl| (hl, format!(", paired by round over {rounds}: same masks;")))
     } else if ours.len() >= HL_MIN_ROUNDS && theirs.len() >= HL_MIN_ROUNDS {
-        crate::stats::hodges_lehmann_shift(&theirs, &ours, 0.95).ok().map(|hl| (hl, format!(" over {rounds},")))
+        crate::ranks::hodges_lehmann_shift(&theirs, &ours, 0.95).ok().map(|hl| (hl, format!(" over {rounds},")))
     } else {
         None
     };
@@ -162,7 +162,7 @@ impl PerfReport {
         step_flops * side.samples_per_second / side.batch_size.max(1) as f64
     }
 
-    /// Issue 8's targets that this report can judge.
+    /// The targets that this report can judge.
     pub fn targets(&self) -> Vec<Target> {
         let mut t = Vec::new();
         for m in &self.models {
@@ -301,7 +301,7 @@ impl fmt::Display for PerfReport {
                     (0..tasks)
                         .map(|t| {
                             let v: Vec<f64> = runs.iter().filter_map(|r| r.test_auc.get(t).and_then(|x| x.1)).collect();
-                            match crate::stats::summarize(&v) {
+                            match mtlbench::stats::summarize(&v) {
                                 Some(s) if s.n > 1 => format!("{:.4} ± {:.4}", s.mean, s.std),
                                 Some(s) => format!("{:.4}", s.mean),
                                 None => "n/a".into(),
@@ -359,7 +359,7 @@ impl fmt::Display for PerfReport {
             }
         }
         writeln!(f)?;
-        writeln!(f, "targets (issue 8):")?;
+        writeln!(f, "targets:")?;
         for t in self.targets() {
             writeln!(f, "  [{}] {}", if t.met { "met" } else { "MISSED" }, t.what)?;
         }
@@ -372,7 +372,8 @@ impl fmt::Display for PerfReport {
 
 #[cfg(test)]
 pub(in crate::perf) mod tests {
-    use super::super::{AucComparison, Machine, ModelComparison, Overhead, Sgemm};
+    use super::super::worker::Overhead;
+    use super::super::{AucComparison, Machine, ModelComparison, Sgemm};
     use super::*;
 
     pub(in crate::perf) fn side(name: &str, samples_per_second: f64, aucs: [f64; 3]) -> SideResult {

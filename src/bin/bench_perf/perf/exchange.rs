@@ -1,4 +1,4 @@
-//! The folder `bench perf` hands to both sides of the comparison, so that
+//! The folder `bench-perf` hands to both sides of the comparison, so that
 //! mtlbench and the PyTorch reference train on the same bytes: the train
 //! and test rows, the batch order, each model's initial weights and the
 //! probabilities those weights give on the first test rows (the reference
@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use super::PerfError;
-use crate::data::{FeatureSchema, SplitData};
-use crate::models::{ModelKind, ModelsConfig};
+use mtlbench::data::{FeatureSchema, SplitData};
+use mtlbench::models::{ModelKind, ModelsConfig};
 
 pub const MANIFEST: &str = "manifest.json";
 /// Bump when the layout changes (the Python script checks it).

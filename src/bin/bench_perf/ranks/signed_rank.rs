@@ -7,15 +7,16 @@
 //! 1972, <https://doi.org/10.1080/01621459.1972.10481279>).
 //!
 //! Why a paired version: when both sides of a comparison share each round's
-//! randomness (`bench perf --masks libtorch` draws the same dropout masks on
+//! randomness (`bench-perf --masks libtorch` draws the same dropout masks on
 //! both sides), the round is the unit and the two-sample shift of
 //! [`super::shift`] throws that pairing away. Like the two-sample shift, one
 //! round that went wrong cannot decide it. The interval holds for any
 //! distribution of the differences symmetric about the shift; ties are not
 //! corrected for.
 
-use super::{check_finite, check_level, normal_cdf, Result, StatsError};
-use crate::stats::ShiftCi;
+use mtlbench::stats::{check_finite, check_level, normal_cdf, StatsError};
+
+use super::{Result, ShiftCi};
 
 /// Up to this many pairs the signed-rank distribution is exact (its DP costs
 /// `n^3 / 2` additions); a normal approximation above.
@@ -62,19 +63,6 @@ fn lower_cdf(n: usize) -> Vec<f64> {
     }
 }
 
-/// `P(W+ <= w)` for `n` pairs under "no shift".
-pub fn signed_rank_cdf(n: usize, w: usize) -> f64 {
-    let total = n * (n + 1) / 2;
-    if w >= total {
-        return 1.0;
-    }
-    if n <= EXACT_MAX_N {
-        exact_pmf(n)[..=w].iter().sum::<f64>().min(1.0)
-    } else {
-        normal_cdf_w(n, w)
-    }
-}
-
 /// Hodges–Lehmann estimate of the paired shift `b - a` (positive when `b`
 /// is higher) with the narrowest interval of the form `[A(k), A(M + 1 - k)]`
 /// of the sorted Walsh averages `A` (`M = n(n+1)/2`) whose coverage is not
@@ -110,6 +98,19 @@ pub fn hodges_lehmann_paired(a: &[f64], b: &[f64], level: f64) -> Result<ShiftCi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `P(W+ <= w)` for `n` pairs under "no shift".
+    fn signed_rank_cdf(n: usize, w: usize) -> f64 {
+        let total = n * (n + 1) / 2;
+        if w >= total {
+            return 1.0;
+        }
+        if n <= EXACT_MAX_N {
+            exact_pmf(n)[..=w].iter().sum::<f64>().min(1.0)
+        } else {
+            normal_cdf_w(n, w)
+        }
+    }
 
     /// P(W+ <= w) by enumerating all 2^n sign patterns.
     fn brute_cdf(n: usize, w: usize) -> f64 {

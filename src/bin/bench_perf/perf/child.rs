@@ -9,7 +9,6 @@
 //! from a large process would be charged for its parent.
 
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use super::PerfError;
 
@@ -17,12 +16,10 @@ use super::PerfError;
 #[derive(Debug, Clone)]
 pub struct ChildOutput {
     pub stdout: String,
-    pub wall_seconds: f64,
 }
 
 /// Runs `cmd` to the end; a non-zero exit is an error naming `what`.
 pub fn run(what: &str, mut cmd: Command) -> Result<ChildOutput, PerfError> {
-    let t0 = Instant::now();
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -32,7 +29,7 @@ pub fn run(what: &str, mut cmd: Command) -> Result<ChildOutput, PerfError> {
     if !out.status.success() {
         return Err(PerfError::Child { what: what.into(), message: format!("failed ({}); its messages are above", out.status) });
     }
-    Ok(ChildOutput { stdout: String::from_utf8_lossy(&out.stdout).into_owned(), wall_seconds: t0.elapsed().as_secs_f64() })
+    Ok(ChildOutput { stdout: String::from_utf8_lossy(&out.stdout).into_owned() })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `bench perf`: speed you can measure. MMOE and PLE are trained for N steps
+//! `bench-perf`: speed you can measure. MMOE and PLE are trained for N steps
 //! on the same WeChat-shaped synthetic features, first by mtlbench, then by
 //! a PyTorch eager script of the same architecture
 //! (`scripts/perf_reference.py`), one after the other in one invocation with
@@ -30,15 +30,14 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device};
 use thiserror::Error;
 
-use crate::data::batch::{epoch_order, to_vec_f32};
-use crate::data::wechat::synth::SyntheticWechatConfig;
-use crate::data::wechat::DaySplit;
-use crate::data::{self, DataConfig, DataError, SplitTensors};
-use crate::models::{self, DropoutMasks, ModelKind, ModelsConfig};
-use crate::train::TrainConfig;
+use mtlbench::data::batch::{epoch_order, to_vec_f32};
+use mtlbench::data::wechat::synth::wechat_shaped;
+use mtlbench::data::{DataError, SplitTensors};
+use mtlbench::models::{self, DropoutMasks, ModelKind, ModelsConfig};
+use mtlbench::train::TrainConfig;
 use exchange::{Manifest, ModelFiles, TrainSettings};
 pub use machine::{Machine, Sgemm};
-pub use worker::{Overhead, SideResult};
+pub use worker::SideResult;
 
 #[derive(Debug, Error)]
 pub enum PerfError {
@@ -74,7 +73,7 @@ impl From<tch::TchError> for PerfError {
     }
 }
 
-/// What `bench perf` runs.
+/// What `bench-perf` runs.
 #[derive(Debug, Clone)]
 pub struct PerfOptions {
     pub models: Vec<ModelKind>,
@@ -108,7 +107,7 @@ pub struct PerfOptions {
     /// mtlbench side only.
     pub python: Option<PathBuf>,
     pub script: PathBuf,
-    /// The `bench` executable that runs the mtlbench side (`bench perf-worker`).
+    /// The executable that runs the mtlbench side (`bench-perf worker`): this one.
     pub worker_exe: PathBuf,
     pub cache_dir: PathBuf,
     /// Keep the exchange files here (default: a temporary folder).
@@ -140,7 +139,7 @@ pub struct AucComparison {
     pub sklearn_auc: Option<f64>,
 }
 
-/// Everything `bench perf` measured.
+/// Everything `bench-perf` measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PerfReport {
     pub machine: Machine,
@@ -209,22 +208,6 @@ impl Drop for ScratchDir {
         // Best effort: a leftover folder in /tmp is harmless.
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// WeChat-shaped features: the `synthetic-wechat` source (generated into
-/// `cache_dir` on first use) with these tasks, default seed and day split.
-/// 20,000 users and 106,444 feeds give the real data's vocabularies.
-pub fn wechat_shaped(users: usize, feeds: usize, tasks: &[&str], cache_dir: &Path) -> Result<data::Dataset, PerfError> {
-    let cfg = SyntheticWechatConfig {
-        users,
-        feeds,
-        seed: 1,
-        days: 14,
-        relatedness: 0.5,
-        tasks: tasks.iter().map(|t| t.to_string()).collect(),
-        split: DaySplit::default(),
-    };
-    Ok(data::load(&DataConfig::SyntheticWechat(cfg), cache_dir)?)
 }
 
 /// A model by its registry name.
@@ -372,7 +355,7 @@ fn run_side(
     let (what, mut c) = match python {
         None => {
             let mut c = side_command(&o.worker_exe, o.threads);
-            c.arg("perf-worker").arg(dir).arg("--model").arg(kind.name());
+            c.arg("worker").arg(dir).arg("--model").arg(kind.name());
             (format!("mtlbench {}", kind.name()), c)
         }
         Some(py) => {
@@ -427,7 +410,7 @@ fn compare_auc(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> R
     let mut value = None;
     for _ in 0..3 {
         let t = Instant::now();
-        value = crate::metrics::auc(&labels, &scores);
+        value = mtlbench::metrics::auc(&labels, &scores);
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

@@ -16,7 +16,9 @@
 
 use serde::Serialize;
 
-use super::{check_finite, check_level, normal_cdf, Result, StatsError};
+use mtlbench::stats::{check_finite, check_level, normal_cdf, StatsError};
+
+use super::Result;
 
 /// Up to this many pairs (`a.len() * b.len()`) the U distribution is exact.
 pub const EXACT_MAX_PAIRS: usize = 10_000;
@@ -59,20 +61,6 @@ fn exact_pmf(m: usize, n: usize) -> Vec<f64> {
         prev = cur;
     }
     prev.swap_remove(n)
-}
-
-/// P(U <= u) for samples of `m` and `n` values under "no shift": exact up to
-/// [`EXACT_MAX_PAIRS`] pairs, normal with continuity correction above.
-pub fn mann_whitney_cdf(m: usize, n: usize, u: usize) -> f64 {
-    let pairs = m * n;
-    if u >= pairs {
-        return 1.0;
-    }
-    if pairs <= EXACT_MAX_PAIRS {
-        exact_pmf(m, n)[..=u].iter().sum::<f64>().min(1.0)
-    } else {
-        normal_cdf_u(m, n, u)
-    }
 }
 
 fn normal_cdf_u(m: usize, n: usize, u: usize) -> f64 {
@@ -120,6 +108,20 @@ pub fn hodges_lehmann_shift(a: &[f64], b: &[f64], level: f64) -> Result<ShiftCi>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// P(U <= u) for samples of `m` and `n` values under "no shift": exact up to
+    /// [`EXACT_MAX_PAIRS`] pairs, normal with continuity correction above.
+    fn mann_whitney_cdf(m: usize, n: usize, u: usize) -> f64 {
+        let pairs = m * n;
+        if u >= pairs {
+            return 1.0;
+        }
+        if pairs <= EXACT_MAX_PAIRS {
+            exact_pmf(m, n)[..=u].iter().sum::<f64>().min(1.0)
+        } else {
+            normal_cdf_u(m, n, u)
+        }
+    }
 
     #[test]
     fn u_distribution_matches_counts_by_hand() {

@@ -19,7 +19,7 @@ pub struct Machine {
 
 impl Machine {
     pub fn capture() -> Machine {
-        let e = crate::env::capture("cpu");
+        let e = mtlbench::env::capture("cpu");
         Machine { cpu_model: e.cpu_model, cores: e.cores, memory_gib: e.memory_gib, libtorch: e.libtorch }
     }
 }
@@ -80,8 +80,8 @@ pub fn dense_weight_elements(vs: &nn::VarStore) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::toy::{generate, ToyConfig};
-    use crate::models::{self, ModelKind, ModelsConfig};
+    use mtlbench::data::toy::{generate, ToyConfig};
+    use mtlbench::models::{self, ModelKind, ModelsConfig};
 
     #[test]
     fn step_flops_of_mmoe_by_hand() {

@@ -1,5 +1,5 @@
-//! The mtlbench side of `bench perf`, run in a child process of its own
-//! (`bench perf-worker`) so that its peak memory is its own. It reads the
+//! The mtlbench side of `bench-perf`, run in a child process of its own
+//! (`bench-perf worker`) so that its peak memory is its own. It reads the
 //! exchange folder, loads a model's initial weights and trains it exactly as
 //! the training loop does: batches from `SplitTensors::shuffled`, the
 //! [`Stepper`] step (equal weighting, Adam), strategy traces every
@@ -16,12 +16,12 @@ use tch::{nn, Device};
 
 use super::exchange::{self, Manifest};
 use super::PerfError;
-use crate::data::batch::to_vec_f32;
-use crate::data::SplitTensors;
-use crate::models::{self, ModelKind};
-use crate::strategies::{StrategiesConfig, StrategyKind};
-use crate::store::{NewRun, Store};
-use crate::train::{evaluate, Stepper, TraceRecord, TrainConfig};
+use mtlbench::data::batch::to_vec_f32;
+use mtlbench::data::SplitTensors;
+use mtlbench::models::{self, ModelKind};
+use mtlbench::strategies::{StrategiesConfig, StrategyKind};
+use mtlbench::store::{NewRun, Store};
+use mtlbench::train::{evaluate, Stepper, TraceRecord, TrainConfig};
 
 /// Where the time of the timed steps went (milliseconds per step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,7 +225,7 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         test_auc,
         check_max_abs_diff: Some(check),
         overhead: Some(overhead),
-        peak_rss_mib: crate::env::peak_rss_mib(),
+        peak_rss_mib: mtlbench::env::peak_rss_mib(),
         losses,
     })
 }

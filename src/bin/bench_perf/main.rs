@@ -1,0 +1,108 @@
+//! `bench-perf`: developer tooling that compares mtlbench's training step
+//! with a PyTorch eager reference (scripts/perf_reference.py) and reprints or
+//! pools saved reports. A binary of its own so that the user's `bench` and
+//! the library carry none of it: the comparison ([`perf`]) and its
+//! rank-based statistics ([`ranks`]) live here and use the library only
+//! through its public API. Thin like `bench`: parse, call, add context to
+//! errors, set the exit code.
+
+mod cli;
+mod perf;
+mod ranks;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use cli::{Cli, Command, PerfArgs};
+
+fn main() {
+    // libtorch reads this once at start-up; spinning OpenMP workers make
+    // steps 10x-40x slower when anything else uses the cores.
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        std::env::set_var("OMP_WAIT_POLICY", "PASSIVE");
+    }
+    // Reuse freed tensor buffers instead of faulting fresh pages each step,
+    // as `bench` does: the measured step is the one users get.
+    mtlbench::train::alloc::keep_freed_memory();
+    // Die quietly on a closed pipe (`bench-perf --show r.json | head`).
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Worker { dir, model, round }) => {
+            let r = perf::worker::run(&dir, perf::parse_model(&model)?, round)
+                .with_context(|| format!("perf worker on {}", dir.display()))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        None if !cli.perf.show.is_empty() => show(&cli.perf.show, cli.perf.json.as_deref()),
+        None => measure(cli.perf),
+    }
+}
+
+/// Prints (and with `json` saves) the reports in `paths`, pooled into one.
+fn show(paths: &[PathBuf], json: Option<&Path>) -> Result<()> {
+    let mut pieces = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: perf::PerfReport = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a bench-perf report (written by bench-perf --json)", path.display()))?;
+        pieces.push(perf::merge::Piece { path: path.clone(), report });
+    }
+    let report = perf::merge::merge(pieces).context("pooling the reports")?;
+    print!("{report}");
+    save(&report, json)
+}
+
+fn save(report: &perf::PerfReport, json: Option<&Path>) -> Result<()> {
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs both sides and prints (and with `--json` saves) the report.
+fn measure(a: PerfArgs) -> Result<()> {
+    let cache_dir = mtlbench::data::default_cache_dir();
+    let python = if a.no_reference {
+        None
+    } else {
+        a.python.or_else(|| Some(perf::default_python(&cache_dir)).filter(|p| p.exists()))
+    };
+    let opts = perf::PerfOptions {
+        models: a.models.iter().map(|m| perf::parse_model(m)).collect::<Result<_, _>>()?,
+        steps: a.steps,
+        warmup: a.warmup,
+        batch_size: a.batch,
+        threads: a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        users: a.users,
+        feeds: a.feeds,
+        test_rows: a.test_rows,
+        auc_rows: a.auc_rows,
+        seed: a.seed,
+        rounds: a.rounds,
+        first_round: a.first_round,
+        dropout: a.dropout,
+        masks: a.masks.into(),
+        python,
+        script: a.script,
+        worker_exe: std::env::current_exe().context("locating the bench-perf executable")?,
+        cache_dir,
+        work_dir: a.work_dir,
+    };
+    let report = perf::run(&opts, &mut |line| eprintln!("{line}")).context("bench-perf")?;
+    print!("{report}");
+    save(&report, a.json.as_deref())
+}
