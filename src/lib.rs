@@ -2,10 +2,10 @@
 //! ranking models in recommendation.
 //!
 //! Stages, each a module owning its data: [`config`] (grid files -> cells),
-//! [`data`] (sources, features, batches), [`models`], [`strategies`],
-//! [`train`] (the loop), [`metrics`] and [`stats`] (pure numbers), [`store`]
-//! (SQLite), [`report`] (HTML, SVG, README). [`runner`] glues a plan to the
-//! store and the loop.
+//! [`data`] (sources, features, batches), [`models`], [`optim`] (below both
+//! strategies and the loop), [`strategies`], [`train`] (the loop),
+//! [`metrics`] and [`stats`] (pure numbers), [`store`] (SQLite), [`report`]
+//! (HTML, SVG, README). [`runner`] glues a plan to the store and the loop.
 
 pub mod compare;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod fusion;
 pub mod interrupt;
 pub mod metrics;
 pub mod models;
+pub mod optim;
 pub mod perf;
 pub mod report;
 pub mod runner;
