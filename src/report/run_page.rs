@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::charts::{self, LinePanel, Series};
+use super::charts::{self, LinePanel, Series, YAxes};
 use super::{fmt, sweep_page_name, write_chart, ChartRef, ReportError};
 use crate::store::{CurveRow, EpochRow, RunRow, Store, SweepRow, TraceRow};
 
@@ -79,7 +79,7 @@ fn curve_charts(r: &RunRow, curves: &[CurveRow], out: &Path, written: &mut Vec<P
     let panels: Vec<LinePanel> =
         tasks.iter().enumerate().map(|(k, t)| LinePanel { title: t.to_string(), series: vec![series("valid", "auc", t, k)] }).collect();
     if !panels.is_empty() {
-        let svg = charts::line_panels(&format!("{}: validation ROC-AUC per task", r.name), "epoch", "validation ROC-AUC", &panels)?;
+        let svg = charts::line_panels(&format!("{}: validation ROC-AUC per task", r.name), "epoch", "validation ROC-AUC", &panels, YAxes::PerPanel)?;
         let note = format!("Selected epoch: {}. Each task has its own axis.", r.best_epoch.map_or("–".into(), |e| e.to_string()));
         refs.push(write_chart(out, format!("run-{}-valid.svg", r.id), "Validation ROC-AUC per epoch", &note, svg, written)?);
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::charts::{self, BarGroup, BarPanel, Series};
+use super::charts::{self, BarGroup, BarPanel, LinePanel, Series, YAxes};
 use super::{fmt, run_page_name, sweep_page_name, tasks_of, write_chart, ChartRef, ReportError};
 use crate::stats::summarize;
 use crate::store::{MetricRow, RunRow, Store, SweepRow};
@@ -278,16 +278,41 @@ fn strategy_charts(sw: &Sweep, charts: &mut Charts) -> Result<(), ReportError> {
         let steps = sw.store.trace_steps(&r.id)?;
         if !steps.is_empty() {
             let pts: Vec<(f64, f64)> = steps.iter().map(|t| (t.step as f64, t.conflict_rate)).collect();
-            conflict.push(Series { name: c.label.clone(), style: charts::style(ci), points: smooth(&pts, 9) });
+            conflict.push((ci, Series { name: c.label.clone(), style: charts::style(ci), points: smooth(&pts, 9) }));
         }
     }
     if conflict.is_empty() {
         return Ok(());
     }
-    let svg = charts::lines(&format!("{}: gradient conflict", sw.row.name), "training step", "share of task pairs with cos < 0", &conflict)?;
+    let title = format!("{}: gradient conflict", sw.row.name);
+    let svg = charts::line_panels(&title, "training step", "share of task pairs with cos < 0", &by_model(sw, conflict), YAxes::Shared)?;
     let note = "Share of task pairs whose gradients on the last shared layer point apart (cosine < 0), measured for every strategy; \
                 moving average over 9 traced steps, first seed of each configuration.";
     charts.add("conflict", "Gradient conflict rate", note, svg).map(|_| ())
+}
+
+/// Configurations beyond this many get a panel per model in line charts.
+const ONE_PANEL_MAX: usize = 6;
+
+/// Series of configurations (by index) in one panel, or a panel per model
+/// when there are many configurations of several models.
+fn by_model(sw: &Sweep, series: Vec<(usize, Series)>) -> Vec<LinePanel> {
+    let mut models: Vec<&str> = Vec::new();
+    for c in &sw.configs {
+        if !models.contains(&c.model.as_str()) {
+            models.push(&c.model);
+        }
+    }
+    if sw.configs.len() <= ONE_PANEL_MAX || models.len() < 2 {
+        return vec![LinePanel { title: String::new(), series: series.into_iter().map(|(_, s)| s).collect() }];
+    }
+    let mut panels: Vec<LinePanel> = models.iter().map(|m| LinePanel { title: m.to_string(), series: Vec::new() }).collect();
+    for (ci, s) in series {
+        if let Some(p) = models.iter().position(|m| *m == sw.configs[ci].model) {
+            panels[p].series.push(s);
+        }
+    }
+    panels
 }
 
 /// Throughput and training time per configuration (mean ± std over seeds).
