@@ -2,11 +2,12 @@
 //! ranking models in recommendation.
 //!
 //! Stages, each a module owning its data: [`config`] (grid files -> cells),
-//! [`data`] (sources, features, batches), [`models`], [`strategies`],
-//! [`train`] (the loop), [`metrics`] and [`stats`] (pure numbers), [`store`]
-//! (SQLite), [`report`] (HTML, SVG, README). [`runner`] glues a plan to the
-//! store and the loop. The speed comparison with PyTorch is developer
-//! tooling and lives in its own binary, `bench-perf` (src/bin/bench_perf/).
+//! [`data`] (sources, features, batches), [`models`], [`optim`] (below both
+//! strategies and the loop), [`strategies`], [`train`] (the loop),
+//! [`metrics`] and [`stats`] (pure numbers), [`store`] (SQLite), [`report`]
+//! (HTML, SVG, README). [`runner`] glues a plan to the store and the loop.
+//! The speed comparison with PyTorch is developer tooling and lives in its
+//! own binary, `bench-perf` (src/bin/bench_perf/).
 
 pub mod compare;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod fusion;
 pub mod interrupt;
 pub mod metrics;
 pub mod models;
+pub mod optim;
 pub mod report;
 pub mod runner;
 pub mod stats;

@@ -78,6 +78,20 @@ seeds = [1]
     let cache = dir.path().join("cache");
     assert_eq!(std::fs::read_dir(cache.join("synthetic-wechat")).unwrap().count(), 1);
     assert_eq!(std::fs::read_dir(cache.join("wechat")).unwrap().count(), 1);
+    // Its rows have users: a uAUC per task on test.
+    let uauc = test_metric_tasks(dir.path(), "uauc");
+    assert_eq!(uauc, vec!["like".to_string(), "read_comment".to_string()]);
+}
+
+/// The tasks of the one run in `dir`'s database with a test `metric` row, sorted.
+fn test_metric_tasks(dir: &std::path::Path, metric: &str) -> Vec<String> {
+    let store = mtlbench::store::Store::open(&dir.join("db.sqlite")).unwrap();
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    let mut tasks: Vec<String> =
+        store.metrics(&runs[0].id).unwrap().into_iter().filter(|m| m.split == "test" && m.metric == metric).map(|m| m.task).collect();
+    tasks.sort();
+    tasks
 }
 
 #[test]
@@ -102,4 +116,7 @@ fn adult_table_grid_trains_from_the_cli() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
     assert!(auc > 0.8, "income test AUC {auc} after one epoch: {line}");
+    // No user column: AUC per task, and no uAUC (it would repeat the AUC).
+    assert_eq!(test_metric_tasks(dir.path(), "auc"), vec!["income".to_string(), "never_married".to_string()]);
+    assert!(test_metric_tasks(dir.path(), "uauc").is_empty());
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{CategoricalField, Dataset, FeatureSchema, MultiField, SplitData};
+pub use super::table_read::TableFormat;
 use super::table_read::{read_rows, Cell};
 use super::{cache, DataError};
 
@@ -111,13 +112,6 @@ impl Default for TableSplit {
     fn default() -> Self {
         TableSplit::Random(RandomSplit { valid: 0.1, test: 0.1, seed: 1 })
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TableFormat {
-    Csv,
-    Parquet,
 }
 
 fn default_delimiter() -> String {

@@ -1,6 +1,7 @@
 //! Row-by-row reading of a CSV (optionally gzipped) or Parquet file for the
 //! table source: the named columns of each row as [`Cell`]s, with the line
-//! (CSV) or row (Parquet) number for error messages.
+//! (CSV) or row (Parquet) number for error messages. It knows nothing of
+//! the table source's configuration beyond the file format.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -10,9 +11,17 @@ use std::path::Path;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
 use parquet::record::Field;
+use serde::{Deserialize, Serialize};
 
-use super::table::TableFormat;
 use super::DataError;
+
+/// The file format of a table (`[data] format`; by default from the file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableFormat {
+    Csv,
+    Parquet,
+}
 
 /// One cell of a requested column.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,7 @@ use super::experts::GateWeights;
 use super::mmoe::MmoeNet;
 use super::ple::PleNet;
 use super::shared_bottom::SharedBottomNet;
-use super::{ModelError, ModelsConfig};
+use super::{Head, ModelError, ModelsConfig};
 
 /// Which backbone a funnel model's towers sit on (`[models.esmm] backbone`,
 /// `[models.ctnocvr] backbone`). Each reads its settings from its own
@@ -28,14 +28,6 @@ pub enum BackboneKind {
     /// `[models.ple]` experts in a single CGC layer (`levels` = 1), as
     /// CTnoCVR was published on.
     Cgc,
-}
-
-/// One tower a backbone feeds: `key` is its variable path segment
-/// (`task.{key}`), `name` the display name used in gate names.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Head {
-    pub key: String,
-    pub name: String,
 }
 
 /// What a backbone yields for a batch.

@@ -16,10 +16,10 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::backbone::{BackboneKind, Head};
+use super::backbone::BackboneKind;
 use super::funnel::{bce_masked, check_names, logit_of_product, other_tasks, required, FunnelSpec};
 use super::multi_tower::TowerStack;
-use super::{probs_of, ModelError, ModelOutput, ModelsConfig, MultiTaskModel, ParamGroups};
+use super::{probs_of, Head, ModelError, ModelOutput, ModelsConfig, MultiTaskModel, ParamGroups};
 use crate::data::{Batch, FeatureSchema};
 
 /// How pCTnoCVR is produced.

@@ -27,15 +27,13 @@ pub mod shared_bottom;
 #[cfg(test)]
 mod tests;
 pub mod tower;
-#[cfg(test)]
-mod training_tests;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};
 use thiserror::Error;
 
 use crate::data::{Batch, FeatureSchema};
-pub use backbone::{BackboneKind, Head};
+pub use backbone::BackboneKind;
 pub use experts::GateWeights;
 pub use funnel::{FunnelConfig, FunnelSpec};
 pub use input::{InputConfig, InputLayer};
@@ -47,6 +45,14 @@ pub use tower::{Mlp, TowerConfig};
 pub enum ModelError {
     #[error("config key `{key}`: {message}")]
     Config { key: String, message: String },
+}
+
+/// One tower a backbone feeds: `key` is its variable path segment
+/// (`task.{key}`), `name` the display name used in gate names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub key: String,
+    pub name: String,
 }
 
 /// The model registry: every name a grid file may use.

@@ -5,10 +5,10 @@
 
 use tch::{nn, Tensor};
 
-use super::backbone::{Backbone, BackboneKind, Head};
+use super::backbone::{Backbone, BackboneKind};
 use super::experts::GateWeights;
 use super::funnel::FunnelSpec;
-use super::{bce_terms, probs_of, InputLayer, Mlp, ModelError, ModelOutput, ModelsConfig, MultiTaskModel, ParamGroups};
+use super::{bce_terms, probs_of, Head, InputLayer, Mlp, ModelError, ModelOutput, ModelsConfig, MultiTaskModel, ParamGroups};
 use crate::data::{Batch, FeatureSchema};
 
 /// Input layer -> backbone -> one tower per head: the front end every model

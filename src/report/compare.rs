@@ -308,6 +308,11 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn comparison() -> Comparison {
+        comparison_with(&[])
+    }
+
+    /// Two configurations of three seeds on task "click" (test AUC only), plus `extra` metric rows on every run.
+    fn comparison_with(extra: &[(&str, f64)]) -> Comparison {
         let run = |id: &str, cfg: &str, seed: i64, auc: f64| RunData {
             id: id.into(),
             name: format!("m-s{seed}-x=<{cfg}>"),
@@ -318,7 +323,7 @@ mod tests {
             sweep_id: "sw".into(),
             predictions_path: None,
             params: [("x".to_string(), format!("<{cfg}>"))].into(),
-            test: [(("click".to_string(), "auc".to_string()), auc)].into(),
+            test: std::iter::once(("auc", auc)).chain(extra.iter().copied()).map(|(m, v)| (("click".to_string(), m.to_string()), v)).collect(),
         };
         let a = vec![run("a1", "p", 1, 0.70), run("a2", "p", 2, 0.72), run("a3", "p", 3, 0.71)];
         let b = vec![run("b1", "q", 1, 0.72), run("b2", "q", 2, 0.75), run("b3", "q", 3, 0.72)];
@@ -354,6 +359,18 @@ mod tests {
             assert!(!html.contains(needle), "external resource {needle}");
         }
         assert!(html.contains("<svg") && html.contains("within noise"));
+    }
+
+    #[test]
+    fn no_uauc_rows_where_no_run_has_users() {
+        // Runs of a source without users record no uAUC: no row shows one.
+        let c = comparison();
+        for out in [to_text(&c), to_markdown(&c), to_csv(&c)] {
+            assert!(!out.contains("uauc"), "{out}");
+        }
+        // Runs with users do.
+        let c = comparison_with(&[("uauc", 0.65)]);
+        assert!(to_csv(&c).lines().any(|l| l.starts_with("click,uauc,B,")), "{}", to_csv(&c));
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub(crate) fn write_chart(out: &Path, file: String, title: &str, note: &str, svg
     Ok(ChartRef { title: title.to_string(), file, note: note.to_string() })
 }
 
+/// The file name of a sweep's page.
+pub(crate) fn sweep_page_name(sweep_id: &str) -> String {
+    format!("sweep-{sweep_id}.html")
+}
+
+/// The file name of a run's page.
+pub(crate) fn run_page_name(run_id: &str) -> String {
+    format!("run-{run_id}.html")
+}
+
 /// Formats an optional number.
 pub(crate) fn fmt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".into(), |x| format!("{x:.digits$}"))
@@ -144,7 +154,7 @@ pub fn render(store: &Store, out_dir: &Path) -> Result<Rendered, ReportError> {
         pages.push(page);
         for r in store.sweep_runs(&s.id)? {
             let ctx = run_page::build(store, &r, &s, out_dir, &mut charts)?;
-            let page = out_dir.join(run_page::page_name(&r.id));
+            let page = out_dir.join(run_page_name(&r.id));
             render_to(&env, "run.html", minijinja::context! { r => &ctx, ..minijinja::Value::from_serialize(&meta) }, &page)?;
             pages.push(page);
         }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::charts::{self, BarSeries, Series};
-use super::{fmt, run_page, tasks_of, write_chart, ChartRef, ReportError};
+use super::charts::{self, BarGroup, BarPanel, LinePanel, Series, YAxes};
+use super::{fmt, run_page_name, sweep_page_name, tasks_of, write_chart, ChartRef, ReportError};
 use crate::stats::summarize;
-use crate::store::{RunRow, Store, SweepRow};
+use crate::store::{MetricRow, RunRow, Store, SweepRow};
 
 #[derive(Debug, Serialize)]
 pub struct Cell {
@@ -70,6 +70,52 @@ struct Config<'a> {
     runs: Vec<&'a RunRow>,
 }
 
+/// Mean, sample std and count over seeds; `None` where no run has a value.
+type Stat = Option<(f64, f64, usize)>;
+
+/// What the tables and charts of a sweep page are computed from.
+struct Sweep<'a> {
+    store: &'a Store,
+    row: &'a SweepRow,
+    tasks: Vec<String>,
+    metrics: Vec<MetricRow>,
+    /// Finished runs by configuration, in first-seen order. Configuration
+    /// `i` has `charts::style(i)` in every chart of the page.
+    configs: Vec<Config<'a>>,
+}
+
+impl Sweep<'_> {
+    fn test_auc(&self, run: &str, task: &str) -> Option<f64> {
+        self.metrics.iter().find(|m| m.run_id == run && m.split == "test" && m.metric == "auc" && m.task == task).map(|m| m.value)
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        self.configs.iter().flat_map(|c| c.runs.iter().map(|r| r.id.clone())).collect()
+    }
+
+    fn groups(&self) -> Vec<BarGroup> {
+        self.configs.iter().enumerate().map(|(i, c)| BarGroup { label: c.label.clone(), color: charts::style(i).color }).collect()
+    }
+}
+
+/// The chart files of a sweep page, written as they are made.
+struct Charts<'a> {
+    out: &'a Path,
+    sweep_id: &'a str,
+    written: &'a mut Vec<PathBuf>,
+    refs: Vec<ChartRef>,
+}
+
+impl Charts<'_> {
+    /// Writes `sweep-{id}-{suffix}.svg`; returns its file name.
+    fn add(&mut self, suffix: &str, title: &str, note: &str, svg: String) -> Result<String, ReportError> {
+        let c = write_chart(self.out, format!("sweep-{}-{suffix}.svg", self.sweep_id), title, note, svg, self.written)?;
+        let file = c.file.clone();
+        self.refs.push(c);
+        Ok(file)
+    }
+}
+
 /// The run name without its seed part: `mmoe-equal-s3-lr=0.1` -> `mmoe-equal-lr=0.1`.
 fn config_label(r: &RunRow) -> String {
     let seed = format!("-s{}", r.seed);
@@ -79,6 +125,18 @@ fn config_label(r: &RunRow) -> String {
         }
         _ => r.name.clone(),
     }
+}
+
+/// Finished runs grouped by config hash, in first-seen order.
+fn configurations<'a>(finished: &[&'a RunRow]) -> Vec<Config<'a>> {
+    let mut configs: Vec<Config> = Vec::new();
+    for r in finished {
+        match configs.iter_mut().find(|c| c.runs[0].config_hash == r.config_hash) {
+            Some(c) => c.runs.push(r),
+            None => configs.push(Config { label: config_label(r), model: r.model.clone(), strategy: r.strategy.clone(), runs: vec![r] }),
+        }
+    }
+    configs
 }
 
 fn machine_of(runs: &[RunRow]) -> String {
@@ -100,211 +158,257 @@ fn smooth(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-pub fn page_name(sweep_id: &str) -> String {
-    format!("sweep-{sweep_id}.html")
+fn stat(values: &[f64]) -> Stat {
+    summarize(values).map(|x| (x.mean, x.std, x.n))
+}
+
+/// Per configuration: the test AUC of each task over seeds, then the mean
+/// over tasks (per run, then over seeds).
+fn summaries(sw: &Sweep) -> Vec<Vec<Stat>> {
+    sw.configs
+        .iter()
+        .map(|c| {
+            let mut row: Vec<Stat> =
+                sw.tasks.iter().map(|t| stat(&c.runs.iter().filter_map(|r| sw.test_auc(&r.id, t)).collect::<Vec<_>>())).collect();
+            let per_run_mean: Vec<f64> = c
+                .runs
+                .iter()
+                .filter_map(|r| {
+                    let v: Vec<f64> = sw.tasks.iter().filter_map(|t| sw.test_auc(&r.id, t)).collect();
+                    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+                })
+                .collect();
+            row.push(stat(&per_run_mean));
+            row
+        })
+        .collect()
+}
+
+/// The configuration with the highest mean in each column.
+fn best_per_column(columns: &[Vec<Stat>], n_cols: usize) -> Vec<Option<usize>> {
+    (0..n_cols)
+        .map(|j| {
+            (0..columns.len()).filter_map(|i| columns[i][j].map(|v| (i, v.0))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(i, _)| i)
+        })
+        .collect()
+}
+
+/// The results matrix: mean ± std per task and the mean over tasks; best per column marked.
+fn matrix(configs: &[Config], columns: &[Vec<Stat>], best: &[Option<usize>]) -> Vec<MatrixRow> {
+    configs
+        .iter()
+        .zip(columns)
+        .enumerate()
+        .map(|(i, (c, row))| MatrixRow {
+            model: c.model.clone(),
+            strategy: c.strategy.clone(),
+            label: c.label.clone(),
+            n: c.runs.len(),
+            cells: row
+                .iter()
+                .zip(best)
+                .map(|(v, b)| Cell {
+                    text: v.map_or("n/a".into(), |(m, sd, n)| if n > 1 { format!("{m:.4} ± {sd:.4}") } else { format!("{m:.4}") }),
+                    best: *b == Some(i) && configs.len() > 1,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Test AUC per task: one panel per task, each axis fitted to that task.
+fn auc_panels(sw: &Sweep, columns: &[Vec<Stat>], charts: &mut Charts) -> Result<String, ReportError> {
+    let panels: Vec<BarPanel> = sw
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(t, name)| BarPanel { title: name.clone(), values: columns.iter().map(|row| row[t].map(|(m, sd, _)| (m, sd))).collect() })
+        .collect();
+    let title = format!("{}: test ROC-AUC per task (mean ± std over seeds)", sw.row.name);
+    let svg = charts::hbars(&title, "test ROC-AUC", &sw.groups(), &panels, false)?;
+    let note = "Bars: mean over seeds; whiskers: ± one sample standard deviation. Each task has its own axis, fitted to its values.";
+    charts.add("auc", "Test ROC-AUC per task", note, svg)
+}
+
+/// Mean validation AUC over tasks per epoch, one line per run, one legend entry per configuration.
+fn curves_chart(sw: &Sweep, charts: &mut Charts) -> Result<(), ReportError> {
+    let curves = sw.store.curves_of(&sw.run_ids())?;
+    let mut series = Vec::new();
+    for (i, c) in sw.configs.iter().enumerate() {
+        for r in &c.runs {
+            let mut by_epoch: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            for cv in curves.iter().filter(|cv| cv.run_id == r.id && cv.split == "valid" && cv.metric == "auc") {
+                by_epoch.entry(cv.epoch).or_default().push(cv.value);
+            }
+            let points: Vec<(f64, f64)> = by_epoch.iter().map(|(e, v)| (*e as f64, v.iter().sum::<f64>() / v.len() as f64)).collect();
+            if !points.is_empty() {
+                series.push(Series { name: c.label.clone(), style: charts::style(i), points });
+            }
+        }
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let svg = charts::lines(&format!("{}: validation curves", sw.row.name), "epoch", "mean validation ROC-AUC over tasks", &series)?;
+    let note = "Mean validation AUC over tasks after each epoch, one line per seed; the selected epoch is the best one.";
+    charts.add("curves", "Validation curves", note, svg).map(|_| ())
+}
+
+/// Strategy weights (where they move) and gradient conflict over steps, first seed of each configuration.
+fn strategy_charts(sw: &Sweep, charts: &mut Charts) -> Result<(), ReportError> {
+    let mut conflict = Vec::new();
+    for (ci, c) in sw.configs.iter().enumerate() {
+        let r = c.runs[0];
+        let traces = sw.store.traces(&r.id)?;
+        let terms: BTreeSet<&str> = traces.iter().map(|t| t.term.as_str()).collect();
+        let series: Vec<Series> = terms
+            .iter()
+            .enumerate()
+            .map(|(k, term)| Series {
+                name: term.to_string(),
+                style: charts::style(k),
+                points: traces.iter().filter(|t| t.term == *term).map(|t| (t.step as f64, t.weight)).collect(),
+            })
+            .collect();
+        if series.iter().any(|s| s.points.iter().any(|p| (p.1 - s.points[0].1).abs() > 1e-9)) {
+            let svg = charts::lines(&format!("{} (seed {}): loss weight per term", c.label, r.seed), "training step", "weight", &series)?;
+            let note = "Weight the strategy applied to each loss term at the traced steps.";
+            charts.add(&format!("weights-{ci}"), &format!("Strategy weights: {}", c.label), note, svg)?;
+        }
+        let steps = sw.store.trace_steps(&r.id)?;
+        if !steps.is_empty() {
+            let pts: Vec<(f64, f64)> = steps.iter().map(|t| (t.step as f64, t.conflict_rate)).collect();
+            conflict.push((ci, Series { name: c.label.clone(), style: charts::style(ci), points: smooth(&pts, 9) }));
+        }
+    }
+    if conflict.is_empty() {
+        return Ok(());
+    }
+    let title = format!("{}: gradient conflict", sw.row.name);
+    let svg = charts::line_panels(&title, "training step", "share of task pairs with cos < 0", &by_model(sw, conflict), YAxes::Shared)?;
+    let note = "Share of task pairs whose gradients on the last shared layer point apart (cosine < 0), measured for every strategy; \
+                moving average over 9 traced steps, first seed of each configuration.";
+    charts.add("conflict", "Gradient conflict rate", note, svg).map(|_| ())
+}
+
+/// Configurations beyond this many get a panel per model in line charts.
+const ONE_PANEL_MAX: usize = 6;
+
+/// Series of configurations (by index) in one panel, or a panel per model
+/// when there are many configurations of several models.
+fn by_model(sw: &Sweep, series: Vec<(usize, Series)>) -> Vec<LinePanel> {
+    let mut models: Vec<&str> = Vec::new();
+    for c in &sw.configs {
+        if !models.contains(&c.model.as_str()) {
+            models.push(&c.model);
+        }
+    }
+    if sw.configs.len() <= ONE_PANEL_MAX || models.len() < 2 {
+        return vec![LinePanel { title: String::new(), series: series.into_iter().map(|(_, s)| s).collect() }];
+    }
+    let mut panels: Vec<LinePanel> = models.iter().map(|m| LinePanel { title: m.to_string(), series: Vec::new() }).collect();
+    for (ci, s) in series {
+        if let Some(p) = models.iter().position(|m| *m == sw.configs[ci].model) {
+            panels[p].series.push(s);
+        }
+    }
+    panels
+}
+
+/// Throughput and training time per configuration (mean ± std over seeds).
+fn cost_charts(sw: &Sweep, charts: &mut Charts) -> Result<(), ReportError> {
+    let over_seeds = |f: fn(&RunRow) -> Option<f64>| -> Vec<Option<(f64, f64)>> {
+        sw.configs.iter().map(|c| summarize(&c.runs.iter().filter_map(|r| f(r)).collect::<Vec<_>>()).map(|x| (x.mean, x.std))).collect()
+    };
+    let sps = over_seeds(|r| r.samples_per_second);
+    let secs = over_seeds(|r| r.train_seconds);
+    let name = &sw.row.name;
+    if sps.iter().any(Option::is_some) {
+        let panel = BarPanel { title: String::new(), values: sps };
+        let svg = charts::hbars(&format!("{name}: training throughput"), "samples / second", &sw.groups(), &[panel], true)?;
+        charts.add("throughput", "Training throughput", "Training samples per second (mean ± std over seeds).", svg)?;
+    }
+    if secs.iter().any(Option::is_some) {
+        let panel = BarPanel { title: String::new(), values: secs };
+        let svg = charts::hbars(&format!("{name}: training time per cell"), "seconds", &sw.groups(), &[panel], true)?;
+        let note = "Wall-clock training seconds of a run, all epochs (mean ± std over seeds).";
+        charts.add("time", "Training time per cell", note, svg)?;
+    }
+    Ok(())
+}
+
+/// Gates of mixture-of-experts models (first seed of each configuration).
+fn gate_charts(sw: &Sweep, charts: &mut Charts) -> Result<(), ReportError> {
+    for (ci, c) in sw.configs.iter().enumerate() {
+        let r = c.runs[0];
+        let title = format!("{} (seed {}): mean gate weights on test", c.label, r.seed);
+        if let Some(svg) = charts::gate_heatmap(&sw.store.gates(&r.id)?, &title)? {
+            let note = "Mean softmax weight each gate gives each expert over the test rows.";
+            charts.add(&format!("gates-{ci}"), &format!("Gates: {}", c.label), note, svg)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_lines(sw: &Sweep, runs: &[RunRow]) -> Vec<RunLine> {
+    runs.iter()
+        .map(|r| RunLine {
+            id: r.id.clone(),
+            page: run_page_name(&r.id),
+            name: r.name.clone(),
+            seed: r.seed,
+            status: r.status.clone(),
+            error: r.error.clone().unwrap_or_default(),
+            aucs: sw.tasks.iter().map(|t| fmt(sw.test_auc(&r.id, t), 4)).collect(),
+            best_epoch: r.best_epoch.map_or("–".into(), |e| e.to_string()),
+            train_seconds: fmt(r.train_seconds, 1),
+            samples_per_second: fmt(r.samples_per_second, 0),
+        })
+        .collect()
 }
 
 /// Builds the sweep's context and writes its charts.
 pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>) -> Result<SweepCtx, ReportError> {
     let runs = store.sweep_runs(&s.id)?;
-    let tasks = tasks_of(store, &runs)?;
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    let metrics = store.metrics_of(&ids)?;
-    let auc_of = |run: &str, task: &str| {
-        metrics.iter().find(|m| m.run_id == run && m.split == "test" && m.metric == "auc" && m.task == task).map(|m| m.value)
-    };
     let finished: Vec<&RunRow> = runs.iter().filter(|r| r.status == "finished").collect();
-    // Configurations in first-seen order.
-    let mut configs: Vec<Config> = Vec::new();
-    for r in &finished {
-        match configs.iter_mut().find(|c| c.runs[0].config_hash == r.config_hash) {
-            Some(c) => c.runs.push(r),
-            None => configs.push(Config { label: config_label(r), model: r.model.clone(), strategy: r.strategy.clone(), runs: vec![r] }),
-        }
-    }
-    // Results matrix: mean ± std per task and the mean over tasks; best per column.
-    let mut columns: Vec<Vec<Option<(f64, f64, usize)>>> = Vec::new();
-    for c in &configs {
-        let mut row = Vec::new();
-        let mut per_run_mean = Vec::new();
-        for t in &tasks {
-            let v: Vec<f64> = c.runs.iter().filter_map(|r| auc_of(&r.id, t)).collect();
-            row.push(summarize(&v).map(|x| (x.mean, x.std, x.n)));
-        }
-        for r in &c.runs {
-            let v: Vec<f64> = tasks.iter().filter_map(|t| auc_of(&r.id, t)).collect();
-            if !v.is_empty() {
-                per_run_mean.push(v.iter().sum::<f64>() / v.len() as f64);
-            }
-        }
-        row.push(summarize(&per_run_mean).map(|x| (x.mean, x.std, x.n)));
-        columns.push(row);
-    }
-    let n_cols = tasks.len() + 1;
-    let best_per_col: Vec<Option<usize>> = (0..n_cols)
-        .map(|j| {
-            (0..configs.len())
-                .filter_map(|i| columns[i][j].map(|v| (i, v.0)))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(i, _)| i)
-        })
-        .collect();
-    let matrix: Vec<MatrixRow> = configs
-        .iter()
-        .enumerate()
-        .map(|(i, c)| MatrixRow {
-            model: c.model.clone(),
-            strategy: c.strategy.clone(),
-            label: c.label.clone(),
-            n: c.runs.len(),
-            cells: (0..n_cols)
-                .map(|j| Cell {
-                    text: columns[i][j].map_or("n/a".into(), |(m, sd, n)| if n > 1 { format!("{m:.4} ± {sd:.4}") } else { format!("{m:.4}") }),
-                    best: best_per_col[j] == Some(i) && configs.len() > 1,
-                })
-                .collect(),
-        })
-        .collect();
+    let sw = Sweep { store, row: s, tasks: tasks_of(store, &runs)?, metrics: store.metrics_of(&ids)?, configs: configurations(&finished) };
+    let columns = summaries(&sw);
+    let n_cols = sw.tasks.len() + 1;
+    let best_per_col = best_per_column(&columns, n_cols);
     let best = best_per_col
         .last()
         .copied()
         .flatten()
-        .map(|i| format!("{} ({})", configs[i].label, fmt(columns[i][n_cols - 1].map(|v| v.0), 4)))
+        .map(|i| format!("{} ({})", sw.configs[i].label, fmt(columns[i][n_cols - 1].map(|v| v.0), 4)))
         .unwrap_or_else(|| "–".into());
-
-    let mut chart_refs = Vec::new();
+    let mut charts = Charts { out, sweep_id: &s.id, written, refs: Vec::new() };
     let mut auc_chart = None;
-    let groups: Vec<String> = configs.iter().map(|c| c.label.clone()).collect();
-    if !configs.is_empty() && !tasks.is_empty() {
-        let series: Vec<BarSeries> = tasks
-            .iter()
-            .enumerate()
-            .map(|(t, name)| BarSeries {
-                name: name.clone(),
-                color: charts::task_color(t),
-                values: columns.iter().map(|row| row[t].map(|(m, sd, _)| (m, sd))).collect(),
-            })
-            .collect();
-        let title = format!("{}: test ROC-AUC per task (mean ± std over seeds)", s.name);
-        let svg = charts::hbars(&title, "test ROC-AUC", &groups, &series, false)?;
-        let c = write_chart(out, format!("sweep-{}-auc.svg", s.id), "Test ROC-AUC per task", "Bars: mean over seeds; whiskers: ± one sample standard deviation.", svg, written)?;
-        auc_chart = Some(c.file.clone());
-        chart_refs.push(c);
-
-        // Validation curves: mean validation AUC over tasks per epoch, one line per run.
-        let curves = store.curves_of(&ids)?;
-        let mut series = Vec::new();
-        for c in &configs {
-            for r in &c.runs {
-                let mut by_epoch: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-                for cv in curves.iter().filter(|cv| cv.run_id == r.id && cv.split == "valid" && cv.metric == "auc") {
-                    by_epoch.entry(cv.epoch).or_default().push(cv.value);
-                }
-                let points: Vec<(f64, f64)> = by_epoch.iter().map(|(e, v)| (*e as f64, v.iter().sum::<f64>() / v.len() as f64)).collect();
-                if !points.is_empty() {
-                    series.push(Series { name: format!("{} s{}", c.label, r.seed), color: charts::config_color(&c.model, &c.strategy), points });
-                }
-            }
-        }
-        if !series.is_empty() {
-            let svg = charts::lines(&format!("{}: validation curves", s.name), "epoch", "mean validation ROC-AUC over tasks", &series)?;
-            chart_refs.push(write_chart(out, format!("sweep-{}-curves.svg", s.id), "Validation curves", "Mean validation AUC over tasks after each epoch; the selected epoch is the best one.", svg, written)?);
-        }
-
-        // Strategy weights and gradient conflict over steps (first seed of each configuration).
-        let mut conflict = Vec::new();
-        for (ci, c) in configs.iter().enumerate() {
-            let r = c.runs[0];
-            let traces = store.traces(&r.id)?;
-            let terms: BTreeSet<&str> = traces.iter().map(|t| t.term.as_str()).collect();
-            let varies = terms.iter().any(|term| {
-                let w: Vec<f64> = traces.iter().filter(|t| t.term == *term).map(|t| t.weight).collect();
-                w.iter().any(|x| (x - w[0]).abs() > 1e-9)
-            });
-            if varies {
-                let series: Vec<Series> = terms
-                    .iter()
-                    .enumerate()
-                    .map(|(k, term)| Series {
-                        name: term.to_string(),
-                        color: charts::task_color(k),
-                        points: traces.iter().filter(|t| t.term == *term).map(|t| (t.step as f64, t.weight)).collect(),
-                    })
-                    .collect();
-                let title = format!("{} (seed {}): loss weight per term", c.label, r.seed);
-                let svg = charts::lines(&title, "training step", "weight", &series)?;
-                chart_refs.push(write_chart(out, format!("sweep-{}-weights-{ci}.svg", s.id), &format!("Strategy weights: {}", c.label), "Weight the strategy applied to each loss term at the traced steps.", svg, written)?);
-            }
-            let steps = store.trace_steps(&r.id)?;
-            if !steps.is_empty() {
-                let pts: Vec<(f64, f64)> = steps.iter().map(|t| (t.step as f64, t.conflict_rate)).collect();
-                conflict.push(Series { name: c.label.clone(), color: charts::config_color(&c.model, &c.strategy), points: smooth(&pts, 9) });
-            }
-        }
-        if !conflict.is_empty() {
-            let svg = charts::lines(&format!("{}: gradient conflict", s.name), "training step", "share of task pairs with cos < 0", &conflict)?;
-            chart_refs.push(write_chart(out, format!("sweep-{}-conflict.svg", s.id), "Gradient conflict rate", "Share of task pairs whose gradients on the last shared layer point apart (cosine < 0), measured for every strategy; moving average over 9 traced steps, first seed of each configuration.", svg, written)?);
-        }
-
-        // Throughput and time per cell.
-        let sps: Vec<Option<(f64, f64)>> = configs
-            .iter()
-            .map(|c| summarize(&c.runs.iter().filter_map(|r| r.samples_per_second).collect::<Vec<_>>()).map(|x| (x.mean, x.std)))
-            .collect();
-        let secs: Vec<Option<(f64, f64)>> = configs
-            .iter()
-            .map(|c| summarize(&c.runs.iter().filter_map(|r| r.train_seconds).collect::<Vec<_>>()).map(|x| (x.mean, x.std)))
-            .collect();
-        if sps.iter().any(Option::is_some) {
-            let svg = charts::hbars(&format!("{}: training throughput", s.name), "samples / second", &groups, &[BarSeries { name: "samples/s".into(), color: charts::PALETTE[0], values: sps }], true)?;
-            chart_refs.push(write_chart(out, format!("sweep-{}-throughput.svg", s.id), "Training throughput", "Training samples per second (mean ± std over seeds).", svg, written)?);
-        }
-        if secs.iter().any(Option::is_some) {
-            let svg = charts::hbars(&format!("{}: training time per cell", s.name), "seconds", &groups, &[BarSeries { name: "train seconds".into(), color: charts::PALETTE[1], values: secs }], true)?;
-            chart_refs.push(write_chart(out, format!("sweep-{}-time.svg", s.id), "Training time per cell", "Wall-clock training seconds of a run, all epochs (mean ± std over seeds).", svg, written)?);
-        }
-
-        // Gates of mixture-of-experts models (first seed of each configuration).
-        for (ci, c) in configs.iter().enumerate() {
-            if let Some(svg) = run_page::gate_heatmap(store, c.runs[0], &format!("{} (seed {}): mean gate weights on test", c.label, c.runs[0].seed))? {
-                chart_refs.push(write_chart(out, format!("sweep-{}-gates-{ci}.svg", s.id), &format!("Gates: {}", c.label), "Mean softmax weight each gate gives each expert over the test rows.", svg, written)?);
-            }
-        }
+    if !sw.configs.is_empty() && !sw.tasks.is_empty() {
+        auc_chart = Some(auc_panels(&sw, &columns, &mut charts)?);
+        curves_chart(&sw, &mut charts)?;
+        strategy_charts(&sw, &mut charts)?;
+        cost_charts(&sw, &mut charts)?;
+        gate_charts(&sw, &mut charts)?;
     }
-
-    let run_lines = runs
-        .iter()
-        .map(|r| RunLine {
-            id: r.id.clone(),
-            page: run_page::page_name(&r.id),
-            name: r.name.clone(),
-            seed: r.seed,
-            status: r.status.clone(),
-            error: r.error.clone().unwrap_or_default(),
-            aucs: tasks.iter().map(|t| fmt(auc_of(&r.id, t), 4)).collect(),
-            best_epoch: r.best_epoch.map_or("–".into(), |e| e.to_string()),
-            train_seconds: fmt(r.train_seconds, 1),
-            samples_per_second: fmt(r.samples_per_second, 0),
-        })
-        .collect();
     let datasets: BTreeSet<String> = runs.iter().map(|r| r.dataset_name.clone()).collect();
     Ok(SweepCtx {
         id: s.id.clone(),
         name: s.name.clone(),
-        page: page_name(&s.id),
+        page: sweep_page_name(&s.id),
         grid_path: s.grid_path.clone(),
         updated_at: s.updated_at.clone(),
         datasets: datasets.into_iter().collect::<Vec<_>>().join(", "),
         machine: machine_of(&runs),
-        tasks,
         finished: finished.len(),
         failed: runs.iter().filter(|r| r.status == "failed").count(),
         other: runs.iter().filter(|r| r.status != "failed" && r.status != "finished").count(),
         best,
         auc_chart,
-        charts: chart_refs,
-        matrix,
-        runs: run_lines,
+        charts: charts.refs,
+        matrix: matrix(&sw.configs, &columns, &best_per_col),
+        runs: run_lines(&sw, &runs),
+        tasks: sw.tasks,
     })
 }
 

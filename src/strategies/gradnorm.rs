@@ -30,7 +30,7 @@ use super::{
     combine::accumulate_weighted, flatten, per_term_grads, scope_first, BuildContext, Scope, StepReport, Strategy, StrategyError,
 };
 use crate::models::ParamGroups;
-use crate::train::optim::Optimizer;
+use crate::optim::Optimizer;
 
 fn d_alpha() -> f64 {
     1.5
@@ -95,7 +95,7 @@ impl GradNorm {
         if !(cfg.alpha.is_finite() && cfg.alpha >= 0.0) {
             return Err(config_err("alpha", format!("must be a finite number >= 0, got {}", cfg.alpha)));
         }
-        let lr = cfg.lr.unwrap_or(ctx.train.lr);
+        let lr = cfg.lr.unwrap_or(ctx.optim.lr);
         if !(lr.is_finite() && lr > 0.0) {
             return Err(config_err("lr", format!("must be a positive number, got {lr}")));
         }
@@ -108,7 +108,7 @@ impl GradNorm {
         }
         let vs = nn::VarStore::new(ctx.device);
         let w = vs.root().ones("w", &[t as i64]);
-        let opt = super::own_optimizer(&vs, ctx.train, lr)?;
+        let opt = super::own_optimizer(&vs, ctx.optim, lr)?;
         Ok(GradNorm {
             _vs: vs,
             w,
@@ -214,10 +214,10 @@ impl Strategy for GradNorm {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::train::{OptimizerKind, TrainConfig};
+    use crate::optim::{OptimSettings, OptimizerKind};
 
-    fn ctx(train: &TrainConfig, n: usize) -> BuildContext<'_> {
-        BuildContext { n_terms: n, train, seed: 1, device: tch::Device::Cpu }
+    fn ctx(optim: &OptimSettings, n: usize) -> BuildContext {
+        BuildContext { n_terms: n, optim: *optim, seed: 1, device: tch::Device::Cpu }
     }
 
     #[test]
@@ -226,8 +226,8 @@ mod tests {
         // n = (3, 1), w = (1, 1): G = (3, 1), G_bar = 2. First step: L(0) = L,
         // r = (1, 1), target = (2, 2); dw = (sign(1) 3, sign(-1) 1) = (3, -1).
         // SGD at lr 0.1: w = (0.7, 1.1), renormalised to sum 2: (0.7, 1.1) / 0.9.
-        let train = TrainConfig { lr: 0.1, optimizer: OptimizerKind::Sgd, weight_decay: 5.0, ..Default::default() };
-        let mut g = GradNorm::new(&GradNormConfig::default(), ctx(&train, 2)).unwrap();
+        let optim = OptimSettings { lr: 0.1, kind: OptimizerKind::Sgd, weight_decay: 5.0, ..Default::default() };
+        let mut g = GradNorm::new(&GradNormConfig::default(), ctx(&optim, 2)).unwrap();
         let x = param(&[1.0, 1.0]);
         let head = param(&[2.0]);
         let losses = [lin(&[3.0, 0.0], &x), lin(&[0.0, 1.0], &x) * &head.get(0) / 2.0];
@@ -243,8 +243,8 @@ mod tests {
         // Task 1's loss stays at its initial value, task 2's falls by 10% a
         // step (its gradient with it). Task 1 trains slowest, so its weight
         // must grow; after every step the weights are positive and sum to 2.
-        let train = TrainConfig { lr: 0.02, ..Default::default() };
-        let mut g = GradNorm::new(&GradNormConfig::default(), ctx(&train, 2)).unwrap();
+        let optim = OptimSettings { lr: 0.02, ..Default::default() };
+        let mut g = GradNorm::new(&GradNormConfig::default(), ctx(&optim, 2)).unwrap();
         let x = param(&[1.0, 1.0]);
         let mut history = vec![];
         for step in 0..60 {
@@ -266,10 +266,10 @@ mod tests {
         // r = (8/7, 6/7); equal norms n = (1, 1), G = (1, 1). With alpha = 0 the
         // target is G_bar = 1 -> dw = 0: weights unchanged. With alpha = 1.5, task 1's
         // target exceeds G (r > 1) -> w1 grows.
-        let train = TrainConfig { lr: 0.1, optimizer: OptimizerKind::Sgd, ..Default::default() };
+        let optim = OptimSettings { lr: 0.1, kind: OptimizerKind::Sgd, ..Default::default() };
         for (alpha, grows) in [(0.0, false), (1.5, true)] {
             let cfg = GradNormConfig { alpha, l0_steps: 2, ..Default::default() };
-            let mut g = GradNorm::new(&cfg, ctx(&train, 2)).unwrap();
+            let mut g = GradNorm::new(&cfg, ctx(&optim, 2)).unwrap();
             let x = param(&[1.0, 1.0]);
             let step1 = [lin(&[2.0, 0.0], &x), lin(&[0.0, 1.0], &x)];
             g.backward(&step1, &groups(&[&x], &[&x], &[])).unwrap();
@@ -288,11 +288,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_config_and_missing_layer() {
-        let train = TrainConfig::default();
+        let optim = OptimSettings::default();
         let bad = GradNormConfig { alpha: -1.0, ..Default::default() };
-        let e = GradNorm::new(&bad, ctx(&train, 2)).err().unwrap().to_string();
+        let e = GradNorm::new(&bad, ctx(&optim, 2)).err().unwrap().to_string();
         assert!(e.contains("strategies.gradnorm.alpha"), "{e}");
-        let mut g = GradNorm::new(&GradNormConfig::default(), ctx(&train, 2)).unwrap();
+        let mut g = GradNorm::new(&GradNormConfig::default(), ctx(&optim, 2)).unwrap();
         let x = param(&[1.0]);
         let losses = [lin(&[1.0], &x), lin(&[2.0], &x)];
         let e = g.backward(&losses, &groups(&[&x], &[], &[])).err().unwrap().to_string();

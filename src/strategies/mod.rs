@@ -19,8 +19,7 @@ use tch::{nn, Device, Tensor};
 use thiserror::Error;
 
 use crate::models::ParamGroups;
-use crate::train::optim::Optimizer;
-use crate::train::TrainConfig;
+use crate::optim::{OptimSettings, Optimizer};
 
 #[derive(Debug, Error)]
 pub enum StrategyError {
@@ -124,11 +123,11 @@ pub trait Strategy {
 
 /// What a strategy may need from the run besides its own section.
 #[derive(Debug, Clone, Copy)]
-pub struct BuildContext<'a> {
+pub struct BuildContext {
     /// Number of loss terms the model declares.
     pub n_terms: usize,
-    /// The run's training settings (optimizer kind and rate for learned weights).
-    pub train: &'a TrainConfig,
+    /// The run's optimiser settings (kind and rate for learned weights).
+    pub optim: OptimSettings,
     /// The run's seed (PCGrad's task order).
     pub seed: u64,
     /// Where the strategy's own tensors live.
@@ -226,9 +225,8 @@ pub fn accumulate_grads(params: &[Tensor], grads: &[Tensor]) -> Result<(), tch::
 
 /// An optimizer for a strategy's own learned weights: the run's optimizer
 /// kind with rate `lr` and no weight decay.
-pub(crate) fn own_optimizer(vs: &nn::VarStore, train: &TrainConfig, lr: f64) -> Result<Optimizer, tch::TchError> {
-    let cfg = TrainConfig { lr, weight_decay: 0.0, ..train.clone() };
-    Optimizer::new(vs, &cfg)
+pub(crate) fn own_optimizer(vs: &nn::VarStore, run: OptimSettings, lr: f64) -> Result<Optimizer, tch::TchError> {
+    Optimizer::new(vs, &OptimSettings { lr, weight_decay: 0.0, ..run })
 }
 
 /// A small tensor's values as f64 (on the CPU).

@@ -137,13 +137,12 @@ impl Strategy for PcGrad {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::train::TrainConfig;
+    use crate::optim::OptimSettings;
     use tch::Kind;
 
     fn build(scope: Scope, n: usize, seed: u64) -> PcGrad {
-        let train = TrainConfig::default();
-        PcGrad::new(&PcGradConfig { scope }, BuildContext { n_terms: n, train: &train, seed, device: tch::Device::Cpu })
-            .unwrap()
+        let ctx = BuildContext { n_terms: n, optim: OptimSettings::default(), seed, device: tch::Device::Cpu };
+        PcGrad::new(&PcGradConfig { scope }, ctx).unwrap()
     }
 
     #[test]

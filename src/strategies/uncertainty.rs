@@ -19,7 +19,7 @@ use tch::{nn, Kind, Tensor};
 
 use super::{BuildContext, StepReport, Strategy, StrategyError};
 use crate::models::ParamGroups;
-use crate::train::optim::Optimizer;
+use crate::optim::Optimizer;
 
 /// Which of the paper's likelihoods the loss terms are treated as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ impl Uncertainty {
     pub fn new(cfg: &UncertaintyConfig, ctx: BuildContext) -> Result<Self, StrategyError> {
         let vs = nn::VarStore::new(ctx.device);
         let log_var = vs.root().zeros("log_var", &[ctx.n_terms as i64]);
-        let opt = super::own_optimizer(&vs, ctx.train, ctx.train.lr)?;
+        let opt = super::own_optimizer(&vs, ctx.optim, ctx.optim.lr)?;
         let scale = match cfg.form {
             Form::Classification => 1.0,
             Form::Regression => 0.5,
@@ -91,19 +91,19 @@ impl Strategy for Uncertainty {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::train::TrainConfig;
+    use crate::optim::{OptimSettings, OptimizerKind};
 
-    fn ctx(train: &TrainConfig, n: usize) -> BuildContext<'_> {
-        BuildContext { n_terms: n, train, seed: 1, device: tch::Device::Cpu }
+    fn ctx(optim: &OptimSettings, n: usize) -> BuildContext {
+        BuildContext { n_terms: n, optim: *optim, seed: 1, device: tch::Device::Cpu }
     }
 
     #[test]
     fn effective_weight_tends_to_one_over_twice_the_loss() {
         // Fixed losses: only the log-variances move. Equilibrium: weight = 1/(2L).
-        let train = TrainConfig { lr: 0.05, ..Default::default() };
+        let optim = OptimSettings { lr: 0.05, ..Default::default() };
         let fixed = [0.4f32, 0.05, 2.0];
         for form in [Form::Classification, Form::Regression] {
-            let mut u = Uncertainty::new(&UncertaintyConfig { form }, ctx(&train, 3)).unwrap();
+            let mut u = Uncertainty::new(&UncertaintyConfig { form }, ctx(&optim, 3)).unwrap();
             let mut last = vec![];
             for _ in 0..3000 {
                 let losses: Vec<Tensor> = fixed.iter().map(|&v| Tensor::from(v)).collect();
@@ -122,9 +122,8 @@ mod tests {
         // sum; d/ds_t = -exp(-s_t) L_t + 1/2 = 0.5 - L_t. With SGD at lr 0.1
         // the new s_t = -0.1 (0.5 - L_t).
         // The run's weight decay (10 here) must not reach the log-variances.
-        let train =
-            TrainConfig { lr: 0.1, optimizer: crate::train::OptimizerKind::Sgd, weight_decay: 10.0, ..Default::default() };
-        let mut u = Uncertainty::new(&UncertaintyConfig::default(), ctx(&train, 2)).unwrap();
+        let optim = OptimSettings { lr: 0.1, kind: OptimizerKind::Sgd, weight_decay: 10.0, ..Default::default() };
+        let mut u = Uncertainty::new(&UncertaintyConfig::default(), ctx(&optim, 2)).unwrap();
         let x = param(&[1.0, 2.0]);
         let losses = [lin(&[0.3, 0.0], &x), lin(&[0.0, 0.1], &x)]; // 0.3 and 0.2
         let r = u.backward(&losses, &groups(&[&x], &[&x], &[])).unwrap();
@@ -140,7 +139,7 @@ mod tests {
         let s2 = [s1[0] - 0.1 * (0.5 - w1[0] * 0.3), s1[1] - 0.1 * (0.5 - w1[1] * 0.2)];
         assert_close(&u.log_variances(), &s2, 1e-6);
         // Regression form halves the model gradient.
-        let mut r = Uncertainty::new(&UncertaintyConfig { form: Form::Regression }, ctx(&train, 2)).unwrap();
+        let mut r = Uncertainty::new(&UncertaintyConfig { form: Form::Regression }, ctx(&optim, 2)).unwrap();
         let y = param(&[1.0, 2.0]);
         let losses = [lin(&[0.3, 0.0], &y), lin(&[0.0, 0.1], &y)];
         assert_close(&r.backward(&losses, &groups(&[&y], &[&y], &[])).unwrap().weights, &[0.5, 0.5], 1e-12);

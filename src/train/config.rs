@@ -2,13 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Adam,
-    Adagrad,
-    Sgd,
-}
+use crate::optim::{OptimSettings, OptimizerKind};
 
 /// The validation metric that selects the epoch and drives early stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,16 +24,16 @@ fn d_eval_batch() -> usize {
     8192
 }
 fn d_lr() -> f64 {
-    0.005
+    OptimSettings::DEFAULT.lr
 }
 fn d_beta1() -> f64 {
-    0.9
+    OptimSettings::DEFAULT.beta1
 }
 fn d_beta2() -> f64 {
-    0.999
+    OptimSettings::DEFAULT.beta2
 }
 fn d_eps() -> f64 {
-    1e-8
+    OptimSettings::DEFAULT.eps
 }
 fn d_patience() -> usize {
     2
@@ -50,8 +44,8 @@ fn d_device() -> String {
 fn d_trace_every() -> usize {
     50
 }
-fn d_adam() -> OptimizerKind {
-    OptimizerKind::Adam
+fn d_optimizer() -> OptimizerKind {
+    OptimSettings::DEFAULT.kind
 }
 fn d_select() -> SelectMetric {
     SelectMetric::MeanAuc
@@ -67,7 +61,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[serde(default = "d_eval_batch")]
     pub eval_batch_size: usize,
-    #[serde(default = "d_adam")]
+    #[serde(default = "d_optimizer")]
     pub optimizer: OptimizerKind,
     /// Learning rate (seed default: Adam 0.005).
     #[serde(default = "d_lr")]
@@ -111,13 +105,13 @@ impl Default for TrainConfig {
             epochs: d_epochs(),
             batch_size: d_batch(),
             eval_batch_size: d_eval_batch(),
-            optimizer: d_adam(),
+            optimizer: d_optimizer(),
             lr: d_lr(),
             beta1: d_beta1(),
             beta2: d_beta2(),
             eps: d_eps(),
-            weight_decay: 0.0,
-            momentum: 0.0,
+            weight_decay: OptimSettings::DEFAULT.weight_decay,
+            momentum: OptimSettings::DEFAULT.momentum,
             grad_clip: None,
             patience: d_patience(),
             select_metric: d_select(),
@@ -130,6 +124,20 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The optimiser settings of the run (the strategies' learned weights
+    /// start from them too).
+    pub fn optim(&self) -> OptimSettings {
+        OptimSettings {
+            kind: self.optimizer,
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+        }
+    }
+
     /// Range checks; the error names the key (without the `train.` prefix).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.epochs == 0 {

@@ -1,6 +1,7 @@
 //! Evaluation of a model on one split: predictions in row order, then the
 //! per-task metrics (AUC, log loss, uAUC) and the split-level metrics (the
-//! weighted WeChat score) that the store keeps as named rows.
+//! weighted WeChat score) that the store keeps as named rows. uAUC exists
+//! only where the source names the user of its rows.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -16,6 +17,7 @@ pub struct TaskMetrics {
     pub task: String,
     pub auc: Option<f64>,
     pub logloss: Option<f64>,
+    /// `None` also where the source has no users (then there is no uAUC).
     pub uauc: Option<f64>,
     /// Users with both classes that entered the uAUC.
     pub uauc_users: usize,
@@ -97,9 +99,17 @@ pub fn predict(
     })
 }
 
+/// Whether a split's rows name their users. A source without users (a
+/// table without a user column) gives every row user 0; a uAUC over that
+/// one pseudo-user would only repeat the AUC.
+fn has_users(split: &SplitData) -> bool {
+    split.users.iter().any(|&u| u != 0)
+}
+
 /// Per-task metrics of predictions against a split's labels.
 pub fn task_metrics(pred: &Predictions, split: &SplitData) -> Vec<TaskMetrics> {
     let nt = pred.tasks.len();
+    let users = has_users(split);
     pred.tasks
         .iter()
         .enumerate()
@@ -107,7 +117,7 @@ pub fn task_metrics(pred: &Predictions, split: &SplitData) -> Vec<TaskMetrics> {
             let labels = split.task_labels(t, nt);
             let scores = pred.task_column(t);
             let pos = labels.iter().filter(|&&y| y > 0.5).count();
-            let u = metrics::uauc(&split.users, &labels, &scores);
+            let u = if users { metrics::uauc(&split.users, &labels, &scores) } else { None };
             TaskMetrics {
                 task: name.clone(),
                 auc: metrics::auc(&labels, &scores),
@@ -202,6 +212,33 @@ mod tests {
 
     fn tm(task: &str, uauc: Option<f64>) -> TaskMetrics {
         TaskMetrics { task: task.into(), auc: Some(0.7), logloss: Some(0.3), uauc, uauc_users: 5, positive_rate: 0.1 }
+    }
+
+    /// Two tasks over four rows of users (1, 1, 2, 2), or of no users (all 0).
+    fn split(users: Vec<i64>) -> (Predictions, SplitData) {
+        let labels = vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0];
+        let probs = vec![0.9, 0.2, 0.4, 0.6, 0.3, 0.1, 0.5, 0.8];
+        let pred = Predictions { rows: 4, tasks: vec!["a".into(), "b".into()], probs, ..Default::default() };
+        (pred, SplitData { rows: 4, labels, users, ..Default::default() })
+    }
+
+    #[test]
+    fn uauc_only_where_rows_have_users() {
+        // Task a: labels (1, 0, 1, 0), scores (0.9, 0.4, 0.3, 0.5). Overall AUC:
+        // pairs (0.9 > 0.4, 0.9 > 0.5, 0.3 < 0.4, 0.3 < 0.5) = 2/4. User 1
+        // ranks its pair right (0.9 > 0.4), user 2 wrong (0.3 < 0.5): uAUC 1/2,
+        // over 2 users. Task b: labels (0, 1, 1, 0), scores (0.2, 0.6, 0.1, 0.8):
+        // AUC 1/4; user 1 right, user 2 wrong.
+        let (pred, with) = split(vec![1, 1, 2, 2]);
+        let m = task_metrics(&pred, &with);
+        assert_eq!((m[0].auc, m[0].uauc, m[0].uauc_users), (Some(0.5), Some(0.5), 2));
+        assert_eq!((m[1].auc, m[1].uauc, m[1].uauc_users), (Some(0.25), Some(0.5), 2));
+        // A source without users: no uAUC at all (it would repeat the AUC).
+        let (pred, without) = split(vec![0; 4]);
+        let m = task_metrics(&pred, &without);
+        assert_eq!((m[0].auc, m[0].uauc, m[0].uauc_users), (Some(0.5), None, 0));
+        assert_eq!((m[1].auc, m[1].uauc, m[1].uauc_users), (Some(0.25), None, 0));
+        assert!(split_metrics(&m).is_empty());
     }
 
     #[test]

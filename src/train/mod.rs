@@ -10,8 +10,8 @@ pub mod config;
 pub mod device;
 pub mod early_stop;
 pub mod evaluate;
-pub mod fused_adam;
-pub mod optim;
+#[cfg(test)]
+mod model_tests;
 pub mod step;
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use std::time::Instant;
 use tch::{nn, Tensor};
 use thiserror::Error;
 
-pub use config::{OptimizerKind, SelectMetric, TrainConfig};
+pub use config::{SelectMetric, TrainConfig};
 pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
 pub use step::{StepOutput, Stepper};
 
@@ -252,6 +252,7 @@ mod tests {
     use crate::data::toy::{generate, ToyConfig};
     use crate::models::shared_bottom::SharedBottomConfig;
     use crate::models::TowerConfig;
+    use crate::optim::OptimizerKind;
 
     #[derive(Default)]
     struct Recorder {

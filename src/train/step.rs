@@ -6,10 +6,10 @@
 
 use tch::{nn, Device};
 
-use super::optim::Optimizer;
 use super::{TrainConfig, TrainError};
 use crate::data::Batch;
 use crate::models::MultiTaskModel;
+use crate::optim::Optimizer;
 use crate::strategies::{self, GradDiagnostics, StrategiesConfig, Strategy, StrategyKind};
 
 /// What one step produced.
@@ -44,9 +44,9 @@ impl<'a> Stepper<'a> {
         device: Device,
     ) -> Result<Self, TrainError> {
         let terms = model.loss_names();
-        let ctx = strategies::BuildContext { n_terms: terms.len(), train: cfg, seed, device };
+        let ctx = strategies::BuildContext { n_terms: terms.len(), optim: cfg.optim(), seed, device };
         let strategy = strategies::build(strategy, strategies_cfg, ctx)?;
-        let opt = Optimizer::new(vs, cfg)?;
+        let opt = Optimizer::new(vs, &cfg.optim())?;
         Ok(Stepper { model, strategy, opt, cfg, terms })
     }
 

@@ -9,7 +9,7 @@
 //! bias-corrected step `lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`), so the
 //! training is the same up to float rounding. Only for contiguous f32
 //! parameters on the CPU; other devices use libtorch's Adam
-//! ([`super::optim::Optimizer::new`] decides, once).
+//! ([`super::Optimizer::new`] decides, once).
 
 use tch::{nn, Device, Kind, Tensor};
 

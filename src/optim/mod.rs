@@ -1,11 +1,56 @@
-//! Optimisers: Adam (fused on CPU, [`super::fused_adam`]; libtorch's
-//! elsewhere) and SGD from libtorch, Adagrad written out here (tch has none),
-//! all with weight decay and global-norm gradient clipping.
+//! Optimisers: Adam (fused on CPU, [`fused_adam`]; libtorch's elsewhere)
+//! and SGD from libtorch, Adagrad written out here (tch has none), all with
+//! weight decay and global-norm gradient clipping.
+//!
+//! Below both the training loop and the strategies (which step their own
+//! learned weights): it imports neither, and each hands it an
+//! [`OptimSettings`], not its whole configuration.
 
+pub mod fused_adam;
+
+use serde::{Deserialize, Serialize};
 use tch::{nn, nn::OptimizerConfig, Tensor};
 
-use super::config::{OptimizerKind, TrainConfig};
-use super::fused_adam::{AdamConfig, FusedAdam};
+use fused_adam::{AdamConfig, FusedAdam};
+
+/// The optimiser a grid file names (`train.optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    Adagrad,
+    Sgd,
+}
+
+/// What an optimiser is built from: its kind and hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptimSettings {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    /// Adam's first-moment decay.
+    pub beta1: f64,
+    /// Adam's second-moment decay.
+    pub beta2: f64,
+    /// Adam's denominator term.
+    pub eps: f64,
+    /// L2 weight decay, added to the gradient.
+    pub weight_decay: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+}
+
+impl OptimSettings {
+    /// Adam at 0.005 with torch's betas and epsilon, no decay: the defaults
+    /// of `[train]`.
+    pub const DEFAULT: OptimSettings =
+        OptimSettings { kind: OptimizerKind::Adam, lr: 0.005, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, momentum: 0.0 };
+}
+
+impl Default for OptimSettings {
+    fn default() -> Self {
+        OptimSettings::DEFAULT
+    }
+}
 
 pub enum Optimizer {
     Torch(nn::Optimizer),
@@ -23,8 +68,9 @@ pub struct Adagrad {
 }
 
 impl Optimizer {
-    pub fn new(vs: &nn::VarStore, cfg: &TrainConfig) -> Result<Self, tch::TchError> {
-        Ok(match cfg.optimizer {
+    /// An optimiser over the trainable variables of `vs`.
+    pub fn new(vs: &nn::VarStore, cfg: &OptimSettings) -> Result<Self, tch::TchError> {
+        Ok(match cfg.kind {
             OptimizerKind::Adam if vs.device() == tch::Device::Cpu => Optimizer::FusedAdam(FusedAdam::new(
                 vs,
                 AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay },
@@ -117,7 +163,7 @@ mod tests {
 
     /// Runs `steps` optimizer steps on p (start [1, -2]) for the loss <g, p>
     /// with g = [0.5, 1.0], so each step's raw gradient is g.
-    fn run(cfg: &TrainConfig, steps: usize) -> Vec<f64> {
+    fn run(cfg: &OptimSettings, steps: usize) -> Vec<f64> {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0]));
         let mut opt = Optimizer::new(&vs, cfg).unwrap();
@@ -144,13 +190,13 @@ mod tests {
         // Two steps without decay: sum = g^2, then 2 g^2.
         // Step 1: p -= 0.1 g / |g| = 0.1 -> (0.9, -2.1).
         // Step 2: p -= 0.1 g / (sqrt(2) |g|) -> (0.9 - 0.1/sqrt2, -2.1 - 0.1/sqrt2).
-        let cfg = TrainConfig { optimizer: OptimizerKind::Adagrad, lr: 0.1, ..Default::default() };
+        let cfg = OptimSettings { kind: OptimizerKind::Adagrad, lr: 0.1, ..Default::default() };
         let s = 0.1 / 2f64.sqrt();
         close(&run(&cfg, 2), &[0.9 - s, -2.1 - s]);
         // With weight decay 0.1 the gradient is g + 0.1 p.
         // Step 1: g1 = (0.6, 0.8); sum = (0.36, 0.64); p -= 0.1 g1 / sqrt(sum) -> (0.9, -2.1).
         // Step 2: g2 = (0.59, 0.79); sum = (0.7081, 1.2641).
-        let cfg = TrainConfig { weight_decay: 0.1, ..cfg };
+        let cfg = OptimSettings { weight_decay: 0.1, ..cfg };
         let want = [0.9 - 0.1 * 0.59 / 0.7081f64.sqrt(), -2.1 - 0.1 * 0.79 / 1.2641f64.sqrt()];
         close(&run(&cfg, 2), &want);
     }
@@ -174,7 +220,7 @@ mod tests {
 
     #[test]
     fn adam_follows_the_paper_with_its_betas_and_decay() {
-        let cfg = TrainConfig { lr: 0.01, beta1: 0.8, beta2: 0.9, eps: 1e-6, weight_decay: 0.2, ..Default::default() };
+        let cfg = OptimSettings { lr: 0.01, beta1: 0.8, beta2: 0.9, eps: 1e-6, weight_decay: 0.2, ..Default::default() };
         close(&run(&cfg, 3), &adam_ref(0.01, 0.8, 0.9, 1e-6, 0.2, 3));
     }
 
@@ -191,7 +237,7 @@ mod tests {
                 p[i] -= lr * buf[i];
             }
         }
-        let cfg = TrainConfig { optimizer: OptimizerKind::Sgd, lr, momentum: mom, weight_decay: wd, ..Default::default() };
+        let cfg = OptimSettings { kind: OptimizerKind::Sgd, lr, momentum: mom, weight_decay: wd, ..Default::default() };
         close(&run(&cfg, 3), &p);
     }
 
@@ -201,7 +247,7 @@ mod tests {
         let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0]));
         let q = vs.root().var_copy("q", &Tensor::from_slice(&[0.5f32]));
         for kind in [OptimizerKind::Adam, OptimizerKind::Adagrad] {
-            let mut opt = Optimizer::new(&vs, &TrainConfig { optimizer: kind, ..Default::default() }).unwrap();
+            let mut opt = Optimizer::new(&vs, &OptimSettings { kind, ..Default::default() }).unwrap();
             opt.zero_grad();
             // Gradients (3, 0) and (4): global norm 5, clipped to 1 -> (0.6, 0), (0.8).
             ((&p * Tensor::from_slice(&[3.0f32, 0.0])).sum(Kind::Float) + &q * 4.0).sum(Kind::Float).backward();
