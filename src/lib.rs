@@ -4,8 +4,8 @@
 //! Stages, each a module owning its data: [`config`] (grid files -> cells),
 //! [`data`] (sources, features, batches), [`models`], [`strategies`],
 //! [`train`] (the loop), [`metrics`] and [`stats`] (pure numbers), [`store`]
-//! (SQLite), [`report`] (HTML, SVG, README). [`runner`] glues a plan to the
-//! store and the loop.
+//! (SQLite), [`report`] (HTML, SVG, README). [`run`] glues a plan to the
+//! store and the loop: claim -> train -> record -> report, per cell.
 
 pub mod compare;
 pub mod config;
@@ -17,7 +17,7 @@ pub mod metrics;
 pub mod models;
 pub mod perf;
 pub mod report;
-pub mod runner;
+pub mod run;
 pub mod stats;
 pub mod store;
 pub mod strategies;

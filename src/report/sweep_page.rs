@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::charts::{self, BarSeries, Series};
 use super::{fmt, run_page, tasks_of, write_chart, ChartRef, ReportError};
 use crate::stats::summarize;
-use crate::store::{RunRow, Store, SweepRow};
+use crate::store::{RunRow, RunStatus, Store, SweepRow};
 
 #[derive(Debug, Serialize)]
 pub struct Cell {
@@ -113,7 +113,7 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
     let auc_of = |run: &str, task: &str| {
         metrics.iter().find(|m| m.run_id == run && m.split == "test" && m.metric == "auc" && m.task == task).map(|m| m.value)
     };
-    let finished: Vec<&RunRow> = runs.iter().filter(|r| r.status == "finished").collect();
+    let finished: Vec<&RunRow> = runs.iter().filter(|r| r.status == RunStatus::Finished).collect();
     // Configurations in first-seen order.
     let mut configs: Vec<Config> = Vec::new();
     for r in &finished {
@@ -279,7 +279,7 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
             page: run_page::page_name(&r.id),
             name: r.name.clone(),
             seed: r.seed,
-            status: r.status.clone(),
+            status: r.status.to_string(),
             error: r.error.clone().unwrap_or_default(),
             aucs: tasks.iter().map(|t| fmt(auc_of(&r.id, t), 4)).collect(),
             best_epoch: r.best_epoch.map_or("–".into(), |e| e.to_string()),
@@ -298,8 +298,8 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
         machine: machine_of(&runs),
         tasks,
         finished: finished.len(),
-        failed: runs.iter().filter(|r| r.status == "failed").count(),
-        other: runs.iter().filter(|r| r.status != "failed" && r.status != "finished").count(),
+        failed: runs.iter().filter(|r| r.status == RunStatus::Failed).count(),
+        other: runs.iter().filter(|r| r.status != RunStatus::Failed && r.status != RunStatus::Finished).count(),
         best,
         auc_chart,
         charts: chart_refs,

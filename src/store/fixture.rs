@@ -6,7 +6,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{now, q, Result, Store};
+use super::{now, q, Result, RunStatus, Store};
 
 /// Shape of the fixture.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl Store {
                                         dataset_digest, config_json, status, created_at, started_at, finished_at, heartbeat_at, env_json,
                                         n_params, best_epoch, epochs_run, train_seconds, test_seconds, predictions_path, pid, host,
                                         data_seconds, peak_rss_mib, samples_per_second)
-                                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'fixture (synthetic)', 'd1g3st', '{}', 'finished', ?, ?, ?, ?,
+                                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'fixture (synthetic)', 'd1g3st', '{}', ?, ?, ?, ?, ?,
                                         '{\"hostname\":\"fixture\",\"cores\":2}', 1000, ?, ?, ?, 0.5, NULL, 1, 'fixture', 0.1, 200.0, ?)",
                                 )
                                 .bind(&id)
@@ -87,6 +87,7 @@ impl Store {
                                 .bind(seed_i as i64)
                                 .bind(&config_hash)
                                 .bind(&cell_key)
+                                .bind(RunStatus::Finished)
                                 .bind(&t)
                                 .bind(&t)
                                 .bind(&t)
