@@ -123,3 +123,91 @@ pub fn finish(store: &Store, run_id: &str, outcome: &RunOutcome, predictions: &P
     }
     store.finish_run(run_id, outcome, Some(&file))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategies::GradDiagnostics;
+    use crate::train::evaluate::GateMean;
+
+    fn tm(task: &str, auc: Option<f64>, uauc: Option<f64>) -> TaskMetrics {
+        TaskMetrics { task: task.into(), auc, logloss: Some(0.3), uauc, uauc_users: 12, positive_rate: 0.25 }
+    }
+
+    fn names(v: &[MetricValue]) -> Vec<String> {
+        v.iter().map(|m| format!("{}/{}/{}={}", m.split.as_str(), m.task, m.metric, m.value)).collect()
+    }
+
+    #[test]
+    fn undefined_metrics_have_no_value_and_uauc_brings_its_user_count() {
+        let v = task_values(Split::Test, &[tm("click", Some(0.7), Some(0.6)), tm("like", None, None)]);
+        assert_eq!(
+            names(&v),
+            vec![
+                "test/click/auc=0.7",
+                "test/click/logloss=0.3",
+                "test/click/uauc=0.6",
+                "test/click/uauc_users=12",
+                "test/click/positive_rate=0.25",
+                "test/like/logloss=0.3",
+                "test/like/positive_rate=0.25",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_epoch_is_losses_then_validation_and_a_trace_keeps_its_diagnostics() {
+        let e = EpochRecord {
+            epoch: 2,
+            steps: 5,
+            train_loss: vec![("click".into(), 0.4)],
+            valid: vec![tm("click", Some(0.65), None)],
+            select_value: 0.65,
+            train_seconds: 1.0,
+            eval_seconds: 0.2,
+            samples_per_second: 100.0,
+        };
+        let n = epoch_entry(&e);
+        assert_eq!(names(&n.curves)[..2], ["train/click/loss=0.4".to_string(), "valid/click/auc=0.65".to_string()]);
+        assert_eq!((n.epoch, n.steps, n.select_value), (2, 5, 0.65));
+        let d = GradDiagnostics { norms: vec![1.0, 2.0], cosines: vec![-0.5], conflict_rate: 1.0 };
+        let t = TraceRecord { step: 4, epoch: 1, terms: vec!["a".into(), "b".into()], weights: vec![1.0, 1.0], losses: vec![0.2, 0.3], diagnostics: d };
+        let n = trace_entry(&t);
+        assert_eq!((n.grad_norms, n.cosines, n.conflict_rate), (vec![1.0, 2.0], vec![-0.5], 1.0));
+    }
+
+    #[test]
+    fn the_outcome_orders_task_metrics_before_split_metrics_and_keeps_test_gates() {
+        let pred = Predictions {
+            rows: 2,
+            tasks: vec!["click".into()],
+            probs: vec![0.1, 0.9],
+            extra: vec![("ctcvr".into(), vec![0.05, 0.5])],
+            gates: vec![GateMean { gate: "g".into(), labels: vec!["e0".into()], weights: vec![1.0] }],
+        };
+        let r = TrainResult {
+            best_epoch: 3,
+            epochs_run: 4,
+            n_params: 10,
+            valid: vec![tm("click", Some(0.6), None)],
+            test: vec![tm("click", Some(0.7), None)],
+            valid_extra: vec![NamedMetric { task: "all".into(), metric: "score".into(), value: 0.5 }],
+            test_extra: vec![NamedMetric { task: "all".into(), metric: "score".into(), value: 0.55 }],
+            test_predictions: pred.clone(),
+            total_train_seconds: 9.0,
+            test_seconds: 0.5,
+        };
+        let o = outcome(&r, Resources { peak_rss_mib: Some(5.0), samples_per_second: Some(7.0) });
+        let all = names(&o.metrics);
+        let pos = |s: &str| all.iter().position(|x| x == s).unwrap();
+        assert!(pos("valid/click/auc=0.6") < pos("test/click/auc=0.7"));
+        assert!(pos("test/click/auc=0.7") < pos("valid/all/score=0.5"));
+        assert!(pos("valid/all/score=0.5") < pos("test/all/score=0.55"));
+        assert_eq!(o.gates, vec![GateWeights { split: Split::Test, gate: "g".into(), labels: vec!["e0".into()], weights: vec![1.0] }]);
+        assert_eq!((o.best_epoch, o.epochs_run, o.train_seconds, o.samples_per_second), (3, 4, 9.0, Some(7.0)));
+        let test = SplitData { rows: 2, labels: vec![0.0, 1.0], users: vec![7, 8], ..Default::default() };
+        let f = predictions_file(&pred, &test);
+        assert_eq!(f.columns, vec![("click".to_string(), vec![0.1, 0.9]), ("ctcvr".to_string(), vec![0.05, 0.5])]);
+        assert_eq!(f.users, vec![7, 8]);
+    }
+}

@@ -155,3 +155,110 @@ impl Store {
             .map_err(q("finish run"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{GateWeights, NewRun, Split};
+    use super::*;
+
+    fn claimed(store: &Store, id: &str) {
+        store.upsert_sweep("s", "s", "g.toml", "").unwrap();
+        let run = NewRun {
+            id,
+            sweep_id: "s",
+            name: "n",
+            model: "mmoe",
+            strategy: "equal",
+            seed: 1,
+            config_hash: "c",
+            cell_key: "k",
+            dataset_name: "d",
+            dataset_digest: "dd",
+            config_json: "{}",
+            env_json: "{}",
+            params: &[("train.lr".into(), "0.01".into())],
+            pid: 1,
+            host: "h",
+            data_seconds: 0.5,
+        };
+        assert!(store.start_run(&run).unwrap());
+        // The cell is taken: a second claim of it loses.
+        assert!(!store.start_run(&NewRun { id: "other", ..run }).unwrap());
+    }
+
+    fn value(split: Split, task: &str, metric: &str, value: f64) -> MetricValue {
+        MetricValue { split, task: task.into(), metric: metric.into(), value }
+    }
+
+    #[test]
+    fn epochs_traces_and_the_outcome_land_in_their_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        claimed(&store, "r1");
+        let epoch = NewEpoch {
+            epoch: 1,
+            steps: 7,
+            curves: vec![value(Split::Train, "click", "loss", 0.5), value(Split::Valid, "click", "auc", 0.61)],
+            train_seconds: 2.0,
+            eval_seconds: 0.5,
+            samples_per_second: 300.0,
+            select_value: 0.61,
+        };
+        store.record_epoch("r1", &epoch).unwrap();
+        let trace = NewTrace {
+            step: 3,
+            epoch: 1,
+            terms: vec!["a".into(), "b".into(), "c".into()],
+            weights: vec![1.0, 2.0, 3.0],
+            losses: vec![0.1, 0.2, 0.3],
+            grad_norms: vec![4.0, 5.0, 6.0],
+            cosines: vec![0.5, -0.25, 0.75],
+            conflict_rate: 1.0 / 3.0,
+        };
+        store.record_trace("r1", &trace).unwrap();
+        let outcome = RunOutcome {
+            metrics: vec![value(Split::Valid, "click", "auc", 0.6), value(Split::Test, "click", "auc", 0.7), value(Split::Test, "click", "auc", 0.71)],
+            gates: vec![GateWeights { split: Split::Test, gate: "g".into(), labels: vec!["e0".into(), "e1".into()], weights: vec![0.25, 0.75] }],
+            n_params: 42,
+            best_epoch: 1,
+            epochs_run: 1,
+            train_seconds: 2.0,
+            test_seconds: 0.1,
+            peak_rss_mib: Some(100.0),
+            samples_per_second: Some(300.0),
+        };
+        store.finish_run("r1", &outcome, Some("r1.bin")).unwrap();
+
+        let run = store.find_run("r1").unwrap();
+        assert_eq!(run.status, RunStatus::Finished);
+        assert_eq!((run.n_params, run.best_epoch, run.predictions_path.as_deref()), (Some(42), Some(1), Some("r1.bin")));
+        let curves: Vec<(String, String, f64)> = store.curves("r1").unwrap().into_iter().map(|c| (c.split, c.metric, c.value)).collect();
+        assert_eq!(curves, vec![("train".into(), "loss".into(), 0.5), ("valid".into(), "auc".into(), 0.61)]);
+        assert_eq!(store.epochs("r1").unwrap()[0].steps, 7);
+        let traces = store.traces("r1").unwrap();
+        assert_eq!(traces.iter().map(|t| t.grad_norm).collect::<Vec<_>>(), vec![4.0, 5.0, 6.0]);
+        assert_eq!(store.trace_steps("r1").unwrap()[0].conflict_rate, 1.0 / 3.0);
+        // A later value of the same key replaces the earlier one.
+        let m: Vec<(String, f64)> = store.metrics("r1").unwrap().into_iter().map(|m| (m.split, m.value)).collect();
+        assert_eq!(m, vec![("test".into(), 0.71), ("valid".into(), 0.6)]);
+        let gates: Vec<(String, f64)> = store.gates("r1").unwrap().into_iter().map(|g| (g.label, g.weight)).collect();
+        assert_eq!(gates, vec![("e0".into(), 0.25), ("e1".into(), 0.75)]);
+        // One finished run per cell: found by its cell, no longer running.
+        assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("r1".into()));
+        assert!(store.running_run_for_cell("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn stale_and_failed_runs_change_status_only_while_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        claimed(&store, "r1");
+        assert_eq!(store.running_run_for_cell("k").unwrap().map(|r| r.status), Some(RunStatus::Running));
+        assert!(store.mark_stale("r1", "stale: gone").unwrap());
+        assert!(!store.mark_stale("r1", "again").unwrap(), "only a running run is marked stale");
+        let run = store.find_run("r1").unwrap();
+        assert_eq!((run.status, run.error.as_deref()), (RunStatus::Killed, Some("stale: gone")));
+        store.fail_run("r1", RunStatus::Failed, "diverged").unwrap();
+        assert_eq!(store.find_run("r1").unwrap().status, RunStatus::Failed);
+    }
+}
