@@ -86,7 +86,14 @@ fn watch_git(dir: &Path) {
         watch.push(g.join("HEAD"));
     }
     if let (Some(c), Some(head_ref)) = (&common, git(dir, &["symbolic-ref", "-q", "HEAD"])) {
-        watch.push(c.join(&head_ref));
+        let loose = c.join(&head_ref);
+        // A packed branch gets a loose ref file at its next commit: watch
+        // the folder it will appear in (other branches' commits touch it too).
+        if loose.exists() {
+            watch.push(loose);
+        } else {
+            watch.extend(loose.parent().map(Path::to_path_buf));
+        }
         watch.push(c.join("packed-refs"));
     }
     for p in watch.into_iter().filter(|p| p.exists()) {

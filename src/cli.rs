@@ -38,6 +38,8 @@ pub enum Command {
     /// configuration, seed and dataset match a finished run is skipped, so a
     /// grid can be rerun or resumed safely. A failed cell is recorded as
     /// failed, the grid goes on, and the exit code is non-zero at the end.
+    /// On a terminal, progress bars show the grid and the cell in training;
+    /// elsewhere (pipes, CI) one line per cell is printed instead.
     Run {
         /// Grid file (TOML). Without it, the embedded demo grid is used.
         grid: Option<PathBuf>,

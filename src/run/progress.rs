@@ -79,10 +79,10 @@ impl Bars {
         let style = |t: &str| ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let grid = multi.add(ProgressBar::new(total as u64));
-        grid.set_style(style("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} cells  {elapsed} elapsed  {wide_msg}"));
+        grid.set_style(style("{prefix:.bold} [{bar:24.cyan/blue}] {pos}/{len} cells  {elapsed} elapsed  {wide_msg}"));
         grid.set_prefix("grid");
         let cell = multi.add(ProgressBar::new(0));
-        cell.set_style(style("{prefix} [{bar:30.green/white}] {pos}/{len} steps  {wide_msg}"));
+        cell.set_style(style("     [{bar:24.green/white}] {pos}/{len} steps  {wide_msg}"));
         Bars { multi, grid, cell }
     }
 }
@@ -113,6 +113,8 @@ pub struct Progress {
     done: usize,
     label: String,
     name: String,
+    /// The cell on the bars: `name (run id)`.
+    on_bars: String,
     current: Option<Current>,
     trained_seconds: f64,
     trained: usize,
@@ -134,6 +136,7 @@ impl Progress {
             done: 0,
             label: String::new(),
             name: String::new(),
+            on_bars: String::new(),
             current: None,
             trained_seconds: 0.0,
             trained: 0,
@@ -202,9 +205,10 @@ impl Progress {
     fn training(&mut self, run_id: &str, epochs: usize) {
         let now = Instant::now();
         self.current = Some(Current { started: now, epoch_started: now, epochs, fraction: 0.0, last_valid_auc: None, last_draw: None });
+        let name: String = self.name.chars().take(NAME_WIDTH).collect();
+        self.on_bars = format!("{name} ({run_id})");
+        self.update_eta();
         if let Some(b) = &self.bars {
-            let name: String = self.name.chars().take(NAME_WIDTH).collect();
-            b.cell.set_prefix(format!("[{}/{}] {name} ({run_id})", self.done + 1, self.total));
             b.cell.set_length(0);
             b.cell.set_position(0);
             b.cell.set_message(format!("epoch 1/{epochs}"));
@@ -231,7 +235,8 @@ impl Progress {
         let (Some(b), Some(c)) = (&self.bars, &self.current) else { return };
         let after = self.total.saturating_sub(self.done + 1);
         let eta = eta_seconds(self.trained_seconds, self.trained, c.started.elapsed().as_secs_f64(), c.fraction, after);
-        b.grid.set_message(eta.map_or(String::new(), |s| format!("ETA {}", short_duration(s))));
+        let eta = eta.map_or("ETA –".into(), |s| format!("ETA {}", short_duration(s)));
+        b.grid.set_message(format!("{eta}  now {}", self.on_bars));
     }
 
     /// After an epoch's validation.
@@ -271,11 +276,12 @@ impl Progress {
     pub fn cell_done(&mut self) {
         self.done += 1;
         self.current = None;
+        self.on_bars.clear();
         if let Some(b) = &self.bars {
             b.grid.set_position(self.done as u64);
+            b.grid.set_message("");
             b.cell.set_length(0);
             b.cell.set_position(0);
-            b.cell.set_prefix("");
             b.cell.set_message("");
         }
     }
