@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Start with `bench run` (the embedded demo grid on synthetic data), then
 /// `bench list`, `bench show RUN_ID` and `bench report`.
 #[derive(Debug, Parser)]
-#[command(name = "bench", version, about, long_about)]
+#[command(name = "bench", version = mtlbench::env::VERSION, about, long_about)]
 pub struct Cli {
     /// The experiment database (SQLite); created if missing.
     #[arg(long, global = true, default_value = "results/bench.sqlite", env = "MTLBENCH_DB")]
@@ -38,15 +38,20 @@ pub enum Command {
     /// configuration, seed and dataset match a finished run is skipped, so a
     /// grid can be rerun or resumed safely. A failed cell is recorded as
     /// failed, the grid goes on, and the exit code is non-zero at the end.
+    /// On a terminal, progress bars show the grid and the cell in training;
+    /// elsewhere (pipes, CI) one line per cell is printed instead.
     Run {
         /// Grid file (TOML). Without it, the embedded demo grid is used.
         grid: Option<PathBuf>,
         /// Retrain cells that already have a finished run.
         #[arg(long)]
         force: bool,
-        /// Only print the summary, not per-epoch progress.
-        #[arg(long, short)]
+        /// Only print the summary: no progress bars or per-cell lines.
+        #[arg(long, short, conflicts_with = "verbose")]
         quiet: bool,
+        /// Also print a line per epoch (validation AUCs, time, samples/s).
+        #[arg(long, short)]
+        verbose: bool,
         /// Print the cells the grid expands to and exit without training.
         #[arg(long)]
         dry_run: bool,
@@ -64,7 +69,7 @@ pub enum Command {
         strategy: Option<String>,
         /// Only runs with this status: queued, running, finished, failed, killed.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<mtlbench::store::RunStatus>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },

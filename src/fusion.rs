@@ -2,17 +2,20 @@
 //! by averaging their saved test predictions — a weighted mean of
 //! probabilities, or a weighted mean of normalised ranks — recorded as a run
 //! of its own so that it appears in reports and compares like any other.
-//! Runs evaluated on different test rows are refused.
+//! Runs evaluated on different test rows are refused. The ensemble is
+//! recorded through the runner's recording function, like a trained run.
+
+use std::fmt;
 
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::hash_hex;
 use crate::data::SplitData;
+use crate::run::{new_run_id, record};
 use crate::store::artifacts::PredictionFile;
-use crate::store::{FinishInfo, NewRun, RunRow, Store, StoreError};
-use crate::train::evaluate::{task_metrics, Predictions};
-use crate::train::TrainResult;
+use crate::store::{NewRun, RunOutcome, RunRow, RunStatus, Split, Store, StoreError};
+use crate::train::evaluate::{split_metrics, task_metrics, Predictions, TaskMetrics};
 
 #[derive(Debug, Error)]
 pub enum FusionError {
@@ -67,7 +70,7 @@ pub fn combine(columns: &[Vec<f32>], weights: &[f64], mode: FusionMode) -> Vec<f
 }
 
 fn load_member(store: &Store, run: &RunRow) -> Result<PredictionFile, FusionError> {
-    if run.status != "finished" {
+    if run.status != RunStatus::Finished {
         return Err(FusionError::Invalid(format!("run {} ({}) is {}, not finished", run.id, run.name, run.status)));
     }
     let file = run
@@ -88,29 +91,47 @@ pub struct Fused {
     pub run_id: String,
     pub name: String,
     pub members: Vec<String>,
-    pub result: TrainResult,
+    /// The ensemble's test metrics per task.
+    pub test: Vec<TaskMetrics>,
 }
 
-/// Fuses finished runs (ids or prefixes) and records the ensemble as a run.
-pub fn fuse(store: &Store, ids: &[String], weights: Option<&[f64]>, mode: FusionMode) -> Result<Fused, FusionError> {
-    if ids.len() < 2 {
-        return Err(FusionError::Invalid("fusion needs at least two runs".into()));
+impl fmt::Display for Fused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "fused {} runs into run {} ({})", self.members.len(), self.run_id, self.name)?;
+        let show = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.4}"));
+        for m in &self.test {
+            writeln!(f, "  {:<16} test AUC {}  uAUC {}  log loss {}", m.task, show(m.auc), show(m.uauc), show(m.logloss))?;
+        }
+        Ok(())
     }
-    let runs = ids.iter().map(|i| store.find_run(i)).collect::<Result<Vec<_>, _>>()?;
-    let weights: Vec<f64> = match weights {
-        Some(w) if w.len() != runs.len() => {
-            return Err(FusionError::Invalid(format!("{} weights given for {} runs", w.len(), runs.len())));
+}
+
+impl FusionMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            FusionMode::Mean => "mean",
+            FusionMode::Rank => "rank",
         }
+    }
+}
+
+/// The member weights: as given (checked), or equal.
+fn member_weights(weights: Option<&[f64]>, runs: usize) -> Result<Vec<f64>, FusionError> {
+    match weights {
+        Some(w) if w.len() != runs => Err(FusionError::Invalid(format!("{} weights given for {runs} runs", w.len()))),
         Some(w) if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 => {
-            return Err(FusionError::Invalid(format!("weights must be non-negative with a positive sum, got {w:?}")));
+            Err(FusionError::Invalid(format!("weights must be non-negative with a positive sum, got {w:?}")))
         }
-        Some(w) => w.to_vec(),
-        None => vec![1.0; runs.len()],
-    };
-    let files = runs.iter().map(|r| load_member(store, r)).collect::<Result<Vec<_>, _>>()?;
+        Some(w) => Ok(w.to_vec()),
+        None => Ok(vec![1.0; runs]),
+    }
+}
+
+/// Refuses members evaluated on other rows or predicting other tasks than the first.
+fn check_same_rows(runs: &[RunRow], files: &[PredictionFile]) -> Result<(), FusionError> {
     let (first, first_run) = (&files[0], &runs[0]);
     let digest = first.rows_digest();
-    for (f, r) in files.iter().zip(&runs).skip(1) {
+    for (f, r) in files.iter().zip(runs).skip(1) {
         if f.rows_digest() != digest || f.rows != first.rows {
             return Err(FusionError::Invalid(format!(
                 "runs {} and {} were evaluated on different test rows ({} vs {} rows); fusion needs the same rows",
@@ -124,9 +145,15 @@ pub fn fuse(store: &Store, ids: &[String], weights: Option<&[f64]>, mode: Fusion
             )));
         }
     }
+    Ok(())
+}
+
+/// The ensemble's prediction file and its test metrics.
+fn fused_predictions(files: &[PredictionFile], weights: &[f64], mode: FusionMode) -> (PredictionFile, Vec<TaskMetrics>) {
+    let first = &files[0];
     let nt = first.tasks.len();
     let fused_cols: Vec<Vec<f32>> =
-        (0..nt).map(|t| combine(&files.iter().map(|f| f.columns[t].1.clone()).collect::<Vec<_>>(), &weights, mode)).collect();
+        (0..nt).map(|t| combine(&files.iter().map(|f| f.columns[t].1.clone()).collect::<Vec<_>>(), weights, mode)).collect();
     let mut probs = vec![0f32; first.rows * nt];
     for (t, col) in fused_cols.iter().enumerate() {
         for (r, v) in col.iter().enumerate() {
@@ -142,29 +169,63 @@ pub fn fuse(store: &Store, ids: &[String], weights: Option<&[f64]>, mode: Fusion
             m.logloss = None;
         }
     }
+    (record::predictions_file(&pred, &split), test)
+}
+
+/// Fuses finished runs (ids or prefixes) and records the ensemble as a run.
+pub fn fuse(store: &Store, ids: &[String], weights: Option<&[f64]>, mode: FusionMode) -> Result<Fused, FusionError> {
+    if ids.len() < 2 {
+        return Err(FusionError::Invalid("fusion needs at least two runs".into()));
+    }
+    let runs = ids.iter().map(|i| store.find_run(i)).collect::<Result<Vec<_>, _>>()?;
+    let weights = member_weights(weights, runs.len())?;
+    let files = runs.iter().map(|r| load_member(store, r)).collect::<Result<Vec<_>, _>>()?;
+    check_same_rows(&runs, &files)?;
+    let (file, test) = fused_predictions(&files, &weights, mode);
     let members: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    let mode_name = match mode {
-        FusionMode::Mean => "mean",
-        FusionMode::Rank => "rank",
-    };
-    let config = serde_json::json!({ "fusion": { "members": members, "weights": weights, "mode": mode_name } });
+    let (run_id, name, cell_key) = claim_fusion(store, &runs, &weights, mode, &file.rows_digest())?;
+    let mut metrics = record::task_values(Split::Test, &test);
+    metrics.extend(record::named_values(Split::Test, &split_metrics(&test)));
+    let outcome = RunOutcome { metrics, ..Default::default() };
+    record::finish(store, &run_id, &outcome, &file)?;
+    // After the sweep's own cells, so that it shows in its reports.
+    let sweep_id = fusion_sweep(&runs);
+    store.add_sweep_cell(&sweep_id, &cell_key, 1_000_000 + store.sweep_runs(&sweep_id)?.len())?;
+    Ok(Fused { run_id, name, members, test })
+}
+
+/// The members' sweep when they share one, else the `fusions` sweep.
+fn fusion_sweep(runs: &[RunRow]) -> String {
+    let first = &runs[0].sweep_id;
+    if runs.iter().all(|r| &r.sweep_id == first) {
+        first.clone()
+    } else {
+        "fusions".to_string()
+    }
+}
+
+/// Registers the fusion as a running run (its cell: members, weights, mode
+/// and rows); refused when the same fusion is already recorded. Returns
+/// the run's id, name and cell key.
+fn claim_fusion(store: &Store, runs: &[RunRow], weights: &[f64], mode: FusionMode, digest: &str) -> Result<(String, String, String), FusionError> {
+    let members: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    let config = serde_json::json!({ "fusion": { "members": members, "weights": weights, "mode": mode.name() } });
     let config_json = config.to_string();
     let config_hash = hash_hex(config_json.as_bytes());
     let cell_key = hash_hex(format!("{config_hash}|fusion|{digest}").as_bytes());
     if let Some(done) = store.finished_run_for_cell(&cell_key)? {
         return Err(FusionError::Invalid(format!("this fusion is already recorded as run {}", done.id)));
     }
-    let run_id = crate::runner::new_run_id(&cell_key);
-    let name = format!("fusion-{mode_name}({})", runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join("+"));
-    let same_sweep = runs.iter().all(|r| r.sweep_id == first_run.sweep_id);
-    let sweep_id = if same_sweep { first_run.sweep_id.clone() } else { "fusions".to_string() };
-    if !same_sweep {
+    let run_id = new_run_id(&cell_key);
+    let name = format!("fusion-{}({})", mode.name(), runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join("+"));
+    let sweep_id = fusion_sweep(runs);
+    if sweep_id != runs[0].sweep_id {
         store.upsert_sweep(&sweep_id, "fusions", "(bench fuse)", "")?;
     }
     let params: Vec<(String, String)> = vec![
         ("fusion.members".into(), members.join(",")),
         ("fusion.weights".into(), weights.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")),
-        ("fusion.mode".into(), mode_name.into()),
+        ("fusion.mode".into(), mode.name().into()),
     ];
     let env_json = serde_json::to_string(&crate::env::capture("cpu")).unwrap_or_default();
     let claimed = store.start_run(&NewRun {
@@ -172,12 +233,12 @@ pub fn fuse(store: &Store, ids: &[String], weights: Option<&[f64]>, mode: Fusion
         sweep_id: &sweep_id,
         name: &name,
         model: "fusion",
-        strategy: mode_name,
+        strategy: mode.name(),
         seed: 0,
         config_hash: &config_hash,
         cell_key: &cell_key,
-        dataset_name: &first_run.dataset_name,
-        dataset_digest: &first_run.dataset_digest,
+        dataset_name: &runs[0].dataset_name,
+        dataset_digest: &runs[0].dataset_digest,
         config_json: &config_json,
         env_json: &env_json,
         params: &params,
@@ -188,34 +249,7 @@ pub fn fuse(store: &Store, ids: &[String], weights: Option<&[f64]>, mode: Fusion
     if !claimed {
         return Err(FusionError::Invalid("this fusion is being recorded by another process".into()));
     }
-    let file = PredictionFile {
-        rows: first.rows,
-        tasks: first.tasks.clone(),
-        users: first.users.clone(),
-        labels: first.labels.clone(),
-        columns: first.tasks.iter().cloned().zip(fused_cols).collect(),
-    };
-    let path = store.artifact_dir().join(format!("{run_id}.bin"));
-    let result = TrainResult {
-        best_epoch: 0,
-        epochs_run: 0,
-        n_params: 0,
-        valid: vec![],
-        valid_extra: vec![],
-        test_extra: crate::train::evaluate::split_metrics(&test),
-        test,
-        test_predictions: pred,
-        total_train_seconds: 0.0,
-        test_seconds: 0.0,
-    };
-    if let Err(e) = file.write(&path) {
-        store.fail_run(&run_id, "failed", &e.to_string())?;
-        return Err(e.into());
-    }
-    store.finish_run(&run_id, &result, Some(&format!("{run_id}.bin")), FinishInfo::default())?;
-    // After the sweep's own cells, so that it shows in its reports.
-    store.add_sweep_cell(&sweep_id, &cell_key, 1_000_000 + store.sweep_runs(&sweep_id)?.len())?;
-    Ok(Fused { run_id, name, members, result })
+    Ok((run_id, name, cell_key))
 }
 
 #[cfg(test)]

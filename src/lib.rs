@@ -5,7 +5,8 @@
 //! [`data`] (sources, features, batches), [`models`], [`optim`] (below both
 //! strategies and the loop), [`strategies`], [`train`] (the loop),
 //! [`metrics`] and [`stats`] (pure numbers), [`store`] (SQLite), [`report`]
-//! (HTML, SVG, README). [`runner`] glues a plan to the store and the loop.
+//! (HTML, SVG, README). [`run`] glues a plan to the store and the loop:
+//! claim -> train -> record -> report, per cell.
 //! The speed comparison with PyTorch is developer tooling and lives in its
 //! own binary, `bench-perf` (src/bin/bench_perf/).
 
@@ -19,7 +20,7 @@ pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod report;
-pub mod runner;
+pub mod run;
 pub mod stats;
 pub mod store;
 pub mod strategies;

@@ -3,15 +3,14 @@
 
 mod cli;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use cli::{Cli, Command, Format};
-use mtlbench::config::{self, ConfigError};
 use mtlbench::report;
-use mtlbench::runner::{self, RunOptions};
+use mtlbench::run::{self, GridSource, RunOptions, Verbosity};
 use mtlbench::store::Store;
 
 fn main() {
@@ -40,21 +39,31 @@ fn open_store(db: &Path) -> Result<Store> {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { grid, force, quiet, dry_run } => cmd_run(&cli.db, grid, force, quiet, dry_run),
+        Command::Run { grid, force, quiet, verbose, dry_run } => {
+            let verbosity = match (quiet, verbose) {
+                (true, _) => Verbosity::Quiet,
+                (false, true) => Verbosity::Verbose,
+                (false, false) => Verbosity::Normal,
+            };
+            cmd_run(&cli.db, grid.as_deref(), force, verbosity, dry_run)
+        }
         Command::List { sweep, model, strategy, status, format } => {
             let filter = report::listing::RunFilter { sweep, model, strategy, status };
             cmd_list(&cli.db, &filter, format)
         }
-        Command::Show { run_id, format } => cmd_show(&cli.db, &run_id, format),
+        Command::Show { run_id, format } => {
+            let store = open_store(&cli.db)?;
+            match format {
+                Format::Json => println!("{}", report::show::render_json(&store, &run_id)?),
+                _ => print!("{}", report::show::render_text(&store, &run_id)?),
+            }
+            Ok(())
+        }
         Command::Fuse { runs, weights, rank } => {
             let store = open_store(&cli.db)?;
             let mode = if rank { mtlbench::fusion::FusionMode::Rank } else { mtlbench::fusion::FusionMode::Mean };
             let f = mtlbench::fusion::fuse(&store, &runs, weights.as_deref(), mode).context("fusing runs")?;
-            println!("fused {} runs into run {} ({})", f.members.len(), f.run_id, f.name);
-            for m in &f.result.test {
-                let show = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.4}"));
-                println!("  {:<16} test AUC {}  uAUC {}  log loss {}", m.task, show(m.auc), show(m.uauc), show(m.logloss));
-            }
+            print!("{f}");
             Ok(())
         }
         Command::Compare { targets, format, html, no_delong } => cmd_compare(&cli.db, &targets, format, html.as_deref(), no_delong),
@@ -83,8 +92,7 @@ fn cmd_data(command: cli::DataCommand) -> Result<()> {
             Ok(())
         }
         cli::DataCommand::Inspect { config } => {
-            let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
-            let cfg = inspect::config_from_toml(&text, &config)?;
+            let cfg = mtlbench::config::load_data_config(&config)?;
             let cache = mtlbench::data::default_cache_dir();
             let ins = inspect::inspect(&cfg, &cache).with_context(|| format!("inspecting the data of {}", config.display()))?;
             print!("{ins}");
@@ -93,40 +101,23 @@ fn cmd_data(command: cli::DataCommand) -> Result<()> {
     }
 }
 
-fn cmd_run(db: &Path, grid: Option<PathBuf>, force: bool, quiet: bool, dry_run: bool) -> Result<()> {
-    let (path, text) = match &grid {
-        Some(p) => (p.clone(), std::fs::read_to_string(p).map_err(|source| ConfigError::Read { file: p.clone(), source })?),
-        None => (PathBuf::from("experiments/demo.toml (embedded)"), mtlbench::DEMO_GRID.to_string()),
-    };
-    let parsed = config::parse_grid(&text, &path)?;
-    let plan = config::expand(&parsed, &path)?;
+fn cmd_run(db: &Path, grid: Option<&Path>, force: bool, verbosity: Verbosity, dry_run: bool) -> Result<()> {
+    let source = GridSource::read(grid)?;
+    let plan = source.plan()?;
     if dry_run {
-        println!("grid {} (sweep {}): {} cells", plan.name, plan.grid_hash, plan.cells.len());
-        for c in &plan.cells {
-            println!("  {}  config {}", c.name(), c.config_hash);
-        }
+        print!("{}", run::describe_plan(&plan));
         return Ok(());
     }
     let store = open_store(db)?;
     let mut opts = RunOptions::new(mtlbench::data::default_cache_dir());
     opts.force = force;
-    opts.progress = !quiet;
+    opts.verbosity = verbosity;
     if let Ok(s) = std::env::var("MTLBENCH_STALE_SECONDS") {
         opts.stale_after_seconds = s.parse().with_context(|| format!("MTLBENCH_STALE_SECONDS={s:?} is not a number of seconds"))?;
     }
     mtlbench::interrupt::install();
-    eprintln!("grid {}: {} cells, database {}", plan.name, plan.cells.len(), db.display());
-    let s = runner::run_plan(&plan, &path, &text, &store, &opts).with_context(|| format!("running grid {}", path.display()))?;
-    println!(
-        "sweep {} ({}): {} cells, {} trained, {} already finished, {} busy elsewhere, {} failed",
-        s.sweep_id,
-        plan.name,
-        s.cells,
-        s.trained,
-        s.skipped,
-        s.busy,
-        s.failed.len()
-    );
+    let s = run::run_plan(&plan, &source, &store, &opts).with_context(|| format!("running grid {}", source.path.display()))?;
+    println!("{s}");
     if s.interrupted {
         eprintln!("interrupted: the running run is marked killed; run the grid again to resume");
         std::process::exit(130);
@@ -183,75 +174,12 @@ fn render_table(t: &report::table::Table, format: Format) -> String {
     }
 }
 
-fn cmd_show(db: &Path, prefix: &str, format: Format) -> Result<()> {
-    let store = open_store(db)?;
-    let run = store.find_run(prefix)?;
-    let params = store.params(&run.id)?;
-    let metrics = store.metrics(&run.id)?;
-    let epochs = store.epochs(&run.id)?;
-    if let Format::Json = format {
-        let v = serde_json::json!({ "run": run, "params": params, "metrics": metrics, "epochs": epochs });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    println!("run {}  {}", run.id, run.name);
-    println!("  status     {}{}", run.status, run.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default());
-    println!("  sweep      {}", run.sweep_id);
-    println!("  model      {}   strategy {}   seed {}", run.model, run.strategy, run.seed);
-    println!("  dataset    {} (digest {})", run.dataset_name, run.dataset_digest);
-    println!("  config     {}   cell {}", run.config_hash, run.cell_key);
-    println!("  times      created {}  finished {}", run.created_at, run.finished_at.as_deref().unwrap_or("–"));
-    if let Some(n) = run.n_params {
-        println!("  params     {n} trainable");
-    }
-    if let (Some(d), Some(rss), Some(sps)) = (run.data_seconds, run.peak_rss_mib, run.samples_per_second) {
-        println!("  resources  data {d:.1}s, {sps:.0} samples/s, peak RSS {rss:.0} MiB");
-    }
-    if let Some(env) = run.env_json.as_deref().and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok()) {
-        if let Some(o) = env.as_object() {
-            let parts: Vec<String> = o.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
-            println!("  env        {}", parts.join(", "));
-        }
-    }
-    println!("\nparameters:");
-    for p in &params {
-        println!("  {} = {}", p.key, p.value);
-    }
-    println!("\nepochs (best {}):", run.best_epoch.map_or("–".into(), |e| e.to_string()));
-    for e in &epochs {
-        println!(
-            "  {:>3}: {} steps, valid select {:.4}, {:.1}s train, {:.0} samples/s",
-            e.epoch, e.steps, e.select_value, e.train_seconds, e.samples_per_second
-        );
-    }
-    let curves = store.curves(&run.id)?;
-    let mut tasks: Vec<&str> = curves.iter().filter(|c| c.split == "valid" && c.metric == "auc").map(|c| c.task.as_str()).collect();
-    tasks.dedup();
-    if !tasks.is_empty() {
-        println!("\nvalidation AUC by epoch (* = selected):");
-        for t in tasks {
-            let pts: Vec<String> = curves
-                .iter()
-                .filter(|c| c.split == "valid" && c.metric == "auc" && c.task == t)
-                .map(|c| format!("{:.4}{}", c.value, if Some(c.epoch) == run.best_epoch { "*" } else { "" }))
-                .collect();
-            println!("  {t:<16} {}", pts.join("  "));
-        }
-    }
-    println!("\nfinal metrics:");
-    println!("  {:<6} {:<16} {:<14} value", "split", "task", "metric");
-    for m in &metrics {
-        println!("  {:<6} {:<16} {:<14} {:.6}", m.split, m.task, m.metric, m.value);
-    }
-    Ok(())
-}
-
 fn cmd_report(db: &Path, out: &Path, open: bool) -> Result<()> {
     let store = open_store(db)?;
     let r = report::render(&store, out).with_context(|| format!("rendering the report into {}", out.display()))?;
     println!("report: {} ({} chart(s))", r.index.display(), r.charts.len());
     if open {
-        let opener = ["xdg-open", "open", "sensible-browser"].iter().find(|c| which(c));
+        let opener = mtlbench::env::find_program(&["xdg-open", "open", "sensible-browser"]);
         match opener {
             Some(cmd) => {
                 std::process::Command::new(cmd).arg(&r.index).spawn().with_context(|| format!("starting {cmd}"))?;
@@ -260,10 +188,4 @@ fn cmd_report(db: &Path, out: &Path, open: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
 }

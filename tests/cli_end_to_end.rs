@@ -89,3 +89,81 @@ fn same_seed_same_metrics() {
     };
     assert_eq!(metric("a.sqlite"), metric("b.sqlite"));
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("running git");
+    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn progress_lines_by_verbosity_provenance_and_status_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The user's own repository, which is not mtlbench's.
+    let grid = write(d, "tiny.toml", &TINY_GRID.replace("seeds = [1, 2]", "seeds = [1]"));
+    git(d, &["init", "-q"]);
+    git(d, &["add", "tiny.toml"]);
+    git(d, &["commit", "-q", "-m", "grid"]);
+    let workdir_head = git(d, &["rev-parse", "HEAD"]);
+
+    // Off a terminal: a line per cell, no epoch lines.
+    let o = bench(d, &["run", grid.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("grid tiny: 1 cells, database ") && err.contains("data toy"), "{err}");
+    assert!(err.contains("[1/1] shared-bottom-equal-s1: training as run "), "{err}");
+    let finished = err.lines().find(|l| l.contains(": finished in ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(finished.contains(", best epoch ") && finished.contains("test AUC click 0."), "{finished}");
+    assert!(!err.contains(" epoch 1/2: "), "epoch lines only with --verbose: {err}");
+
+    // --verbose adds a line per epoch.
+    let o = bench(d, &["run", grid.to_str().unwrap(), "--force", "-v"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for e in ["epoch 1/2: valid AUC click 0.", "epoch 2/2: valid AUC click 0."] {
+        assert!(err.contains(e), "`{e}` missing: {err}");
+    }
+    // --quiet: nothing on stderr, the summary on stdout.
+    let o = bench(d, &["run", grid.to_str().unwrap(), "-q"]);
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "");
+    assert!(stdout(&o).contains("1 cells, 0 trained, 1 already finished"), "{}", stdout(&o));
+    let o = bench(d, &["run", grid.to_str().unwrap(), "-q", "-v"]);
+    assert_eq!(o.status.code(), Some(2), "--quiet and --verbose conflict");
+
+    // The build's commit and the working directory's, recorded apart.
+    let o = bench(d, &["--version"]);
+    let version = stdout(&o);
+    let build = mtlbench::env::BUILD_COMMIT;
+    let short = if build == "unknown" { build } else { &build[..7] };
+    assert!(version.starts_with(&format!("bench {} ({short}", env!("CARGO_PKG_VERSION"))), "{version}");
+    let o = bench(d, &["list", "--status", "finished", "--format", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let env: serde_json::Value = serde_json::from_str(runs[0]["env_json"].as_str().unwrap()).unwrap();
+    assert_eq!(env["mtlbench_commit"], build);
+    assert_eq!(env["workdir_git_commit"], workdir_head.as_str());
+    assert_eq!(env["workdir_git_dirty"], false);
+    assert_ne!(env["workdir_git_commit"], env["mtlbench_commit"]);
+    let o = bench(d, &["show", runs[0]["id"].as_str().unwrap()]);
+    let show = stdout(&o);
+    let line = show.lines().find(|l| l.trim_start().starts_with("provenance")).unwrap_or_else(|| panic!("{show}"));
+    assert!(line.contains(&format!("working directory at commit {}", &workdir_head[..12])), "{line}");
+    assert!(line.contains(&format!("(build {}", if build == "unknown" { build } else { &build[..12] })), "{line}");
+
+    // The forced rerun left the first run as history, and statuses are checked.
+    let o = bench(d, &["list", "--status", "killed", "--format", "json"]);
+    let killed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(killed.as_array().unwrap().len(), 1);
+    assert_eq!(killed[0]["error"], "superseded by a forced rerun");
+    let o = bench(d, &["list", "--status", "done"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown status `done`; valid: queued, running, finished, failed, killed"), "{}", stderr(&o));
+}

@@ -3,7 +3,7 @@
 //! a damaged prediction file are refused without recording anything.
 
 use mtlbench::store::artifacts::PredictionFile;
-use mtlbench::store::Store;
+use mtlbench::store::{RunStatus, Store};
 
 use crate::common::*;
 
@@ -46,7 +46,7 @@ fn fuse_records_an_ensemble_with_correct_metrics() {
     }
     let fused = store.find_run(&fused_id).unwrap();
     assert_eq!(fused.model, "fusion");
-    assert_eq!(fused.status, "finished");
+    assert_eq!(fused.status, RunStatus::Finished);
     // It shows in the sweep's listing.
     let o = bench(d, &["list", "--sweep", "tiny", "--format", "csv"]);
     assert!(stdout(&o).contains(&fused_id));

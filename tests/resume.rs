@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mtlbench::store::Store;
+use mtlbench::store::{RunStatus, Store};
 
 use crate::common::*;
 
@@ -44,8 +44,8 @@ fn wait_mid_grid(db: &Path, n: usize) {
         }
         let Ok(store) = Store::open(db) else { continue };
         let Ok(runs) = store.list_runs() else { continue };
-        let fin = runs.iter().filter(|r| r.status == "finished").count();
-        let running = runs.iter().any(|r| r.status == "running");
+        let fin = runs.iter().filter(|r| r.status == RunStatus::Finished).count();
+        let running = runs.iter().any(|r| r.status == RunStatus::Running);
         if fin >= n && running {
             return;
         }
@@ -58,12 +58,12 @@ fn assert_each_cell_once(db: &Path, cells: usize) {
     assert_eq!(store.integrity_check().unwrap(), "ok");
     let runs = store.list_runs().unwrap();
     let mut finished: HashMap<String, usize> = HashMap::new();
-    for r in runs.iter().filter(|r| r.status == "finished") {
+    for r in runs.iter().filter(|r| r.status == RunStatus::Finished) {
         *finished.entry(r.cell_key.clone()).or_default() += 1;
     }
     assert_eq!(finished.len(), cells, "runs: {runs:#?}");
     assert!(finished.values().all(|&n| n == 1), "a cell finished twice: {finished:?}");
-    assert!(runs.iter().all(|r| r.status != "running"), "a run is left running");
+    assert!(runs.iter().all(|r| r.status != RunStatus::Running), "a run is left running");
 }
 
 #[test]
@@ -78,13 +78,13 @@ fn sigkill_mid_grid_then_rerun_finishes_each_cell_once() {
     {
         let store = Store::open(&d.join("db.sqlite")).unwrap();
         assert_eq!(store.integrity_check().unwrap(), "ok");
-        assert!(store.list_runs().unwrap().iter().any(|r| r.status == "running"), "the killed run should still look running");
+        assert!(store.list_runs().unwrap().iter().any(|r| r.status == RunStatus::Running), "the killed run should still look running");
     }
     let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_each_cell_once(&d.join("db.sqlite"), 4);
     let store = Store::open(&d.join("db.sqlite")).unwrap();
-    let killed: Vec<_> = store.list_runs().unwrap().into_iter().filter(|r| r.status == "killed").collect();
+    let killed: Vec<_> = store.list_runs().unwrap().into_iter().filter(|r| r.status == RunStatus::Killed).collect();
     assert_eq!(killed.len(), 1);
     assert!(killed[0].error.as_deref().unwrap_or("").contains("stale"), "{killed:?}");
 }
@@ -105,8 +105,8 @@ fn ctrl_c_marks_the_run_killed_and_exits_130() {
     let store = Store::open(&d.join("db.sqlite")).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     let runs = store.list_runs().unwrap();
-    assert!(runs.iter().any(|r| r.status == "killed" && r.error.as_deref() == Some("interrupted")), "{runs:#?}");
-    assert!(runs.iter().all(|r| r.status != "running"));
+    assert!(runs.iter().any(|r| r.status == RunStatus::Killed && r.error.as_deref() == Some("interrupted")), "{runs:#?}");
+    assert!(runs.iter().all(|r| r.status != RunStatus::Running));
     drop(store);
     let o = bench(d, &["run", grid.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));

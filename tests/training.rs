@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use mtlbench::store::Store;
+use mtlbench::store::{RunStatus, Store};
 
 use crate::common::*;
 
@@ -73,7 +73,7 @@ fn every_strategy_on_two_models_finishes_traces_and_repeats() {
     let runs = store.list_runs().unwrap();
     assert_eq!(runs.len(), 8);
     for r in &runs {
-        assert_eq!(r.status, "finished", "{}: {:?}", r.name, r.error);
+        assert_eq!(r.status, RunStatus::Finished, "{}: {:?}", r.name, r.error);
         let traces = store.traces(&r.id).unwrap();
         let mut steps: Vec<i64> = traces.iter().map(|t| t.step).collect();
         steps.dedup();
@@ -114,13 +114,13 @@ fn a_diverging_cell_fails_with_its_reason_and_the_grid_goes_on() {
     let store = Store::open(&d.join("db.sqlite")).unwrap();
     let runs = store.list_runs().unwrap();
     assert_eq!(runs.len(), 2);
-    let failed: Vec<_> = runs.iter().filter(|r| r.status == "failed").collect();
+    let failed: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Failed).collect();
     assert_eq!(failed.len(), 1);
     let err = failed[0].error.as_deref().unwrap_or("");
     assert!(err.starts_with("diverged at epoch 1, step ") && err.contains("loss term `"), "{err}");
     let cfg: serde_json::Value = serde_json::from_str(&failed[0].config_json).unwrap();
     assert_eq!(cfg["train"]["lr"].as_f64(), Some(1e30), "the failed cell is the one with the huge rate");
-    assert!(runs.iter().any(|r| r.status == "finished"));
+    assert!(runs.iter().any(|r| r.status == RunStatus::Finished));
 }
 
 #[test]
@@ -134,12 +134,12 @@ fn cuda_is_a_clear_recorded_error_where_no_gpu_is_usable() {
     let runs = store.list_runs().unwrap();
     assert_eq!(runs.len(), 1);
     let r = &runs[0];
-    if r.status == "finished" {
+    if r.status == RunStatus::Finished {
         // A machine where libtorch sees a GPU: the same binary trained on it.
         assert!(o.status.success());
         assert!(r.env_json.as_deref().unwrap_or("").contains("\"device\":\"cuda\""), "{:?}", r.env_json);
     } else {
-        assert_eq!(r.status, "failed");
+        assert_eq!(r.status, RunStatus::Failed);
         assert_eq!(o.status.code(), Some(1));
         let err = r.error.as_deref().unwrap_or("");
         assert!(err.starts_with("device \"cuda\": ") && err.contains("CUDA"), "{err}");

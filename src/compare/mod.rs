@@ -28,7 +28,7 @@ use crate::metrics::auc;
 use crate::metrics::delong::{delong_test, DelongError, DelongTest};
 use crate::stats::{paired_diff_ci, summarize, welch_diff_ci, DiffCi, StatsError, Summary};
 use crate::store::artifacts::PredictionFile;
-use crate::store::{RunRow, Store, StoreError, SweepRow};
+use crate::store::{RunRow, RunStatus, Store, StoreError, SweepRow};
 
 /// Confidence level of every interval.
 pub const LEVEL: f64 = 0.95;
@@ -255,8 +255,8 @@ fn resolve(store: &Store, sweeps: &[SweepRow], arg: &str) -> Result<Target> {
 }
 
 fn load_run(store: &Store, r: RunRow) -> Result<RunData> {
-    if r.status != "finished" {
-        return Err(CompareError::NotFinished { id: r.id, name: r.name, status: r.status });
+    if r.status != RunStatus::Finished {
+        return Err(CompareError::NotFinished { id: r.id, name: r.name, status: r.status.to_string() });
     }
     let params = store.params(&r.id)?.into_iter().map(|p| (p.key, p.value)).collect();
     let test = store.metrics(&r.id)?.into_iter().filter(|m| m.split == "test").map(|m| ((m.task, m.metric), m.value)).collect();
@@ -286,11 +286,11 @@ pub fn compare(store: &Store, args: &[String], opts: CompareOptions) -> Result<C
             Target::Sweep(s) => {
                 any_sweep = true;
                 let all = store.sweep_runs(&s.id)?;
-                let unfinished = all.iter().filter(|r| r.status != "finished").count();
+                let unfinished = all.iter().filter(|r| r.status != RunStatus::Finished).count();
                 if unfinished > 0 {
                     notes.push(format!("sweep {} ({}): {unfinished} run(s) not finished, left out", s.id, s.name));
                 }
-                let finished: Vec<RunRow> = all.into_iter().filter(|r| r.status == "finished").collect();
+                let finished: Vec<RunRow> = all.into_iter().filter(|r| r.status == RunStatus::Finished).collect();
                 if finished.is_empty() {
                     return Err(CompareError::EmptySweep { id: s.id, name: s.name });
                 }

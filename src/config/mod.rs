@@ -6,6 +6,7 @@
 //! Each cell carries a canonical config hash (seed excluded) so that the
 //! store can recognise a cell it has already finished.
 
+mod data_file;
 mod expand;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::models::{ModelKind, ModelsConfig};
 use crate::strategies::{StrategiesConfig, StrategyKind};
 use crate::train::TrainConfig;
 
+pub use data_file::{load_data_config, parse_data_config};
 pub use expand::{expand, hash_hex, Cell, Plan};
 
 /// A grid file that could not be read or does not describe a valid grid.
@@ -89,13 +91,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// Parses grid text; `file` is used in error messages only.
 pub fn parse_grid(text: &str, file: &Path) -> Result<GridFile, ConfigError> {
-    let de = toml::Deserializer::new(text);
-    let grid: GridFile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        let line = LineInfo(inner.span().map(|s| line_of(text, s.start)));
-        ConfigError::Invalid { file: file.to_path_buf(), key, line, message: inner.message().trim().to_string() }
-    })?;
+    let grid: GridFile = data_file::deserialize(text, file, "")?;
     validate(&grid, file)?;
     Ok(grid)
 }

@@ -2,14 +2,13 @@
 //! distinct users per split, positive rate per task and split, the feature
 //! list with vocabulary sizes, how often one task's positives are inside
 //! another's, and for WeChat-shaped data the two funnels (comment within
-//! read_comment, follow within click_avatar) over all seven actions.
+//! read_comment, follow within click_avatar) over all seven actions. The
+//! data config comes from `config::parse_data_config` (grid or bare file).
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 use std::time::Instant;
-
-use serde::Deserialize;
 
 use super::schema::{Dataset, FeatureSchema, SplitData};
 use super::wechat::{self, etl::WechatFeatures, ACTIONS};
@@ -158,34 +157,6 @@ pub fn inspect(cfg: &DataConfig, cache_dir: &Path) -> Result<Inspection, DataErr
     Ok(ins)
 }
 
-#[derive(Deserialize)]
-struct GridData {
-    data: DataConfig,
-}
-
-/// The `[data]` section of a grid file, or a file that is only a data
-/// config (`kind = ...` at the top level).
-pub fn config_from_toml(text: &str, path: &Path) -> Result<DataConfig, DataError> {
-    let value: toml::Value = toml::from_str(text)
-        .map_err(|e| DataError::File { path: path.to_path_buf(), message: format!("not valid TOML: {}", e.message()) })?;
-    let in_grid = value.get("data").is_some();
-    let line_of = |span: Option<std::ops::Range<usize>>| {
-        span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1)).unwrap_or_default()
-    };
-    let fail = |key: String, e: toml::de::Error| DataError::File {
-        path: path.to_path_buf(),
-        message: format!("key `{key}`{}: {}", line_of(e.span()), e.message().trim()),
-    };
-    if in_grid {
-        serde_path_to_error::deserialize::<_, GridData>(toml::Deserializer::new(text))
-            .map(|g| g.data)
-            .map_err(|e| fail(e.path().to_string(), e.into_inner()))
-    } else {
-        serde_path_to_error::deserialize::<_, DataConfig>(toml::Deserializer::new(text))
-            .map_err(|e| fail(format!("data.{}", e.path()), e.into_inner()))
-    }
-}
-
 fn pct(x: f64) -> String {
     format!("{:.3}%", 100.0 * x)
 }
@@ -259,22 +230,6 @@ impl fmt::Display for Inspection {
 mod tests {
     use super::*;
     use crate::data::schema::CategoricalField;
-
-    #[test]
-    fn reads_the_data_section_of_a_grid_or_a_bare_data_file() {
-        let grid = "name = \"g\"\n[data]\nkind = \"toy\"\nrows = 500\n[grid]\nmodels = [\"shared-bottom\"]\nstrategies = [\"equal\"]\n";
-        match config_from_toml(grid, Path::new("g.toml")).unwrap() {
-            DataConfig::Toy(t) => assert_eq!(t.rows, 500),
-            other => panic!("{other:?}"),
-        }
-        let bare = "kind = \"synthetic-wechat\"\nusers = 10\nfeeds = 20\n";
-        assert!(
-            matches!(config_from_toml(bare, Path::new("d.toml")).unwrap(), DataConfig::SyntheticWechat(c) if c.users == 10 && c.days == 14)
-        );
-        let e = config_from_toml("[data]\nkind = \"toy\"\nrowz = 5\n", Path::new("g.toml")).unwrap_err().to_string();
-        // Inside the internally tagged [data] table serde only knows the table's line.
-        assert!(e.contains("g.toml") && e.contains("key `data`") && e.contains("unknown field `rowz`"), "{e}");
-    }
 
     #[test]
     fn rates_users_and_containment_by_hand() {

@@ -3,7 +3,7 @@
 
 use super::table::Table;
 use super::ReportError;
-use crate::store::{RunRow, Store};
+use crate::store::{RunRow, RunStatus, Store};
 
 /// Filters of `bench list`; `None` matches everything.
 #[derive(Debug, Clone, Default)]
@@ -12,18 +12,11 @@ pub struct RunFilter {
     pub sweep: Option<String>,
     pub model: Option<String>,
     pub strategy: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
 }
-
-const STATUSES: &[&str] = &["queued", "running", "finished", "failed", "killed"];
 
 /// The runs that pass the filter, oldest first (in cell order for a sweep).
 pub fn select_runs(store: &Store, f: &RunFilter) -> Result<Vec<RunRow>, ReportError> {
-    if let Some(s) = &f.status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(ReportError::Invalid(format!("unknown status `{s}`; valid: {}", STATUSES.join(", "))));
-        }
-    }
     let runs = match &f.sweep {
         Some(w) => {
             let sweeps = store.list_sweeps()?;
@@ -42,7 +35,7 @@ pub fn select_runs(store: &Store, f: &RunFilter) -> Result<Vec<RunRow>, ReportEr
         None => store.list_runs()?,
     };
     let keep = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-    Ok(runs.into_iter().filter(|r| keep(&f.model, &r.model) && keep(&f.strategy, &r.strategy) && keep(&f.status, &r.status)).collect())
+    Ok(runs.into_iter().filter(|r| keep(&f.model, &r.model) && keep(&f.strategy, &r.strategy) && f.status.is_none_or(|s| s == r.status)).collect())
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -62,7 +55,7 @@ pub fn runs_table(store: &Store, runs: &[RunRow]) -> Result<Table, ReportError> 
             r.model.clone(),
             r.strategy.clone(),
             r.seed.to_string(),
-            r.status.clone(),
+            r.status.to_string(),
             opt(mean, 4),
             opt(r.train_seconds, 1),
             opt(r.samples_per_second, 0),

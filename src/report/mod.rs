@@ -9,6 +9,7 @@ pub mod compare;
 pub mod listing;
 pub mod readme;
 mod run_page;
+pub mod show;
 mod sweep_page;
 pub mod table;
 

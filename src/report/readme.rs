@@ -9,7 +9,7 @@ use std::path::Path;
 use super::{tasks_of, test_aucs, ReportError};
 use crate::models::ModelKind;
 use crate::stats::{summarize, Summary};
-use crate::store::{RunRow, Store, SweepRow};
+use crate::store::{RunRow, RunStatus, Store, SweepRow};
 
 pub const BEGIN: &str = "<!-- bench:results:begin -->";
 pub const END: &str = "<!-- bench:results:end -->";
@@ -34,7 +34,7 @@ pub fn choose_sweep(store: &Store, wanted: Option<&str>) -> Result<(SweepRow, Ve
                 continue;
             }
         }
-        let runs: Vec<RunRow> = store.sweep_runs(&s.id)?.into_iter().filter(|r| r.status == "finished").collect();
+        let runs: Vec<RunRow> = store.sweep_runs(&s.id)?.into_iter().filter(|r| r.status == RunStatus::Finished).collect();
         if !runs.is_empty() || wanted.is_some() {
             return Ok((s, runs));
         }

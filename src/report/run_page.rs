@@ -167,7 +167,7 @@ pub fn build(store: &Store, r: &RunRow, sweep: &SweepRow, out: &Path, written: &
     Ok(RunCtx {
         id: r.id.clone(),
         name: r.name.clone(),
-        status: r.status.clone(),
+        status: r.status.to_string(),
         error: r.error.clone().unwrap_or_default(),
         model: r.model.clone(),
         strategy: r.strategy.clone(),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::charts::{self, BarGroup, BarPanel, LinePanel, Series, YAxes};
 use super::{fmt, run_page_name, sweep_page_name, tasks_of, write_chart, ChartRef, ReportError};
 use crate::stats::summarize;
-use crate::store::{MetricRow, RunRow, Store, SweepRow};
+use crate::store::{MetricRow, RunRow, RunStatus, Store, SweepRow};
 
 #[derive(Debug, Serialize)]
 pub struct Cell {
@@ -357,7 +357,7 @@ fn run_lines(sw: &Sweep, runs: &[RunRow]) -> Vec<RunLine> {
             page: run_page_name(&r.id),
             name: r.name.clone(),
             seed: r.seed,
-            status: r.status.clone(),
+            status: r.status.to_string(),
             error: r.error.clone().unwrap_or_default(),
             aucs: sw.tasks.iter().map(|t| fmt(sw.test_auc(&r.id, t), 4)).collect(),
             best_epoch: r.best_epoch.map_or("–".into(), |e| e.to_string()),
@@ -371,7 +371,7 @@ fn run_lines(sw: &Sweep, runs: &[RunRow]) -> Vec<RunLine> {
 pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>) -> Result<SweepCtx, ReportError> {
     let runs = store.sweep_runs(&s.id)?;
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    let finished: Vec<&RunRow> = runs.iter().filter(|r| r.status == "finished").collect();
+    let finished: Vec<&RunRow> = runs.iter().filter(|r| r.status == RunStatus::Finished).collect();
     let sw = Sweep { store, row: s, tasks: tasks_of(store, &runs)?, metrics: store.metrics_of(&ids)?, configs: configurations(&finished) };
     let columns = summaries(&sw);
     let n_cols = sw.tasks.len() + 1;
@@ -401,8 +401,8 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
         datasets: datasets.into_iter().collect::<Vec<_>>().join(", "),
         machine: machine_of(&runs),
         finished: finished.len(),
-        failed: runs.iter().filter(|r| r.status == "failed").count(),
-        other: runs.iter().filter(|r| r.status != "failed" && r.status != "finished").count(),
+        failed: runs.iter().filter(|r| r.status == RunStatus::Failed).count(),
+        other: runs.iter().filter(|r| r.status != RunStatus::Failed && r.status != RunStatus::Finished).count(),
         best,
         auc_chart,
         charts: charts.refs,

@@ -6,8 +6,7 @@
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
-use super::{q, Result, Store};
-use crate::train::evaluate::GateMean;
+use super::{q, GateWeights, Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct GateRow {
@@ -19,13 +18,13 @@ pub struct GateRow {
     pub weight: f64,
 }
 
-/// Inserts the gate means of one split inside the caller's transaction.
-pub(super) async fn insert(conn: &mut SqliteConnection, run_id: &str, split: &str, gates: &[GateMean]) -> sqlx::Result<()> {
+/// Inserts gate weights inside the caller's transaction.
+pub(super) async fn insert(conn: &mut SqliteConnection, run_id: &str, gates: &[GateWeights]) -> sqlx::Result<()> {
     for g in gates {
         for (k, (label, w)) in g.labels.iter().zip(&g.weights).enumerate() {
             sqlx::query("INSERT OR REPLACE INTO gates (run_id, split, gate, expert, label, weight) VALUES (?, ?, ?, ?, ?, ?)")
                 .bind(run_id)
-                .bind(split)
+                .bind(g.split.as_str())
                 .bind(&g.gate)
                 .bind(k as i64)
                 .bind(label)

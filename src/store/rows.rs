@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::RunStatus;
+
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct SweepRow {
     pub id: String,
@@ -25,7 +27,7 @@ pub struct RunRow {
     pub dataset_name: String,
     pub dataset_digest: String,
     pub config_json: String,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,

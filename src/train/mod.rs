@@ -75,10 +75,25 @@ pub struct TraceRecord {
     pub diagnostics: GradDiagnostics,
 }
 
+/// Where the loop is within a run, after a training step (for displays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepProgress {
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done in this epoch, of the epoch's planned `steps`.
+    pub step: usize,
+    pub steps: usize,
+    /// Rows trained on in this epoch so far.
+    pub samples: usize,
+}
+
 /// Receives what the loop produces (the runner stores it).
 pub trait Observer {
     fn on_epoch(&mut self, rec: &EpochRecord) -> Result<(), String>;
     fn on_trace(&mut self, rec: &TraceRecord) -> Result<(), String>;
+    /// Called after every training step: keep it cheap (a display limits
+    /// its own redraw rate).
+    fn on_step(&mut self, _progress: &StepProgress) {}
     /// Called regularly while training; return false to interrupt.
     fn keep_going(&mut self) -> bool {
         true
@@ -160,6 +175,8 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
     let mut step = 0usize;
     let mut epochs_run = 0;
     let mut total_train = 0.0;
+    let batches = crate::data::batch::n_batches(data.train.rows, cfg.batch_size);
+    let planned_steps = cfg.max_steps_per_epoch.map_or(batches, |m| batches.min(m));
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
         let mut sums = vec![0.0f64; term_names.len()];
@@ -195,6 +212,7 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             steps += 1;
             step += 1;
             samples += batch.size() as usize;
+            obs.on_step(&StepProgress { epoch, epochs: cfg.epochs, step: steps, steps: planned_steps, samples });
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         total_train += train_seconds;

@@ -180,7 +180,7 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         losses.push(out.losses.iter().sum::<f64>());
         if let Some(diagnostics) = out.diagnostics {
             let rec = TraceRecord { step, epoch: 1, terms: terms.clone(), weights: out.weights, losses: out.losses, diagnostics };
-            store.record_trace(&run_id, &rec).map_err(|e| PerfError::Store(e.to_string()))?;
+            store.record_trace(&run_id, &mtlbench::run::record::trace_entry(&rec)).map_err(|e| PerfError::Store(e.to_string()))?;
         }
         let t3 = Instant::now();
         if step >= s.warmup {

@@ -1,0 +1,234 @@
+//! Executes a plan: registers the sweep and its cells, then for each cell
+//! claim -> train -> record -> report. Finished cells are skipped, a cell
+//! another process trains is left to it, a failed or diverging cell is
+//! recorded as failed and the grid goes on, Ctrl-C ends the grid with the
+//! running run marked killed. This is the only place where the training
+//! loop meets the store; what the user sees goes through [`Progress`].
+
+pub mod claim;
+mod execute;
+pub mod progress;
+pub mod record;
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use thiserror::Error;
+
+use crate::config::{self, Cell, ConfigError, Plan};
+use crate::data::{self, DataError, Dataset};
+use crate::env;
+use crate::interrupt;
+use crate::store::{RunStatus, Store, StoreError};
+use crate::train::TrainError;
+
+pub use claim::{new_run_id, Claim};
+pub use progress::{Progress, Verbosity};
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("loading data for cell {cell}: {source}")]
+    Data { cell: String, source: DataError },
+}
+
+/// A grid file's path and text (or the embedded demo grid).
+#[derive(Debug, Clone)]
+pub struct GridSource {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl GridSource {
+    /// Reads `path`, or takes the embedded demo grid without one.
+    pub fn read(path: Option<&Path>) -> Result<GridSource, ConfigError> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { file: p.to_path_buf(), source })?;
+                Ok(GridSource { path: p.to_path_buf(), text })
+            }
+            None => Ok(GridSource { path: PathBuf::from("experiments/demo.toml (embedded)"), text: crate::DEMO_GRID.to_string() }),
+        }
+    }
+
+    /// Parses, validates and expands the grid into its cells.
+    pub fn plan(&self) -> Result<Plan, ConfigError> {
+        config::expand(&config::parse_grid(&self.text, &self.path)?, &self.path)
+    }
+}
+
+/// The cells a plan expands to, one line each (`bench run --dry-run`).
+pub fn describe_plan(plan: &Plan) -> String {
+    let mut s = format!("grid {} (sweep {}): {} cells\n", plan.name, plan.grid_hash, plan.cells.len());
+    for c in &plan.cells {
+        s.push_str(&format!("  {}  config {}\n", c.name(), c.config_hash));
+    }
+    s
+}
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Retrain cells that already have a finished run.
+    pub force: bool,
+    pub cache_dir: PathBuf,
+    pub verbosity: Verbosity,
+    /// A `running` run without a heartbeat for this long is taken as dead
+    /// (a run of this host whose process is gone is dead at once).
+    pub stale_after_seconds: f64,
+}
+
+impl RunOptions {
+    pub fn new(cache_dir: PathBuf) -> Self {
+        RunOptions { force: false, cache_dir, verbosity: Verbosity::Normal, stale_after_seconds: 600.0 }
+    }
+}
+
+/// What a `run` did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub sweep_id: String,
+    pub sweep_name: String,
+    pub cells: usize,
+    pub trained: usize,
+    pub skipped: usize,
+    /// Cells another live process is training right now.
+    pub busy: usize,
+    pub failed: Vec<(String, String)>,
+    /// A stop was requested (Ctrl-C); the grid ended early.
+    pub interrupted: bool,
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sweep {} ({}): {} cells, {} trained, {} already finished, {} busy elsewhere, {} failed",
+            self.sweep_id,
+            self.sweep_name,
+            self.cells,
+            self.trained,
+            self.skipped,
+            self.busy,
+            self.failed.len()
+        )
+    }
+}
+
+/// What became of one cell.
+#[derive(Debug, Clone, PartialEq)]
+enum CellOutcome {
+    Trained,
+    Skipped,
+    Busy,
+    Failed(String),
+    Killed,
+}
+
+impl RunSummary {
+    /// Counts a cell; false when the grid must stop.
+    fn add(&mut self, name: String, outcome: CellOutcome) -> bool {
+        match outcome {
+            CellOutcome::Trained => self.trained += 1,
+            CellOutcome::Skipped => self.skipped += 1,
+            CellOutcome::Busy => self.busy += 1,
+            CellOutcome::Failed(e) => self.failed.push((name, e)),
+            CellOutcome::Killed => {
+                self.interrupted = true;
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The datasets of a plan, each loaded once (with its load time).
+#[derive(Default)]
+struct Datasets {
+    loaded: HashMap<String, (Dataset, f64)>,
+}
+
+impl Datasets {
+    fn get(&mut self, cell: &Cell, cache_dir: &Path, progress: &Progress) -> Result<&(Dataset, f64), RunError> {
+        let key = serde_json::to_string(&cell.config.data).unwrap_or_default();
+        match self.loaded.entry(key) {
+            Entry::Occupied(o) => Ok(o.into_mut()),
+            Entry::Vacant(v) => {
+                let t0 = Instant::now();
+                let ds = data::load(&cell.config.data, cache_dir).map_err(|source| RunError::Data { cell: cell.name(), source })?;
+                let seconds = t0.elapsed().as_secs_f64();
+                progress.data_loaded(&ds, seconds);
+                Ok(v.insert((ds, seconds)))
+            }
+        }
+    }
+}
+
+/// What every cell of a plan shares.
+struct Grid<'a> {
+    plan: &'a Plan,
+    store: &'a Store,
+    opts: &'a RunOptions,
+    host: String,
+}
+
+/// Runs every cell of a plan that is not finished yet.
+pub fn run_plan(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    store.upsert_sweep(&plan.grid_hash, &plan.name, &grid.path.display().to_string(), &grid.text)?;
+    let mut summary =
+        RunSummary { sweep_id: plan.grid_hash.clone(), sweep_name: plan.name.clone(), cells: plan.cells.len(), ..Default::default() };
+    let mut progress = Progress::new(opts.verbosity, plan.cells.len());
+    progress.grid_started(&plan.name, store.path());
+    let g = Grid { plan, store, opts, host: env::hostname() };
+    let mut datasets = Datasets::default();
+    for (i, cell) in plan.cells.iter().enumerate() {
+        if interrupt::requested() {
+            summary.interrupted = true;
+            break;
+        }
+        let (data, data_seconds) = datasets.get(cell, &opts.cache_dir, &progress)?;
+        progress.cell_begins(i, &cell.name());
+        let outcome = run_cell(&g, i, cell, data, *data_seconds, &mut progress)?;
+        progress.cell_done();
+        if !summary.add(cell.name(), outcome) {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+/// One cell: claim -> train -> record, reporting each step.
+fn run_cell(g: &Grid, i: usize, cell: &Cell, data: &Dataset, data_seconds: f64, progress: &mut Progress) -> Result<CellOutcome, RunError> {
+    let cell_key = cell.cell_key(&data.digest);
+    g.store.add_sweep_cell(&g.plan.grid_hash, &cell_key, i)?;
+    let to_claim = claim::CellToClaim { plan: g.plan, cell, data, cell_key: &cell_key, data_seconds };
+    let policy = claim::ClaimPolicy { force: g.opts.force, stale_after_seconds: g.opts.stale_after_seconds, host: &g.host };
+    let c = claim::claim(g.store, &to_claim, policy)?;
+    progress.claimed(&c, cell.config.train.epochs);
+    let run_id = match c {
+        Claim::Claimed { run_id, .. } => run_id,
+        Claim::AlreadyFinished { .. } => return Ok(CellOutcome::Skipped),
+        Claim::Busy { .. } | Claim::LostRace => return Ok(CellOutcome::Busy),
+    };
+    match execute::train_cell(cell, data, g.store, &run_id, progress) {
+        Ok(trained) => {
+            let outcome = record::outcome(&trained.result, trained.resources);
+            let predictions = record::predictions_file(&trained.result.test_predictions, &data.test);
+            record::finish(g.store, &run_id, &outcome, &predictions)?;
+            progress.finished(trained.result.best_epoch, &trained.result.test);
+            Ok(CellOutcome::Trained)
+        }
+        Err(e) => {
+            let status = if matches!(e, TrainError::Interrupted) { RunStatus::Killed } else { RunStatus::Failed };
+            g.store.fail_run(&run_id, status, &e.to_string())?;
+            progress.failed(status, &e.to_string());
+            Ok(if status == RunStatus::Killed { CellOutcome::Killed } else { CellOutcome::Failed(e.to_string()) })
+        }
+    }
+}
