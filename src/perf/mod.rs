@@ -223,6 +223,7 @@ pub fn wechat_shaped(users: usize, feeds: usize, tasks: &[&str], cache_dir: &Pat
         relatedness: 0.5,
         tasks: tasks.iter().map(|t| t.to_string()).collect(),
         split: DaySplit::default(),
+        dense: None,
     };
     Ok(data::load(&DataConfig::SyntheticWechat(cfg), cache_dir)?)
 }

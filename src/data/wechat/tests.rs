@@ -35,7 +35,7 @@ fn write_pair(dir: &Path, actions: &str, feeds: &str) {
 }
 
 fn cfg(dir: &Path, tasks: &[&str], split: DaySplit) -> WechatConfig {
-    WechatConfig { path: dir.to_path_buf(), tasks: tasks.iter().map(|s| s.to_string()).collect(), split }
+    WechatConfig { path: dir.to_path_buf(), tasks: tasks.iter().map(|s| s.to_string()).collect(), split, dense: None }
 }
 
 fn small_split() -> DaySplit {
