@@ -320,3 +320,18 @@ fn encodings_on_adult_bin_from_train_and_refuse_text_columns() {
         "{e}"
     );
 }
+
+#[test]
+fn adult_split_matches_the_python_reference() {
+    // scripts/adult_baselines.py reimplements the split and asserts these
+    // numbers too (EXPECTED_ADULT), so its baselines use the identical rows.
+    let ds = load(&adult_cfg()).unwrap();
+    assert_eq!((ds.train.rows, ds.valid.rows, ds.test.rows), (34_104, 4_945, 9_793));
+    let positives: Vec<f32> = [&ds.train, &ds.valid, &ds.test].iter().map(|s| s.task_labels(0, 2).iter().sum()).collect();
+    assert_eq!(positives, vec![8_272.0, 1_144.0, 2_271.0], "income >50K per split");
+    let test_rows: Vec<u64> = (0..48_842u64).filter(|&r| unit_hash(7, r) < 0.2).collect();
+    assert_eq!(test_rows.len(), 9_793);
+    assert_eq!(test_rows[..5], [1, 8, 10, 21, 26]);
+    assert_eq!(test_rows.iter().sum::<u64>(), 239_382_478);
+    assert_eq!(unit_hash(7, 0), 0.3898297483912715);
+}
