@@ -206,14 +206,18 @@ fn encoding_line(n: &NumericField) -> String {
     match n.encoding {
         Encoding::Quantile { .. } => format!("quantile, {} bins + missing, emb {}; edges {}", n.bins(), n.emb_dim, edges()),
         Encoding::PiecewiseLinear { activation, .. } => format!(
-            "piecewise-linear, {} bins + missing, linear to {} ({activation:?}); edges {}",
+            "piecewise-linear, {} bins + missing, linear to {} ({}); edges {}",
             n.width() - 1,
             n.emb_dim,
+            activation.name(),
             edges()
         ),
         Encoding::Periodic { sigma, frequencies, activation } => format!(
-            "periodic, {frequencies} frequencies (sigma {sigma}), linear to {} ({activation:?}); train mean {:.4}, std {:.4}",
-            n.emb_dim, n.mean, n.sd
+            "periodic, {frequencies} frequencies (sigma {sigma}), linear to {} ({}); train mean {:.4}, std {:.4}",
+            n.emb_dim,
+            activation.name(),
+            n.mean,
+            n.sd
         ),
     }
 }

@@ -55,6 +55,15 @@ pub enum Activation {
     Relu,
 }
 
+impl Activation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::None => "none",
+            Activation::Relu => "relu",
+        }
+    }
+}
+
 /// An encoding with its settings resolved (defaults filled in, checked).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
