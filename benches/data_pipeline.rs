@@ -66,6 +66,7 @@ fn main() {
         path: raw.clone(),
         tasks: vec!["read_comment".into(), "like".into(), "click_avatar".into()],
         split: DaySplit::default(),
+        dense: None,
     };
     let (t, c) = (Instant::now(), cpu_s());
     let ds = wechat::load(&cfg, &cache).expect("dataset");

@@ -120,3 +120,32 @@ fn adult_table_grid_trains_from_the_cli() {
     assert_eq!(test_metric_tasks(dir.path(), "auc"), vec!["income".to_string(), "never_married".to_string()]);
     assert!(test_metric_tasks(dir.path(), "uauc").is_empty());
 }
+
+#[test]
+fn encoded_adult_shows_its_bins_and_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("experiments/adult-piecewise-linear.toml")).unwrap();
+    let text = text
+        .replace("data/adult/adult.csv.gz", &root.join("data/adult/adult.csv.gz").display().to_string())
+        .replace("seeds = [1, 2, 3]", "seeds = [1]")
+        .replace("epochs = 20", "epochs = 1");
+    write(dir.path(), "ple.toml", &text);
+    let o = bench(dir.path(), &["data", "inspect", "ple.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "numeric encodings (6), edges from the train split:",
+        "age                          piecewise-linear, 46 bins + missing, linear to 16 (relu); edges 17 | 18 | 19 |",
+        "capital-gain                 piecewise-linear, 29 bins + missing",
+        "dense (0):",
+    ] {
+        assert!(out.contains(want), "inspect output lacks `{want}`:\n{out}");
+    }
+    let o = bench(dir.path(), &["run", "ple.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err.lines().find(|l| l.contains("finished in")).unwrap_or_else(|| panic!("{err}"));
+    let auc: f64 = line.split("test AUC income ").nth(1).and_then(|s| s.split(',').next()).and_then(|s| s.trim().parse().ok()).unwrap();
+    assert!(auc > 0.8, "income test AUC {auc} after one epoch: {line}");
+}

@@ -54,3 +54,31 @@ fn missing_file_is_named() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nope.toml"), "{}", stderr(&o));
 }
+
+/// experiments/adult-quantile.toml with the data path made absolute.
+fn adult_encoded_grid() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("experiments/adult-quantile.toml")).unwrap();
+    text.replace("data/adult/adult.csv.gz", &root.join("data/adult/adult.csv.gz").display().to_string())
+}
+
+#[test]
+fn bad_numeric_encodings_name_the_key_and_line() {
+    let g = adult_encoded_grid();
+    let line_of = |needle: &str| g.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let edu = r#"{ column = "educational-num", transform = "quantile" }"#;
+    let cases = [
+        (edu.replace("quantile\" }", "quantile\", bins = 1 }"), "data.numeric[2].bins", "at least 2 bins"),
+        (edu.replace("\"quantile\" }", "\"periodic\", bins = 8 }"), "data.numeric[2].bins", "does not use `bins`"),
+        (edu.replace("\"quantile\" }", "\"periodic\", sigma = 0.0 }"), "data.numeric[2].sigma", "positive"),
+        (edu.replace("\"quantile\" }", "\"log1p\", keep_dense = true }"), "data.numeric[2].keep_dense", "log1p"),
+        (edu.replace("educational-num", "education"), "data.numeric[2].column", "needs a numeric column"),
+    ];
+    for (bad, key, want) in cases {
+        let (code, err, db) = run_bad(&g.replace(edu, &bad));
+        assert_eq!(code, 1, "{err}");
+        let line = format!("(line {})", line_of(edu));
+        assert!(err.contains("bad.toml") && err.contains(&format!("key `{key}` {line}")) && err.contains(want), "{key}: {err}");
+        assert!(!db, "a bad grid must not create the database");
+    }
+}

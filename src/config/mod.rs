@@ -8,6 +8,7 @@
 
 mod data_file;
 mod expand;
+mod spans;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::data::DataConfig;
+use crate::data::{DataConfig, DataError};
 use crate::models::{ModelKind, ModelsConfig};
 use crate::strategies::{StrategiesConfig, StrategyKind};
 use crate::train::TrainConfig;
@@ -93,7 +94,19 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub fn parse_grid(text: &str, file: &Path) -> Result<GridFile, ConfigError> {
     let grid: GridFile = data_file::deserialize(text, file, "")?;
     validate(&grid, file)?;
+    grid.data.check_encodings().map_err(|e| data_invalid(text, file, e))?;
     Ok(grid)
+}
+
+/// A data-stage refusal as a grid error, with the line of its key.
+fn data_invalid(text: &str, file: &Path, e: DataError) -> ConfigError {
+    match e {
+        DataError::Config { key, message } => {
+            let line = LineInfo(spans::line_of_key(text, &key));
+            ConfigError::Invalid { file: file.to_path_buf(), key, line, message }
+        }
+        other => invalid(file, "data", other.to_string()),
+    }
 }
 
 /// Reads and parses a grid file.

@@ -1,16 +1,20 @@
 //! Seeded, shuffled mini-batches as tensors. Each split is turned into
 //! tensors once (on the training device); a batch is an `index_select` of
 //! those, so no row is parsed or copied element by element per batch.
+//! Encoded numeric columns are expanded into their blocks here, once.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
+use super::numeric::{self, Block};
 use super::schema::{FeatureSchema, SplitData};
 
 /// One mini-batch. Shapes: categorical [B, F] i64; multi ids [B, L] i64 and
-/// mask [B, L] f32 per field; dense [B, D] f32; labels [B, T] f32; users [B] i64.
+/// mask [B, L] f32 per field; dense [B, D] f32; labels [B, T] f32; users [B] i64;
+/// one block per encoded numeric column (`schema.numeric`): bin ids [B] i64
+/// (quantile) or values [B, width] f32 (see [`numeric::block`]).
 #[derive(Debug)]
 pub struct Batch {
     pub categorical: Tensor,
@@ -19,6 +23,7 @@ pub struct Batch {
     pub dense: Tensor,
     pub labels: Tensor,
     pub users: Tensor,
+    pub numeric: Vec<Tensor>,
 }
 
 impl Batch {
@@ -57,6 +62,16 @@ impl SplitTensors {
             .enumerate()
             .map(|(i, f)| block_f32(&split.multi_mask[i], n, f.max_len, device))
             .collect();
+        let nf = schema.numeric.len();
+        let numeric = schema
+            .numeric
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match numeric::block(f, i, split, nf) {
+                Block::Ids(ids) => Tensor::from_slice(&ids).to_device(device),
+                Block::Values(v) => block_f32(&v, n, f.width(), device),
+            })
+            .collect();
         let all = Batch {
             categorical: block_i64(&split.categorical, n, schema.categorical.len(), device),
             multi_ids,
@@ -64,6 +79,7 @@ impl SplitTensors {
             dense: block_f32(&split.dense, n, schema.dense.len(), device),
             labels: block_f32(&split.labels, n, schema.tasks.len(), device),
             users: Tensor::from_slice(&split.users).to_device(device),
+            numeric,
         };
         SplitTensors { rows: n, all }
     }
@@ -78,6 +94,7 @@ impl SplitTensors {
             dense: a.dense.index_select(0, index),
             labels: a.labels.index_select(0, index),
             users: a.users.index_select(0, index),
+            numeric: a.numeric.iter().map(|t| t.index_select(0, index)).collect(),
         }
     }
 
@@ -92,6 +109,7 @@ impl SplitTensors {
             dense: a.dense.narrow(0, s, e - s),
             labels: a.labels.narrow(0, s, e - s),
             users: a.users.narrow(0, s, e - s),
+            numeric: a.numeric.iter().map(|t| t.narrow(0, s, e - s)).collect(),
         }
     }
 

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Instant;
 
+use super::numeric::{DenseEncoding, Encoding, NumericField};
 use super::schema::{Dataset, FeatureSchema, SplitData};
 use super::wechat::{self, etl::WechatFeatures, ACTIONS};
 use super::{DataConfig, DataError};
@@ -109,10 +110,24 @@ pub fn of_dataset(ds: &Dataset) -> Inspection {
     }
 }
 
-/// Inspects WeChat features without building the padded training blocks.
-pub fn of_wechat(f: &WechatFeatures, key: &str, name: String, tasks: &[String], split: &wechat::DaySplit) -> Result<Inspection, DataError> {
+/// Inspects WeChat features without building the padded training blocks
+/// (unless the dense features are encoded: their edges come from the train split).
+pub fn of_wechat(
+    f: &WechatFeatures,
+    key: &str,
+    name: String,
+    tasks: &[String],
+    split: &wechat::DaySplit,
+    dense: Option<&DenseEncoding>,
+) -> Result<Inspection, DataError> {
     // Same validation and digest as loading for training.
-    let schema = wechat::schema(f, tasks);
+    let (schema, digest) = match dense {
+        None => (wechat::schema(f, tasks), wechat::dataset_digest(key, tasks, split)),
+        Some(_) => {
+            let ds = wechat::to_dataset(f, key, name.clone(), tasks, split, dense)?;
+            (ds.schema, ds.digest)
+        }
+    };
     let idx: Vec<usize> = tasks.iter().filter_map(|t| ACTIONS.iter().position(|a| a == t)).collect();
     let rows = wechat::split_rows(f, split);
     let splits = SPLITS
@@ -130,7 +145,6 @@ pub fn of_wechat(f: &WechatFeatures, key: &str, name: String, tasks: &[String], 
             Containment { parent: ACTIONS[p].into(), child: ACTIONS[c].into(), child_positives, both }
         })
         .collect();
-    let digest = wechat::dataset_digest(key, tasks, split);
     Ok(Inspection { name, digest, schema, splits, task_containment, funnels, seconds: 0.0 })
 }
 
@@ -141,7 +155,7 @@ pub fn inspect(cfg: &DataConfig, cache_dir: &Path) -> Result<Inspection, DataErr
         DataConfig::Wechat(c) => {
             wechat::validate(&c.tasks, &c.split)?;
             let (f, key) = wechat::features(&c.path, cache_dir)?;
-            of_wechat(&f, &key, format!("wechat ({})", c.path.display()), &c.tasks, &c.split)?
+            of_wechat(&f, &key, format!("wechat ({})", c.path.display()), &c.tasks, &c.split, c.dense.as_ref())?
         }
         DataConfig::SyntheticWechat(c) => {
             wechat::validate(&c.tasks, &c.split)?;
@@ -149,12 +163,34 @@ pub fn inspect(cfg: &DataConfig, cache_dir: &Path) -> Result<Inspection, DataErr
             let dir = wechat::synth::ensure_generated(&p, cache_dir)?;
             let (f, key) = wechat::features(&dir, cache_dir)?;
             let name = format!("synthetic-wechat ({} users, {} feeds, seed {}, relatedness {})", p.users, p.feeds, p.seed, p.relatedness);
-            of_wechat(&f, &key, name, &c.tasks, &c.split)?
+            of_wechat(&f, &key, name, &c.tasks, &c.split, c.dense.as_ref())?
         }
         other => of_dataset(&super::load(other, cache_dir)?),
     };
     ins.seconds = t0.elapsed().as_secs_f64();
     Ok(ins)
+}
+
+/// How an encoded column enters the model, with its bin edges.
+fn encoding_line(n: &NumericField) -> String {
+    let edges = || n.edges.iter().map(|e| format!("{}", (e * 1e4).round() / 1e4)).collect::<Vec<_>>().join(" | ");
+    match n.encoding {
+        Encoding::Quantile { .. } => format!("quantile, {} bins + missing, emb {}; edges {}", n.bins(), n.emb_dim, edges()),
+        Encoding::PiecewiseLinear { activation, .. } => format!(
+            "piecewise-linear, {} bins + missing, linear to {} ({}); edges {}",
+            n.width() - 1,
+            n.emb_dim,
+            activation.name(),
+            edges()
+        ),
+        Encoding::Periodic { sigma, frequencies, activation } => format!(
+            "periodic, {frequencies} frequencies (sigma {sigma}), linear to {} ({}); train mean {:.4}, std {:.4}",
+            n.emb_dim,
+            activation.name(),
+            n.mean,
+            n.sd
+        ),
+    }
 }
 
 fn pct(x: f64) -> String {
@@ -195,6 +231,12 @@ impl fmt::Display for Inspection {
             }
         }
         writeln!(f, "dense ({}): {}", s.dense.len(), s.dense.join(", "))?;
+        if !s.numeric.is_empty() {
+            writeln!(f, "numeric encodings ({}), edges from the train split:", s.numeric.len())?;
+            for n in &s.numeric {
+                writeln!(f, "  {:<28} {}", n.name, encoding_line(n))?;
+            }
+        }
         if !self.funnels.is_empty() {
             writeln!(f, "\nfunnels (all target days, all seven actions):")?;
             for c in &self.funnels {
@@ -242,6 +284,7 @@ mod tests {
             multi: vec![],
             dense: vec![],
             tasks: vec!["click".into(), "buy".into()],
+            numeric: vec![],
         };
         let ds = Dataset { name: "hand".into(), schema, train: split, valid: small.clone(), test: small, digest: "d".into() };
         let ins = of_dataset(&ds);

@@ -2,12 +2,14 @@
 //! ETL `wechat`, the WeChat-shaped generator `synthetic-wechat`, and any
 //! CSV/Parquet `table`) produces the same [`Dataset`]: a [`FeatureSchema`]
 //! and three splits of in-memory columns. Downstream stages never read raw
-//! files; processed WeChat features are cached as Parquet ([`cache`]), and
-//! [`inspect`] describes a dataset before training.
+//! files; processed WeChat features are cached as Parquet ([`cache`]),
+//! numeric columns can be encoded from train-split quantiles ([`numeric`]),
+//! and [`inspect`] describes a dataset before training.
 
 pub mod batch;
 pub mod cache;
 pub mod inspect;
+pub mod numeric;
 pub mod parquet_io;
 pub mod schema;
 pub mod table;
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use batch::{Batch, SplitTensors};
-pub use schema::{CategoricalField, Dataset, FeatureSchema, MultiField, SplitData};
+pub use schema::{CategoricalField, Dataset, FeatureSchema, MultiField, NumericField, SplitData};
 
 /// Errors of the data stage; each names the file, line, column or key at fault.
 #[derive(Debug, Error)]
@@ -57,6 +59,25 @@ pub enum DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig::Toy(toy::ToyConfig::default())
+    }
+}
+
+impl DataConfig {
+    /// Checks what can be checked before loading: the numeric encoding
+    /// settings, and that a table column given an encoding holds numbers
+    /// (its first rows). Errors name the key, e.g. `data.numeric[2].bins`.
+    pub fn check_encodings(&self) -> Result<(), DataError> {
+        match self {
+            DataConfig::Table(c) => {
+                table::numeric_requests(c)?;
+                table::check_numeric_columns(c)
+            }
+            DataConfig::Wechat(wechat::WechatConfig { dense: Some(d), .. })
+            | DataConfig::SyntheticWechat(wechat::synth::SyntheticWechatConfig { dense: Some(d), .. }) => {
+                d.request().map(|_| ()).map_err(|(key, message)| DataError::Config { key: format!("data.dense.{key}"), message })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::numeric::NumericField;
+
 /// A single-valued categorical field. Index 0 is reserved for out-of-vocabulary
 /// or missing values, so `vocab_size` counts it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +36,10 @@ pub struct FeatureSchema {
     pub multi: Vec<MultiField>,
     pub dense: Vec<String>,
     pub tasks: Vec<String>,
+    /// Encoded numeric columns (quantile, piecewise-linear, periodic) with
+    /// their train-split edges; embedded by the input layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numeric: Vec<NumericField>,
 }
 
 impl FeatureSchema {
@@ -62,6 +68,12 @@ pub struct SplitData {
     pub labels: Vec<f32>,
     /// The user of each row, for uAUC (0 when the source has no users).
     pub users: Vec<i64>,
+    /// rows x n_numeric, row-major: the bin id of each encoded numeric
+    /// column (0 = missing); see [`super::numeric::NumericField::encode`].
+    pub numeric_ids: Vec<i64>,
+    /// rows x n_numeric, row-major: the position inside the bin, or the
+    /// standardized value (periodic).
+    pub numeric_values: Vec<f32>,
 }
 
 impl SplitData {
@@ -84,6 +96,8 @@ impl SplitData {
         want("dense", self.dense.len(), n * schema.dense.len())?;
         want("labels", self.labels.len(), n * schema.tasks.len())?;
         want("users", self.users.len(), n)?;
+        want("encoded numeric ids", self.numeric_ids.len(), n * schema.numeric.len())?;
+        want("encoded numeric values", self.numeric_values.len(), n * schema.numeric.len())?;
         want("multi-valued fields", self.multi_ids.len(), schema.multi.len())?;
         for (i, f) in schema.multi.iter().enumerate() {
             want(&f.name, self.multi_ids[i].len(), n * f.max_len)?;

@@ -2,14 +2,16 @@
 //! (optionally gzipped) or Parquet file whose columns the grid names as
 //! categorical, numeric (with a transform), multi-valued (separated ids) or
 //! label columns, split by a column's values or a seeded random fraction.
-//! Vocabularies and standardisation statistics come from the train split
-//! only, so nothing about validation or test rows leaks into the features.
+//! Vocabularies, standardisation statistics and the bin edges of encoded
+//! numeric columns ([`super::numeric`]) come from the train split only, so
+//! nothing about validation or test rows leaks into the features.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::numeric::{self, Activation, EncodingKind, Request, SettingError, Settings};
 use super::schema::{CategoricalField, Dataset, FeatureSchema, MultiField, SplitData};
 pub use super::table_read::TableFormat;
 use super::table_read::{read_rows, Cell};
@@ -27,14 +29,85 @@ pub enum Transform {
     /// (x - mean) / std with the train split's mean and population std
     /// (a constant column becomes 0).
     Standardize,
+    /// Train-quantile bins, each an embedding ([`numeric`]).
+    Quantile,
+    /// Piecewise-linear encoding on train-quantile edges, then a linear map.
+    PiecewiseLinear,
+    /// Periodic features of the standardized value, then a linear map.
+    Periodic,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl Transform {
+    /// The encoding this transform asks for; None for the scalar transforms.
+    pub fn encoding(self) -> Option<EncodingKind> {
+        match self {
+            Transform::None | Transform::Log1p | Transform::Standardize => None,
+            Transform::Quantile => Some(EncodingKind::Quantile),
+            Transform::PiecewiseLinear => Some(EncodingKind::PiecewiseLinear),
+            Transform::Periodic => Some(EncodingKind::Periodic),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::None => "none",
+            Transform::Log1p => "log1p",
+            Transform::Standardize => "standardize",
+            Transform::Quantile => "quantile",
+            Transform::PiecewiseLinear => "piecewise-linear",
+            Transform::Periodic => "periodic",
+        }
+    }
+}
+
+/// One numeric column. The encoding settings (`bins`, `activation`,
+/// `sigma`, `frequencies`, `keep_dense`) apply to the encoded transforms only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NumericColumn {
     pub column: String,
     #[serde(default)]
     pub transform: Transform,
+    /// Quantile bins (quantile, piecewise-linear; default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bins: Option<usize>,
+    /// After the linear map (piecewise-linear, periodic; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+    /// Standard deviation of the initial frequencies (periodic; default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
+    /// Frequencies (periodic; default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequencies: Option<usize>,
+    /// Keep the standardized scalar beside the embedding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_dense: bool,
+}
+
+impl NumericColumn {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            bins: self.bins,
+            activation: self.activation,
+            sigma: self.sigma,
+            frequencies: self.frequencies,
+            keep_dense: self.keep_dense,
+        }
+    }
+
+    /// The encoding request of this column (None for a scalar transform),
+    /// or the setting that is refused.
+    pub fn request(&self, emb_dim: i64) -> Result<Option<Request>, SettingError> {
+        let s = self.settings();
+        match self.transform.encoding() {
+            None => numeric::refuse_on_scalar(self.transform.name(), &s).map(|()| None),
+            Some(kind) => {
+                let encoding = numeric::resolve(kind, &s)?;
+                Ok(Some(Request { encoding, emb_dim, keep_dense: self.keep_dense }))
+            }
+        }
+    }
 }
 
 fn default_separator() -> String {
@@ -161,7 +234,62 @@ fn config_err(key: &str, message: impl Into<String>) -> DataError {
     DataError::Config { key: format!("data.{key}"), message: message.into() }
 }
 
+/// The encoding requests of the numeric columns, or the first refused
+/// setting as `data.numeric[i].key`.
+pub fn numeric_requests(cfg: &TableConfig) -> Result<Vec<Option<Request>>, DataError> {
+    cfg.numeric
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.request(cfg.emb_dim).map_err(|(key, m)| config_err(&format!("numeric[{i}].{key}"), m)))
+        .collect()
+}
+
+/// Rows read by [`check_numeric_columns`].
+const SNIFF_ROWS: usize = 1000;
+
+/// Checks the first rows of the file: a column given an encoding must hold
+/// numbers (or missing values). A file that cannot be read is left to the
+/// loading, which names it.
+pub fn check_numeric_columns(cfg: &TableConfig) -> Result<(), DataError> {
+    let encoded: Vec<(usize, &NumericColumn)> = cfg.numeric.iter().enumerate().filter(|(_, n)| n.transform.encoding().is_some()).collect();
+    if encoded.is_empty() || cfg.delimiter.len() != 1 || !cfg.path.is_file() {
+        return Ok(());
+    }
+    let columns: Vec<String> = encoded.iter().map(|(_, n)| n.column.clone()).collect();
+    let name = cfg.path.to_string_lossy().to_lowercase();
+    let parquet = cfg.format == Some(TableFormat::Parquet) || name.ends_with(".parquet") || name.ends_with(".pq");
+    let unit = if parquet { "row" } else { "line" };
+    let mut seen = 0usize;
+    let mut found: Option<DataError> = None;
+    // Reading stops at the first bad cell or after SNIFF_ROWS rows; other
+    // read errors are the loading's to report.
+    let _ = read_rows(&cfg.path, cfg.format, cfg.delimiter.as_bytes()[0], &columns, |line, cells| {
+        if seen == SNIFF_ROWS {
+            return Err(DataError::File { path: cfg.path.clone(), message: "enough rows read".into() });
+        }
+        seen += 1;
+        for (k, c) in cells.iter().enumerate() {
+            let na = matches!(c, Cell::Null) || cfg.na_values.iter().any(|v| Some(v.trim().to_string()) == c.key());
+            if !na && c.number().is_none() {
+                let (i, n) = encoded[k];
+                let message = format!(
+                    "`transform = \"{}\"` needs a numeric column, but `{}` of {} holds `{}` ({unit} {line})",
+                    n.transform.name(),
+                    n.column,
+                    cfg.path.display(),
+                    c.key().unwrap_or_default()
+                );
+                found = Some(config_err(&format!("numeric[{i}].column"), message));
+                return Err(DataError::File { path: cfg.path.clone(), message: "not numeric".into() });
+            }
+        }
+        Ok(())
+    });
+    found.map_or(Ok(()), Err)
+}
+
 fn validate(cfg: &TableConfig) -> Result<(), DataError> {
+    numeric_requests(cfg)?;
     if cfg.labels.is_empty() {
         return Err(config_err("labels", "at least one label column is needed"));
     }
@@ -316,7 +444,12 @@ fn read_raw(cfg: &TableConfig) -> Result<Raw, DataError> {
             let k = nc + i;
             let c = &cells[k];
             if is_na(c) {
-                return Err(bad(k, "missing value in a numeric column".into()));
+                if cfg.numeric[i].transform.encoding().is_none() {
+                    let m = "missing value in a numeric column (the quantile, piecewise-linear and periodic transforms accept them)";
+                    return Err(bad(k, m.into()));
+                }
+                raw.num[i].push(f64::NAN);
+                continue;
             }
             let x = c.number().ok_or_else(|| bad(k, format!("expected a number, found `{}`", c.key().unwrap_or_default())))?;
             let x = match cfg.numeric[i].transform {
@@ -396,7 +529,7 @@ pub fn load(cfg: &TableConfig) -> Result<Dataset, DataError> {
             });
         }
     }
-    let mut schema = FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec![] };
+    let mut schema = FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec![], numeric: vec![] };
     let mut cat_maps = Vec::new();
     for (i, name) in cfg.categorical.iter().enumerate() {
         let (map, size) = train_vocab(&raw.cat[i], &raw.split, |r| r..r + 1);
@@ -454,9 +587,12 @@ pub fn load(cfg: &TableConfig) -> Result<Dataset, DataError> {
         }
         s.users.push(raw.user.get(r).map_or(0, |&u| if u == MISSING { 0 } else { u as i64 + 1 }));
     }
+    let requests = numeric_requests(cfg)?;
+    let [mut train, mut valid, mut test] = splits;
+    numeric::apply(&mut schema, [&mut train, &mut valid, &mut test], &requests);
     let cfg_json = serde_json::to_string(cfg).unwrap_or_default();
     let digest = cache::key_of(&["table-v1", &digest_in, &cfg_json])[..16].to_string();
-    let [train, valid, test] = splits;
+    let digest = numeric::digest_with(digest, &schema.numeric);
     let name = format!("table ({})", cfg.path.display());
     Ok(Dataset { name, schema, train, valid, test, digest })
 }

@@ -22,8 +22,8 @@ fn small_cfg(path: PathBuf) -> TableConfig {
         delimiter: ",".into(),
         categorical: vec!["city".into()],
         numeric: vec![
-            NumericColumn { column: "x".into(), transform: Transform::Log1p },
-            NumericColumn { column: "y".into(), transform: Transform::Standardize },
+            NumericColumn { column: "x".into(), transform: Transform::Log1p, ..Default::default() },
+            NumericColumn { column: "y".into(), transform: Transform::Standardize, ..Default::default() },
         ],
         multi: vec![MultiColumn { column: "tags".into(), separator: "|".into(), max_len: None }],
         labels: vec![
@@ -139,7 +139,7 @@ fn parquet_tables_load_like_csv() {
         format: None,
         delimiter: ",".into(),
         categorical: vec!["code".into()],
-        numeric: vec![NumericColumn { column: "score".into(), transform: Transform::None }],
+        numeric: vec![NumericColumn { column: "score".into(), transform: Transform::None, ..Default::default() }],
         multi: vec![MultiColumn { column: "tags".into(), separator: "|".into(), max_len: None }],
         labels: vec![LabelColumn { column: "label".into(), equals: None, name: None }],
         user: None,
@@ -170,7 +170,7 @@ fn adult_path() -> PathBuf {
 /// The grid's `[data]` for UCI Adult (experiments/adult.toml has the same).
 pub(crate) fn adult_cfg() -> TableConfig {
     let cats = ["workclass", "education", "occupation", "race", "gender", "native-country"];
-    let num = |c: &str, t| NumericColumn { column: c.into(), transform: t };
+    let num = |c: &str, t| NumericColumn { column: c.into(), transform: t, ..Default::default() };
     TableConfig {
         path: adult_path(),
         format: None,
@@ -223,4 +223,115 @@ fn adult_loads_with_the_published_positive_rates() {
     assert!(mean.abs() < 1e-4 && (sd - 1.0).abs() < 1e-4, "mean {mean} sd {sd}");
     // Same config, same split and digest.
     assert_eq!(load(&adult_cfg()).unwrap().digest, ds.digest);
+}
+
+#[test]
+fn encoded_columns_accept_missing_values_and_enter_the_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("small.csv");
+    // Row 2 (train) has no x; the scalar transforms refuse that, the encodings give it bin 0.
+    std::fs::write(&p, SMALL.replace("b,t2,1,3", "b,t2,,3")).unwrap();
+    let mut cfg = small_cfg(p.clone());
+    assert!(load(&cfg)
+        .unwrap_err()
+        .to_string()
+        .contains("line 3, column `x`: missing value in a numeric column"));
+    cfg.numeric[0] = NumericColumn {
+        column: "x".into(),
+        transform: Transform::Quantile,
+        bins: Some(4),
+        keep_dense: true,
+        ..Default::default()
+    };
+    let ds = load(&cfg).unwrap();
+    let f = &ds.schema.numeric[0];
+    // Train x: 0 and missing -> one distinct value, one bin.
+    assert_eq!(
+        (f.name.as_str(), f.edges.clone(), f.emb_dim),
+        ("x", vec![0.0], 4)
+    );
+    assert_eq!(
+        ds.schema.dense,
+        vec!["x", "y"],
+        "keep_dense keeps x in place"
+    );
+    assert_eq!(ds.train.numeric_ids, vec![1, 0]);
+    assert_eq!(
+        (ds.valid.numeric_ids.clone(), ds.test.numeric_ids.clone()),
+        (vec![1], vec![1])
+    );
+    // Standardized with the present train values (one value: mean 0, sd 1); missing -> 0.
+    assert_eq!(ds.train.dense, vec![0.0, -1.0, 0.0, 1.0]);
+    assert_eq!(ds.valid.dense, vec![3.0, 3.0]);
+    let again = load(&cfg).unwrap();
+    assert_eq!(
+        (again.digest.clone(), again.schema.numeric.clone()),
+        (ds.digest.clone(), ds.schema.numeric.clone())
+    );
+    cfg.numeric[0].bins = Some(8);
+    assert_ne!(
+        load(&cfg).unwrap().digest,
+        ds.digest,
+        "other settings, another digest"
+    );
+}
+
+#[test]
+fn encodings_on_adult_bin_from_train_and_refuse_text_columns() {
+    let mut cfg = adult_cfg();
+    let scalar = load(&cfg).unwrap();
+    cfg.numeric[0] = NumericColumn {
+        column: "age".into(),
+        transform: Transform::PiecewiseLinear,
+        bins: Some(16),
+        ..Default::default()
+    };
+    cfg.numeric[3] = NumericColumn {
+        column: "capital-gain".into(),
+        transform: Transform::Quantile,
+        ..Default::default()
+    };
+    let ds = load(&cfg).unwrap();
+    assert_ne!(ds.digest, scalar.digest);
+    let names: Vec<&str> = ds.schema.numeric.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, vec!["age", "capital-gain"]);
+    assert_eq!(ds.schema.dense.len(), 4);
+    let age = &ds.schema.numeric[0];
+    // Train ages run from 17 to 90; 16 bins of distinct edges.
+    assert_eq!(
+        (age.edges.first(), age.edges.last(), age.bins()),
+        (Some(&17.0), Some(&90.0), 16)
+    );
+    // capital-gain is 0 for most rows: the duplicate edges merge into few bins.
+    let gain = &ds.schema.numeric[1];
+    assert!(gain.bins() < 8 && gain.edges[0] == 0.0, "{:?}", gain.edges);
+    for s in [&ds.train, &ds.valid, &ds.test] {
+        assert_eq!(s.check(&ds.schema), Ok(()));
+    }
+    // A text column cannot be encoded: refused before loading, naming the key.
+    cfg.numeric.push(NumericColumn {
+        column: "education".into(),
+        transform: Transform::Quantile,
+        ..Default::default()
+    });
+    let e = check_numeric_columns(&cfg).unwrap_err().to_string();
+    assert!(
+        e.contains("data.numeric[6].column") && e.contains("`education`") && e.contains("line 2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn adult_split_matches_the_python_reference() {
+    // scripts/adult_baselines.py reimplements the split and asserts these
+    // numbers too (EXPECTED_ADULT), so its baselines use the identical rows.
+    let ds = load(&adult_cfg()).unwrap();
+    assert_eq!((ds.train.rows, ds.valid.rows, ds.test.rows), (34_104, 4_945, 9_793));
+    let positives: Vec<f32> = [&ds.train, &ds.valid, &ds.test].iter().map(|s| s.task_labels(0, 2).iter().sum()).collect();
+    assert_eq!(positives, vec![8_272.0, 1_144.0, 2_271.0], "income >50K per split");
+    let test_rows: Vec<u64> = (0..48_842u64).filter(|&r| unit_hash(7, r) < 0.2).collect();
+    assert_eq!(test_rows.len(), 9_793);
+    assert_eq!(test_rows[..5], [1, 8, 10, 21, 26]);
+    assert_eq!(test_rows.iter().sum::<u64>(), 239_382_478);
+    assert_eq!(unit_hash(7, 0), 0.3898297483912715);
 }

@@ -141,6 +141,7 @@ pub fn generate(cfg: &ToyConfig) -> Dataset {
         multi: vec![],
         dense: vec!["log_popularity".into(), "noise".into()],
         tasks: cfg.tasks.clone(),
+        numeric: vec![],
     };
     let [train, valid, test] = splits;
     let digest = {

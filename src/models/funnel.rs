@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn funnel_names_are_checked() {
         let schema =
-            FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec!["click".into(), "buy".into()] };
+            FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec!["click".into(), "buy".into()], numeric: vec![] };
         let ok = FunnelConfig { click: "click".into(), conversion: "buy".into() }.resolve(&schema, None, None).unwrap();
         assert_eq!((ok.click, ok.conversion), (0, 1));
         let err = FunnelConfig { click: "clik".into(), conversion: "buy".into() }.resolve(&schema, None, None).unwrap_err();

@@ -1,6 +1,7 @@
 //! The input layer shared by every model: one embedding table per
 //! categorical field, mean-pooled multi-valued fields (the tag list, and the
-//! history sequence pooled through the feedid table), and the dense
+//! history sequence pooled through the feedid table), the embeddings of
+//! encoded numeric columns ([`super::numeric_embed`]), and the dense
 //! features, concatenated into one vector per row.
 
 use std::collections::BTreeMap;
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
+use super::numeric_embed::NumericEmbedding;
 use super::ModelError;
 use crate::data::{Batch, FeatureSchema};
 
@@ -17,7 +19,8 @@ use crate::data::{Batch, FeatureSchema};
 pub struct InputConfig {
     /// Embedding width per field name; fields not listed use the dataset's
     /// default (docs/reference.md: userid 16, feedid 16, device 2, authorid 4,
-    /// bgm_song_id 4, bgm_singer_id 4, manual_tag 4).
+    /// bgm_song_id 4, bgm_singer_id 4, manual_tag 4; an encoded numeric
+    /// column: the data's `emb_dim`).
     #[serde(default)]
     pub emb_dims: BTreeMap<String, i64>,
 }
@@ -28,6 +31,8 @@ pub struct InputLayer {
     tables: Vec<nn::Embedding>,
     /// For each multi-valued field: index into `tables`.
     multi_table: Vec<usize>,
+    /// One per encoded numeric column, in schema order.
+    numeric: Vec<NumericEmbedding>,
     out_dim: i64,
 }
 
@@ -36,10 +41,13 @@ impl InputLayer {
         for (name, &d) in &cfg.emb_dims {
             let key = || format!("models.input.emb_dims.{name}");
             let multi = schema.multi.iter().find(|f| &f.name == name);
-            let known = schema.categorical.iter().any(|f| &f.name == name) || multi.is_some();
+            let known = schema.categorical.iter().any(|f| &f.name == name)
+                || multi.is_some()
+                || schema.numeric.iter().any(|f| &f.name == name);
             if !known {
                 let mut valid: Vec<&str> = schema.categorical.iter().map(|f| f.name.as_str()).collect();
                 valid.extend(schema.multi.iter().filter(|f| f.shares_table_with.is_none()).map(|f| f.name.as_str()));
+                valid.extend(schema.numeric.iter().map(|f| f.name.as_str()));
                 return Err(ModelError::Config {
                     key: key(),
                     message: format!("no such field in the dataset; fields: {}", valid.join(", ")),
@@ -93,7 +101,13 @@ impl InputLayer {
                 }
             }
         }
-        Ok(InputLayer { tables, multi_table, out_dim })
+        let mut numeric = Vec::new();
+        for f in &schema.numeric {
+            let d = dim(&f.name, f.emb_dim);
+            numeric.push(NumericEmbedding::new(&(vs / "num" / f.name.as_str()), f, d));
+            out_dim += d;
+        }
+        Ok(InputLayer { tables, multi_table, numeric, out_dim })
     }
 
     pub fn out_dim(&self) -> i64 {
@@ -101,7 +115,7 @@ impl InputLayer {
     }
 
     pub fn forward(&self, batch: &Batch) -> Tensor {
-        let mut parts = Vec::with_capacity(self.tables.len() + 2);
+        let mut parts = Vec::with_capacity(self.tables.len() + self.numeric.len() + 2);
         parts.push(batch.dense.shallow_clone());
         let n_cat = batch.categorical.size()[1];
         for i in 0..n_cat {
@@ -115,6 +129,9 @@ impl InputLayer {
             let summed = (emb * mask.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
             let count = mask.sum_dim_intlist([1i64].as_slice(), true, Kind::Float).clamp_min(1.0);
             parts.push(summed / count);
+        }
+        for (emb, block) in self.numeric.iter().zip(&batch.numeric) {
+            parts.push(emb.forward(block));
         }
         Tensor::cat(&parts, 1)
     }

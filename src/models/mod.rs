@@ -10,8 +10,9 @@
 //! it. In the funnel models the click tower is also reached by the CTCVR /
 //! CTnoCVR terms (by design: pCTCVR = pCTR x pCVR); it is still that head's.
 //!
-//! Files: the shared parts (input.rs, tower.rs, experts.rs, backbone.rs,
-//! multi_tower.rs, funnel.rs) and one file per model with its paper.
+//! Files: the shared parts (input.rs, numeric_embed.rs, tower.rs,
+//! experts.rs, backbone.rs, multi_tower.rs, funnel.rs) and one file per
+//! model with its paper.
 
 pub mod backbone;
 pub mod ctnocvr;
@@ -22,6 +23,7 @@ pub mod funnel;
 pub mod input;
 pub mod mmoe;
 pub mod multi_tower;
+pub mod numeric_embed;
 pub mod ple;
 pub mod shared_bottom;
 #[cfg(test)]

@@ -32,6 +32,7 @@ fn schema() -> FeatureSchema {
         ],
         dense: vec!["d0".into(), "d1".into()],
         tasks: vec!["click".into(), "buy".into(), "like".into()],
+        numeric: vec![],
     }
 }
 
@@ -57,6 +58,7 @@ fn batch(rows: i64, seed: i64) -> Batch {
         dense: Tensor::randn([rows, 2], (Kind::Float, Device::Cpu)),
         labels: Tensor::stack(&[click, buy, like], 1),
         users,
+        numeric: vec![],
     }
 }
 
@@ -288,6 +290,7 @@ fn eval_mode_is_deterministic_and_train_mode_uses_dropout() {
             dense: b.dense.narrow(0, 0, 4),
             labels: b.labels.narrow(0, 0, 4),
             users: b.users.narrow(0, 0, 4),
+            numeric: b.numeric.iter().map(|t| t.narrow(0, 0, 4)).collect(),
         };
         let e3 = m.forward_t(&part, false);
         assert!(max_abs(&(e1.probs.narrow(0, 0, 4) - &e3.probs)) < 1e-6, "{label}: eval rows depend on their batch");

@@ -3,7 +3,9 @@
 //! ([`etl`]) once; the features are cached as Parquet under the cache
 //! directory, keyed by the inputs' content digests and the ETL version, so
 //! later runs (any tasks, any day split) load them in seconds. The
-//! synthetic generator ([`synth`]) writes files of the same schema.
+//! synthetic generator ([`synth`]) writes files of the same schema. The
+//! dense features can be encoded (`dense = { transform = "quantile" }`,
+//! [`super::numeric`]) with edges from the train days.
 
 pub mod etl;
 pub mod raw;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cache;
+use super::numeric::{self, DenseEncoding};
 use super::schema::{CategoricalField, Dataset, FeatureSchema, MultiField, SplitData};
 use super::DataError;
 use etl::{WechatFeatures, CATEGORICAL};
@@ -73,6 +76,9 @@ pub struct WechatConfig {
     pub tasks: Vec<String>,
     #[serde(default)]
     pub split: DaySplit,
+    /// An encoding of every dense feature (default: the ln(1 + x) scalars).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<DenseEncoding>,
 }
 
 /// Checks tasks and split days before any file is read.
@@ -165,7 +171,7 @@ pub fn schema(f: &WechatFeatures, tasks: &[String]) -> FeatureSchema {
             shares_table_with: Some("feedid".into()),
         },
     ];
-    FeatureSchema { categorical, multi, dense: etl::dense_names(), tasks: tasks.to_vec() }
+    FeatureSchema { categorical, multi, dense: etl::dense_names(), tasks: tasks.to_vec(), numeric: vec![] }
 }
 
 /// Row indices of each split (train, valid, test), in file order.
@@ -237,6 +243,7 @@ fn split_data(f: &WechatFeatures, schema: &FeatureSchema, rows: &[usize]) -> Spl
         users: vec![0; n],
         multi_ids: lens.iter().map(|l| vec![0; n * l]).collect(),
         multi_mask: lens.iter().map(|l| vec![0.0; n * l]).collect(),
+        ..Default::default()
     };
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8);
     let chunk = n.div_ceil(threads).max(1);
@@ -268,9 +275,16 @@ pub fn dataset_digest(key: &str, tasks: &[String], split: &DaySplit) -> String {
     cache::key_of(&[key, &tasks.join(","), &format!("{split:?}")])[..16].to_string()
 }
 
-/// Turns features into a dataset for the given tasks and split.
-pub fn to_dataset(f: &WechatFeatures, key: &str, name: String, tasks: &[String], split: &DaySplit) -> Result<Dataset, DataError> {
-    let schema = schema(f, tasks);
+/// Turns features into a dataset for the given tasks, split and dense encoding.
+pub fn to_dataset(
+    f: &WechatFeatures,
+    key: &str,
+    name: String,
+    tasks: &[String],
+    split: &DaySplit,
+    dense: Option<&DenseEncoding>,
+) -> Result<Dataset, DataError> {
+    let mut schema = schema(f, tasks);
     let [train, valid, test] = split_rows(f, split);
     for (rows, label, days) in [(&train, "train", &split.train), (&valid, "validation", &split.valid), (&test, "test", &split.test)] {
         if rows.is_empty() {
@@ -281,20 +295,19 @@ pub fn to_dataset(f: &WechatFeatures, key: &str, name: String, tasks: &[String],
             });
         }
     }
-    let digest = dataset_digest(key, tasks, split);
-    Ok(Dataset {
-        name,
-        train: split_data(f, &schema, &train),
-        valid: split_data(f, &schema, &valid),
-        test: split_data(f, &schema, &test),
-        schema,
-        digest,
-    })
+    let (mut train, mut valid, mut test) = (split_data(f, &schema, &train), split_data(f, &schema, &valid), split_data(f, &schema, &test));
+    if let Some(d) = dense {
+        let req = d.request().map_err(|(key, message)| DataError::Config { key: format!("data.dense.{key}"), message })?;
+        let requests = vec![Some(req); schema.dense.len()];
+        numeric::apply(&mut schema, [&mut train, &mut valid, &mut test], &requests);
+    }
+    let digest = numeric::digest_with(dataset_digest(key, tasks, split), &schema.numeric);
+    Ok(Dataset { name, train, valid, test, schema, digest })
 }
 
 /// Loads `[data] kind = "wechat"`.
 pub fn load(cfg: &WechatConfig, cache_dir: &Path) -> Result<Dataset, DataError> {
     validate(&cfg.tasks, &cfg.split)?;
     let (f, key) = features(&cfg.path, cache_dir)?;
-    to_dataset(&f, &key, format!("wechat ({})", cfg.path.display()), &cfg.tasks, &cfg.split)
+    to_dataset(&f, &key, format!("wechat ({})", cfg.path.display()), &cfg.tasks, &cfg.split, cfg.dense.as_ref())
 }

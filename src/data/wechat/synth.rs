@@ -98,6 +98,9 @@ pub struct SyntheticWechatConfig {
     pub tasks: Vec<String>,
     #[serde(default)]
     pub split: DaySplit,
+    /// An encoding of every dense feature (default: the ln(1 + x) scalars).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<crate::data::numeric::DenseEncoding>,
 }
 
 impl SyntheticWechatConfig {
@@ -417,7 +420,7 @@ pub fn load(cfg: &SyntheticWechatConfig, cache_dir: &Path) -> Result<Dataset, Da
     let dir = ensure_generated(&p, cache_dir)?;
     let (f, key) = super::features(&dir, cache_dir)?;
     let name = format!("synthetic-wechat ({} users, {} feeds, seed {})", p.users, p.feeds, p.seed);
-    super::to_dataset(&f, &key, name, &cfg.tasks, &cfg.split)
+    super::to_dataset(&f, &key, name, &cfg.tasks, &cfg.split, cfg.dense.as_ref())
 }
 
 /// WeChat-shaped features for benchmarks and speed comparisons: this source
@@ -433,6 +436,7 @@ pub fn wechat_shaped(users: usize, feeds: usize, tasks: &[&str], cache_dir: &Pat
         relatedness: default_relatedness(),
         tasks: tasks.iter().map(|t| t.to_string()).collect(),
         split: DaySplit::default(),
+        dense: None,
     };
     crate::data::load(&crate::data::DataConfig::SyntheticWechat(cfg), cache_dir)
 }

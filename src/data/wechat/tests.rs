@@ -35,7 +35,7 @@ fn write_pair(dir: &Path, actions: &str, feeds: &str) {
 }
 
 fn cfg(dir: &Path, tasks: &[&str], split: DaySplit) -> WechatConfig {
-    WechatConfig { path: dir.to_path_buf(), tasks: tasks.iter().map(|s| s.to_string()).collect(), split }
+    WechatConfig { path: dir.to_path_buf(), tasks: tasks.iter().map(|s| s.to_string()).collect(), split, dense: None }
 }
 
 fn small_split() -> DaySplit {
@@ -186,6 +186,57 @@ fn cache_is_reused_and_invalidated_when_an_input_changes() {
     let other = load(&cfg(data.path(), &["like"], small_split()), cache.path()).unwrap();
     assert_eq!(entries(cache.path()), 2);
     assert_ne!(other.digest, changed.digest);
+}
+
+#[test]
+fn dense_features_can_be_encoded_with_edges_from_the_train_days() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_pair(data.path(), ACTIONS_CSV, FEEDS);
+    let plain = load(&cfg(data.path(), &["read_comment"], small_split()), cache.path()).unwrap();
+    let enc = |transform, keep_dense| crate::data::numeric::DenseEncoding {
+        transform,
+        bins: Some(4),
+        activation: None,
+        sigma: None,
+        frequencies: None,
+        keep_dense,
+        emb_dim: 3,
+    };
+    let mut c = cfg(data.path(), &["read_comment"], small_split());
+    c.dense = Some(enc(crate::data::numeric::EncodingKind::Quantile, false));
+    let ds = load(&c, cache.path()).unwrap();
+    assert_ne!(ds.digest, plain.digest);
+    assert_eq!(ds.schema.numeric.len(), plain.schema.dense.len());
+    assert!(ds.schema.dense.is_empty() && ds.train.dense.is_empty());
+    // Day 8 (train) plays feeds 100 (10 s) and 999 (unknown: 0 s); days 9 and 14 play 20 s and 30 s.
+    // Two train values, four bins: numpy's interpolated quantiles 0, a/4, a/2, 3a/4, a (a = ln 11).
+    let play = &ds.schema.numeric[0];
+    let a = 10f64.ln_1p() as f32 as f64;
+    assert_eq!((play.name.as_str(), play.edges.clone()), ("videoplayseconds", vec![0.0, a * 0.25, a * 0.5, a * 0.75, a]));
+    assert_eq!((play.bins(), play.emb_dim), (4, 3));
+    let nf = ds.schema.numeric.len();
+    let mut train_bins = vec![ds.train.numeric_ids[0], ds.train.numeric_ids[nf]];
+    train_bins.sort();
+    assert_eq!(train_bins, vec![1, 4], "0 s in the first bin, 10 s at the last edge");
+    for r in 0..ds.valid.rows {
+        assert_eq!(ds.valid.numeric_ids[r * nf], 4, "20 s and 30 s lie beyond the train edges: the open last bin");
+        assert!(ds.valid.numeric_values[r * nf] > 1.0);
+    }
+    for s in [&ds.train, &ds.valid, &ds.test] {
+        assert_eq!(s.check(&ds.schema), Ok(()));
+    }
+    // keep_dense keeps the 16 scalars, standardized with the train days' statistics.
+    c.dense = Some(enc(crate::data::numeric::EncodingKind::PiecewiseLinear, true));
+    let kept = load(&c, cache.path()).unwrap();
+    assert_eq!(kept.schema.dense, plain.schema.dense);
+    let mut z = [kept.train.dense[0], kept.train.dense[16]];
+    z.sort_by(f32::total_cmp);
+    assert!((z[0] + 1.0).abs() < 1e-6 && (z[1] - 1.0).abs() < 1e-6, "0 s and 10 s: -1 and +1, got {z:?}");
+    // A bad setting is refused, naming the key.
+    c.dense = Some(crate::data::numeric::DenseEncoding { bins: Some(1), ..enc(crate::data::numeric::EncodingKind::Quantile, false) });
+    let e = load(&c, cache.path()).unwrap_err().to_string();
+    assert!(e.contains("data.dense.bins") && e.contains("at least 2 bins"), "{e}");
 }
 
 fn load_err(actions: &str, feeds: &str, split: DaySplit) -> (String, usize) {

@@ -217,6 +217,7 @@ pub fn read_split(dir: &Path, files: &SplitFiles, schema: &FeatureSchema) -> Res
         dense: read_array(dir, &files.dense)?,
         labels: read_array(dir, &files.labels)?,
         users: read_array(dir, &files.users)?,
+        ..Default::default()
     };
     split.check(schema).map_err(|message| PerfError::Format { path: dir.join(MANIFEST), message })?;
     Ok(split)
@@ -239,6 +240,7 @@ pub fn take_rows(split: &SplitData, schema: &FeatureSchema, rows: &[usize]) -> S
         dense: block(&split.dense, schema.dense.len(), rows),
         labels: block(&split.labels, schema.tasks.len(), rows),
         users: block(&split.users, 1, rows),
+        ..Default::default()
     }
 }
 
