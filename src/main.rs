@@ -14,18 +14,7 @@ use mtlbench::run::{self, GridSource, RunOptions, Verbosity};
 use mtlbench::store::Store;
 
 fn main() {
-    // libtorch reads this once at start-up; spinning OpenMP workers make
-    // steps 10x-40x slower when anything else uses the cores.
-    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-        std::env::set_var("OMP_WAIT_POLICY", "PASSIVE");
-    }
-    // Reuse freed tensor buffers instead of faulting fresh pages each step.
-    mtlbench::train::alloc::keep_freed_memory();
-    // Die quietly on a closed pipe (`bench list | head`) like other Unix tools.
-    // SAFETY: restoring the default disposition of SIGPIPE at start-up.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    mtlbench::env::init_process();
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
         eprintln!("error: {e:#}");

@@ -18,19 +18,7 @@ use clap::Parser;
 use cli::{Cli, Command, PerfArgs};
 
 fn main() {
-    // libtorch reads this once at start-up; spinning OpenMP workers make
-    // steps 10x-40x slower when anything else uses the cores.
-    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-        std::env::set_var("OMP_WAIT_POLICY", "PASSIVE");
-    }
-    // Reuse freed tensor buffers instead of faulting fresh pages each step,
-    // as `bench` does: the measured step is the one users get.
-    mtlbench::train::alloc::keep_freed_memory();
-    // Die quietly on a closed pipe (`bench-perf --show r.json | head`).
-    // SAFETY: restoring the default disposition of SIGPIPE at start-up.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    mtlbench::env::init_process();
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
         eprintln!("error: {e:#}");
