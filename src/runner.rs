@@ -204,7 +204,19 @@ pub fn run_plan(plan: &Plan, grid_path: &Path, grid_text: &str, store: &Store, o
             data_seconds.insert(data_key.clone(), t0.elapsed().as_secs_f64());
             datasets.insert(data_key.clone(), ds);
         }
-        let data = &datasets[&data_key];
+        let cell_data = match &cell.single_task {
+            // A single-task baseline: the same rows with one label column.
+            Some(task) => {
+                let key = format!("{data_key}|only:{task}");
+                if !datasets.contains_key(&key) {
+                    let ds = data::only_task(&datasets[&data_key], task).map_err(|source| RunError::Data { cell: cell.name(), source })?;
+                    datasets.insert(key.clone(), ds);
+                }
+                key
+            }
+            None => data_key.clone(),
+        };
+        let data = &datasets[&cell_data];
         let cell_key = cell.cell_key(&data.digest);
         store.add_sweep_cell(&plan.grid_hash, &cell_key, i)?;
         let label = format!("[{}/{}] {}", i + 1, total, cell.name());

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cache;
 pub mod inspect;
 pub mod parquet_io;
+mod restrict;
 pub mod schema;
 pub mod table;
 mod table_read;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use batch::{Batch, SplitTensors};
+pub use restrict::only_task;
 pub use schema::{CategoricalField, Dataset, FeatureSchema, MultiField, SplitData};
 
 /// Errors of the data stage; each names the file, line, column or key at fault.
@@ -57,6 +59,18 @@ pub enum DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig::Toy(toy::ToyConfig::default())
+    }
+}
+
+impl DataConfig {
+    /// The task names the source is configured to produce, in order.
+    pub fn task_names(&self) -> Vec<String> {
+        match self {
+            DataConfig::Toy(c) => c.tasks.clone(),
+            DataConfig::Wechat(c) => c.tasks.clone(),
+            DataConfig::SyntheticWechat(c) => c.tasks.clone(),
+            DataConfig::Table(c) => c.labels.iter().map(|l| l.task().to_string()).collect(),
+        }
     }
 }
 
