@@ -4,8 +4,9 @@
 //! Stages, each a module owning its data: [`config`] (grid files -> cells),
 //! [`data`] (sources, features, batches), [`models`], [`strategies`],
 //! [`train`] (the loop), [`metrics`] and [`stats`] (pure numbers), [`store`]
-//! (SQLite), [`report`] (HTML, SVG, README). [`runner`] glues a plan to the
-//! store and the loop.
+//! (SQLite), [`verdict`] (the leaderboard's numbers, from store rows),
+//! [`report`] (HTML, SVG, README). [`runner`] glues a plan to the store and
+//! the loop.
 
 pub mod compare;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod stats;
 pub mod store;
 pub mod strategies;
 pub mod train;
+pub mod verdict;
 
 /// The embedded default grid (`experiments/demo.toml`).
 pub const DEMO_GRID: &str = include_str!("../experiments/demo.toml");

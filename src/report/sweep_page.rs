@@ -12,6 +12,7 @@ use super::charts::{self, BarSeries, Series};
 use super::{fmt, run_page, tasks_of, write_chart, ChartRef, ReportError};
 use crate::stats::summarize;
 use crate::store::{RunRow, Store, SweepRow};
+use crate::verdict::{by_configuration, configuration_label};
 
 #[derive(Debug, Serialize)]
 pub struct Cell {
@@ -60,6 +61,8 @@ pub struct SweepCtx {
     pub charts: Vec<ChartRef>,
     pub matrix: Vec<MatrixRow>,
     pub runs: Vec<RunLine>,
+    /// The sweep's leaderboard page, when it has one.
+    pub leaderboard: Option<String>,
 }
 
 /// A configuration: the runs of one config hash (seeds of one cell).
@@ -68,17 +71,6 @@ struct Config<'a> {
     model: String,
     strategy: String,
     runs: Vec<&'a RunRow>,
-}
-
-/// The run name without its seed part: `mmoe-equal-s3-lr=0.1` -> `mmoe-equal-lr=0.1`.
-fn config_label(r: &RunRow) -> String {
-    let seed = format!("-s{}", r.seed);
-    match r.name.find(&seed) {
-        Some(i) if r.name[i + seed.len()..].is_empty() || r.name[i + seed.len()..].starts_with('-') => {
-            format!("{}{}", &r.name[..i], &r.name[i + seed.len()..])
-        }
-        _ => r.name.clone(),
-    }
 }
 
 fn machine_of(runs: &[RunRow]) -> String {
@@ -115,13 +107,10 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
     };
     let finished: Vec<&RunRow> = runs.iter().filter(|r| r.status == "finished").collect();
     // Configurations in first-seen order.
-    let mut configs: Vec<Config> = Vec::new();
-    for r in &finished {
-        match configs.iter_mut().find(|c| c.runs[0].config_hash == r.config_hash) {
-            Some(c) => c.runs.push(r),
-            None => configs.push(Config { label: config_label(r), model: r.model.clone(), strategy: r.strategy.clone(), runs: vec![r] }),
-        }
-    }
+    let configs: Vec<Config> = by_configuration(finished.iter().copied())
+        .into_iter()
+        .map(|runs| Config { label: configuration_label(&runs[0].name, runs[0].seed), model: runs[0].model.clone(), strategy: runs[0].strategy.clone(), runs })
+        .collect();
     // Results matrix: mean ± std per task and the mean over tasks; best per column.
     let mut columns: Vec<Vec<Option<(f64, f64, usize)>>> = Vec::new();
     for c in &configs {
@@ -305,6 +294,7 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
         charts: chart_refs,
         matrix,
         runs: run_lines,
+        leaderboard: None,
     })
 }
 

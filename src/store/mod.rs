@@ -7,9 +7,11 @@
 
 pub mod artifacts;
 pub mod fixture;
+pub mod fixture_runs;
 mod gates;
 mod read;
 mod rows;
+mod verdict_rows;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -21,6 +23,7 @@ use thiserror::Error;
 pub use rows::{CurveRow, EpochRow, MetricRow, ParamRow, RunRow, SweepRow, TraceRow};
 pub use gates::GateRow;
 pub use read::TraceStepRow;
+pub use verdict_rows::VerdictRows;
 
 use crate::train::{EpochRecord, TaskMetrics, TraceRecord, TrainResult};
 
