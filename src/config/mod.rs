@@ -11,6 +11,8 @@
 
 mod expand;
 pub mod search;
+#[cfg(test)]
+mod tests;
 pub mod weight_sweep;
 
 use std::collections::BTreeMap;
