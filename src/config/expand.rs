@@ -249,10 +249,12 @@ impl Cells {
 }
 
 /// The single-task baselines of one override combination: SharedBottom with
-/// equal weighting on each task alone (the same input, bottom and towers).
+/// equal weighting on each task alone (the same input, bottom and towers;
+/// no funnel, which needs two tasks).
 fn single_task_cells(out: &mut Cells, grid: &GridFile, cfg: &GridFile, combo: &[(String, toml::Value)], file: &Path) -> Result<(), ConfigError> {
     let mut base = cfg.clone();
     base.strategies = Default::default();
+    base.models.funnel = None;
     for task in cfg.data.task_names() {
         let mut canon = canonical(&base, ModelKind::SharedBottom, StrategyKind::Equal, file)?;
         if let Json::Object(o) = &mut canon {

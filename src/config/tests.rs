@@ -97,6 +97,10 @@ fn single_task_baselines_per_task_seed_and_override() {
     assert_eq!(hashes.len(), 4);
     let e = parse_grid(&text.replace(r#"tasks = ["click", "like"]"#, r#"tasks = ["click"]"#), Path::new("t.toml")).unwrap_err().to_string();
     assert!(e.contains("grid.single_task"), "{e}");
+    // A funnel needs two tasks: the baselines drop it, the multi-task cells keep it.
+    let g = parse_grid(&format!("{text}[models.funnel]\nclick = \"click\"\nconversion = \"like\"\n"), Path::new("t.toml")).unwrap();
+    let p = expand(&g, Path::new("t.toml")).unwrap();
+    assert!(p.cells.iter().all(|c| c.config.models.funnel.is_some() != c.single_task.is_some()));
 }
 
 #[test]

@@ -13,6 +13,9 @@ use crate::strategies::StrategyKind;
 /// The parameter holding a run's selection metric (`train.select_metric`).
 pub const SELECT_METRIC_PARAM: &str = "train.select_metric";
 
+/// The parameter listing the data's tasks in order (JSON).
+pub const DATA_TASKS_PARAM: &str = "data.tasks";
+
 /// A fused run's mode parameter (`bench fuse`).
 const FUSION_PARAM: &str = "fusion.mode";
 

@@ -105,12 +105,12 @@ fn tasks_of(runs: &[&RunFacts]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for r in runs {
         for (task, metric) in r.test.keys() {
-            if metric == "auc" && !seen.contains(task) {
+            if metric == select::AUC && !seen.contains(task) {
                 seen.push(task.clone());
             }
         }
     }
-    let declared: Vec<String> = runs.first().and_then(|r| r.params.get("data.tasks")).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
+    let declared: Vec<String> = runs.first().and_then(|r| r.params.get(facts::DATA_TASKS_PARAM)).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
     seen.sort_by_key(|t| declared.iter().position(|d| d == t).unwrap_or(usize::MAX));
     seen
 }

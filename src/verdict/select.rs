@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::facts::{Metrics, RunFacts};
 
-const AUC: &str = "auc";
+/// The metric names of the store's rows.
+pub const AUC: &str = "auc";
 const LOGLOSS: &str = "logloss";
 
 /// What selects a configuration: the runs' `train.select_metric`, or one
