@@ -112,6 +112,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn caption_names_validation_selection_and_names_are_escaped() {
+        use crate::store::fixture::FixtureSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let spec = FixtureSpec { name_suffix: "<b>|`x`".into(), ..Default::default() };
+        store.write_fixture(&spec, 7).unwrap();
+        let t = table(&lb::leaderboard(&store, &[], &Options::default()).unwrap());
+        assert!(t.contains("selected per seed on the validation split") && t.contains("never on test"), "{t}");
+        assert!(t.contains("seeds 1, 2, 3") && t.contains("fixture (synthetic)"), "{t}");
+        assert!(t.contains("fixture-0&lt;b&gt;\\|\\`x\\`") && !t.contains("<b>"), "{t}");
+        // One row per arm: 2 models x 2 strategies.
+        assert_eq!(t.lines().filter(|l| l.starts_with("| MMOE |") || l.starts_with("| SharedBottom |")).count(), 4, "{t}");
+    }
+
+    #[test]
     fn splice_replaces_between_markers_idempotently() {
         let r = format!("# t\n{BEGIN}\nold\n{END}\nafter\n");
         let once = splice(&r, "new\n").unwrap();
