@@ -106,7 +106,12 @@ fn two_learning_rates_are_two_configurations_everywhere() {
     let equal_mean = format!("{:.4}", arm(&board, "equal")["test"]["mean"].as_f64().unwrap());
     assert!(rows.iter().any(|r| r.contains("Equal weighting") && r.contains(&equal_mean)), "{text}");
 
-    // Sweep page: one matrix row per configuration, and the leaderboard page linked.
+    report_and_compare_show_four_configurations(d, &board);
+}
+
+/// Sweep page: one matrix row per configuration, and the leaderboard page
+/// linked; compare: one column per configuration.
+fn report_and_compare_show_four_configurations(d: &std::path::Path, board: &Value) {
     let o = bench(d, &["report", "--out", "rep"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let sweep = board["sweeps"][0]["id"].as_str().unwrap();
