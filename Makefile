@@ -32,10 +32,11 @@ build: setup
 demo: build
 	$(BENCH) run experiments/demo.toml
 	$(BENCH) report --out reports
+	$(BENCH) leaderboard
 	$(BENCH) readme --readme README.md
 	@echo
-	@echo "Done: database results/bench.sqlite, report reports/index.html, table in README.md."
-	@echo "Next: $(BENCH) list | $(BENCH) show <run-id> | $(BENCH) report --open"
+	@echo "Done: database results/bench.sqlite, report reports/index.html, leaderboard above, table in README.md."
+	@echo "Next: $(BENCH) list | $(BENCH) show <run-id> | $(BENCH) leaderboard --format md | $(BENCH) report --open"
 
 # Library tests one at a time: they share libtorch's global generator, and a
 # test that seeds it (tch::manual_seed) and builds the same thing twice must

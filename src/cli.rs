@@ -102,6 +102,27 @@ pub enum Command {
         #[arg(long)]
         no_delong: bool,
     },
+    /// Rank every model x strategy arm of a sweep: which wins, by how much,
+    /// whether it is real, at what cost.
+    ///
+    /// Each arm's configurations are its distinct configurations (the grid's
+    /// override axes, or its search trials). For every seed the configuration
+    /// is chosen on the validation split only (the runs' train.select_metric,
+    /// or --task), and that seed's test result is reported: mean ± std over
+    /// seeds, a 95% t interval, the difference to tuned equal weighting of
+    /// the same model paired by seed with a verdict (better / worse / within
+    /// noise; from 3 seeds), Δm against single-task baselines when the grid
+    /// ran them, and the step time relative to equal weighting. Warns when
+    /// arms had different tuning budgets. See docs/protocol.md.
+    Leaderboard {
+        /// Sweep ids (prefixes) or names; default: the latest sweep with finished runs.
+        sweeps: Vec<String>,
+        /// Select on this task's validation AUC and report its test AUC.
+        #[arg(long)]
+        task: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Fuse finished runs into an ensemble recorded as a new run.
     ///
     /// Averages the saved test predictions of runs evaluated on the same test
@@ -127,7 +148,7 @@ pub enum Command {
         #[arg(long)]
         open: bool,
     },
-    /// Rewrite the results table in README.md from the database.
+    /// Rewrite the results table in README.md from the leaderboard.
     Readme {
         /// The README to update (between the bench:results markers).
         #[arg(long, default_value = "README.md")]

@@ -57,6 +57,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Compare { targets, format, html, no_delong } => cmd_compare(&cli.db, &targets, format, html.as_deref(), no_delong),
         Command::Report { out, open } => cmd_report(&cli.db, &out, open),
+        Command::Leaderboard { sweeps, task, format } => cmd_leaderboard(&cli.db, &sweeps, task, format),
         Command::Readme { readme, sweep } => {
             let store = open_store(&cli.db)?;
             let changed = report::readme::update(&store, &readme, sweep.as_deref())
@@ -134,6 +135,20 @@ fn cmd_compare(db: &Path, targets: &[String], format: Format, html: Option<&Path
     if let Some(path) = html {
         std::fs::write(path, render::to_html(&c)?).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("compare: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn cmd_leaderboard(db: &Path, sweeps: &[String], task: Option<String>, format: Format) -> Result<()> {
+    use report::leaderboard as lb;
+    let store = open_store(db)?;
+    let what = if sweeps.is_empty() { "the latest sweep".to_string() } else { sweeps.join(" ") };
+    let board = lb::leaderboard(&store, sweeps, &mtlbench::verdict::Options { task }).with_context(|| format!("ranking {what}"))?;
+    match format {
+        Format::Table => print!("{}", lb::to_text(&board)),
+        Format::Md => print!("{}", lb::to_markdown(&board)),
+        Format::Csv => print!("{}", lb::to_csv(&board)),
+        Format::Json => println!("{}", lb::to_json(&board)?),
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ fn run_rerun_list_show_report_readme() {
     let o = bench(d, &["readme", "--readme", readme.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&readme).unwrap();
-    assert!(!text.contains("old") && text.contains("| SharedBottom |") && text.contains("| equal | 2 |"), "{text}");
+    assert!(!text.contains("old") && text.contains("| SharedBottom |") && text.contains("| Equal weighting | default | 2 |"), "{text}");
     // The table's numbers are the stored ones: mean of the two seeds' click AUC.
     let aucs: Vec<f64> = runs
         .iter()

@@ -6,6 +6,7 @@ mod compare;
 mod data_cli;
 mod cli_end_to_end;
 mod grid_errors;
+mod leaderboard;
 mod perf;
 mod fusion;
 mod report;

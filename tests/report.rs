@@ -29,8 +29,9 @@ fn pages_reference_valid_svgs_and_show_the_stored_numbers() {
     let out = dir.path().join("reports");
     let r = mtlbench::report::render(&store, &out).unwrap();
     let index = std::fs::read_to_string(&r.index).unwrap();
-    // 1 index + 1 sweep page + 12 run pages.
-    assert_eq!(r.pages.len(), 1 + ids.len());
+    // 1 sweep page + its leaderboard page + 12 run pages (the index apart).
+    assert_eq!(r.pages.len(), 2 + ids.len());
+    assert!(r.pages.iter().any(|p| p.file_name().unwrap().to_str().unwrap().starts_with("leaderboard-")));
     let mut referenced = 0;
     for page in std::iter::once(&r.index).chain(r.pages.iter()) {
         let html = std::fs::read_to_string(page).unwrap();
@@ -120,8 +121,9 @@ fn chromium_loads_the_pages_without_console_errors() {
     let r = mtlbench::report::render(&store, &out).unwrap();
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let sweep = r.pages.iter().find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("sweep-")).unwrap();
-    for (page, shot) in [(&r.index, "report-index.png"), (sweep, "report-sweep.png")] {
+    let named = |prefix: &str| r.pages.iter().find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix)).unwrap();
+    let (sweep, board) = (named("sweep-"), named("leaderboard-"));
+    for (page, shot) in [(&r.index, "report-index.png"), (sweep, "report-sweep.png"), (board, "report-leaderboard.png")] {
         let png = artifacts.join(shot);
         let _ = std::fs::remove_file(&png);
         let errors = browse(&chrome, page, &png);

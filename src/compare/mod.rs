@@ -29,6 +29,8 @@ use crate::metrics::delong::{delong_test, DelongError, DelongTest};
 use crate::stats::{paired_diff_ci, summarize, welch_diff_ci, DiffCi, StatsError, Summary};
 use crate::store::artifacts::PredictionFile;
 use crate::store::{RunRow, RunStatus, Store, StoreError, SweepRow};
+use crate::verdict::{by_configuration, configuration_label, Configured};
+pub use crate::verdict::Verdict;
 
 /// Confidence level of every interval.
 pub const LEVEL: f64 = 0.95;
@@ -77,36 +79,6 @@ pub enum Mode {
     Runs,
     /// One configuration per column, aggregated over seeds.
     Seeds,
-}
-
-/// Outcome of a difference against the baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Better,
-    Worse,
-    WithinNoise,
-}
-
-impl Verdict {
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Better => "better",
-            Verdict::Worse => "worse",
-            Verdict::WithinNoise => "within noise",
-        }
-    }
-
-    /// From a CI of `candidate - baseline`.
-    pub fn from_ci(ci: &DiffCi, higher_is_better: bool) -> Verdict {
-        if !ci.excludes_zero() {
-            Verdict::WithinNoise
-        } else if (ci.estimate > 0.0) == higher_is_better {
-            Verdict::Better
-        } else {
-            Verdict::Worse
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -223,6 +195,12 @@ pub struct RunData {
     pub test: BTreeMap<(String, String), f64>,
 }
 
+impl Configured for RunData {
+    fn config_hash(&self) -> &str {
+        &self.config_hash
+    }
+}
+
 enum Target {
     Run(Box<RunRow>),
     Sweep(SweepRow),
@@ -322,15 +300,8 @@ pub fn compare(store: &Store, args: &[String], opts: CompareOptions) -> Result<C
 /// Columns: seeds mode when a sweep is named or runs repeat a configuration
 /// (and there are at least two configurations); else one run per column.
 pub fn group(runs: Vec<RunData>, any_sweep: bool) -> (Mode, Vec<Vec<RunData>>) {
-    let mut groups: Vec<Vec<RunData>> = Vec::new();
     let n_runs = runs.len();
-    let mut by_config = runs.clone();
-    for r in by_config.drain(..) {
-        match groups.iter_mut().find(|g| g[0].config_hash == r.config_hash) {
-            Some(g) => g.push(r),
-            None => groups.push(vec![r]),
-        }
-    }
+    let groups = by_configuration(runs.clone());
     if any_sweep || (groups.len() >= 2 && groups.len() < n_runs) {
         (Mode::Seeds, groups)
     } else {
@@ -352,7 +323,7 @@ fn column(i: usize, mode: Mode, g: &[RunData]) -> Column {
     let label = match mode {
         Mode::Runs => first.name.clone(),
         // The run name without its seed: model-strategy[-override=value...].
-        Mode::Seeds => first.name.replacen(&format!("-s{}", first.seed), "", 1),
+        Mode::Seeds => configuration_label(&first.name, first.seed),
     };
     let mut seeds: Vec<i64> = g.iter().map(|r| r.seed).collect();
     seeds.sort_unstable();

@@ -2,12 +2,13 @@
 //! values, each cell with its resolved configuration, a canonical config
 //! hash (seed excluded) and, once the dataset is known, a cell key.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::Value as Json;
 
-use super::{invalid, ConfigError, GridFile};
+use super::{invalid, weight_sweep, ConfigError, GridFile};
 use crate::models::ModelKind;
 use crate::strategies::StrategyKind;
 
@@ -25,12 +26,21 @@ pub struct Cell {
     pub canonical: Json,
     /// blake3 of the canonical JSON, 16 hex digits.
     pub config_hash: String,
+    /// A single-task baseline: the one task its data keeps.
+    pub single_task: Option<String>,
 }
 
+/// The canonical key (and recorded parameter) of a single-task baseline: its task.
+pub const SINGLE_TASK_PARAM: &str = "single_task";
+
 impl Cell {
-    /// A readable name: model-strategy-seed, with override values appended.
+    /// A readable name: model-strategy-seed (single-task-TASK-seed for a
+    /// single-task baseline), with override values appended.
     pub fn name(&self) -> String {
-        let mut s = format!("{}-{}-s{}", self.model.name(), self.strategy.name(), self.seed);
+        let mut s = match &self.single_task {
+            Some(t) => format!("single-task-{t}-s{}", self.seed),
+            None => format!("{}-{}-s{}", self.model.name(), self.strategy.name(), self.seed),
+        };
         for (k, v) in &self.overrides {
             let short = k.rsplit('.').next().unwrap_or(k);
             let _ = write!(s, "-{short}={}", toml_scalar(v));
@@ -161,16 +171,21 @@ fn canonical(cfg: &GridFile, model: ModelKind, strategy: StrategyKind, file: &Pa
     if let Json::Object(o) = &mut m {
         o.insert("kind".into(), Json::String(model.name().into()));
     }
-    let mut s = strategies.get(strategy.name()).cloned().unwrap_or(Json::Object(Default::default()));
+    // The static arm's section always in full: its point names the weight vector.
+    let own = match strategy {
+        StrategyKind::Static => Some(to_json("strategies.static", serde_json::to_value(&cfg.strategies.static_weights))?),
+        _ => strategies.get(strategy.name()).cloned(),
+    };
+    let mut s = own.unwrap_or(Json::Object(Default::default()));
     if let Json::Object(o) = &mut s {
         o.insert("kind".into(), Json::String(strategy.name().into()));
     }
     Ok(serde_json::json!({ "data": data, "train": train, "model": m, "strategy": s }))
 }
 
-/// Expands a parsed grid into its cells.
-pub fn expand(grid: &GridFile, file: &Path) -> Result<Plan, ConfigError> {
-    // Cartesian product of the override axes (BTreeMap: stable key order).
+/// The override combinations: the Cartesian product of `[grid.overrides]`
+/// (BTreeMap: stable key order), each crossed with the `[grid.search]` trials.
+fn combos(grid: &GridFile) -> Vec<Vec<(String, toml::Value)>> {
     let mut combos: Vec<Vec<(String, toml::Value)>> = vec![vec![]];
     for (k, values) in &grid.grid.overrides {
         combos = combos
@@ -184,27 +199,98 @@ pub fn expand(grid: &GridFile, file: &Path) -> Result<Plan, ConfigError> {
             })
             .collect();
     }
-    let mut cells = Vec::new();
-    for combo in &combos {
+    if let Some(search) = &grid.grid.search {
+        let trials = search.trials();
+        combos = combos.into_iter().flat_map(|c| trials.iter().map(move |t| c.iter().chain(t).cloned().collect())).collect();
+    }
+    combos
+}
+
+/// A cell without its seed.
+struct Configuration {
+    model: ModelKind,
+    strategy: StrategyKind,
+    overrides: Vec<(String, toml::Value)>,
+    config: GridFile,
+    canonical: Json,
+    single_task: Option<String>,
+}
+
+/// Cells being collected: a (config hash, seed) pair is a cell once, however
+/// many override combinations lead to it (an axis on one strategy's or
+/// model's section leaves every other arm's configuration unchanged).
+#[derive(Default)]
+struct Cells {
+    cells: Vec<Cell>,
+    seen: HashSet<(String, u64)>,
+}
+
+impl Cells {
+    fn push_seeds(&mut self, seeds: &[u64], c: Configuration) {
+        let mut text = String::new();
+        canonical_string(&c.canonical, &mut text);
+        let config_hash = hash_hex(text.as_bytes());
+        for &seed in seeds {
+            if !self.seen.insert((config_hash.clone(), seed)) {
+                continue;
+            }
+            self.cells.push(Cell {
+                model: c.model,
+                strategy: c.strategy,
+                seed,
+                overrides: c.overrides.clone(),
+                config: c.config.clone(),
+                canonical: c.canonical.clone(),
+                config_hash: config_hash.clone(),
+                single_task: c.single_task.clone(),
+            });
+        }
+    }
+}
+
+/// The single-task baselines of one override combination: SharedBottom with
+/// equal weighting on each task alone (the same input, bottom and towers;
+/// no funnel, which needs two tasks).
+fn single_task_cells(out: &mut Cells, grid: &GridFile, cfg: &GridFile, combo: &[(String, toml::Value)], file: &Path) -> Result<(), ConfigError> {
+    let mut base = cfg.clone();
+    base.strategies = Default::default();
+    base.models.funnel = None;
+    for task in cfg.data.task_names() {
+        let mut canon = canonical(&base, ModelKind::SharedBottom, StrategyKind::Equal, file)?;
+        if let Json::Object(o) = &mut canon {
+            o.insert(SINGLE_TASK_PARAM.into(), Json::String(task.clone()));
+        }
+        out.push_seeds(
+            &grid.grid.seeds,
+            Configuration {
+                model: ModelKind::SharedBottom,
+                strategy: StrategyKind::Equal,
+                overrides: combo.to_vec(),
+                config: base.clone(),
+                canonical: canon,
+                single_task: Some(task),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Expands a parsed grid into its cells.
+pub fn expand(grid: &GridFile, file: &Path) -> Result<Plan, ConfigError> {
+    let mut out = Cells::default();
+    for combo in &combos(grid) {
         let cfg = apply_overrides(grid, combo, file)?;
         for &model in &grid.grid.models {
             for &strategy in &grid.grid.strategies {
-                let canon = canonical(&cfg, model, strategy, file)?;
-                let mut text = String::new();
-                canonical_string(&canon, &mut text);
-                let config_hash = hash_hex(text.as_bytes());
-                for &seed in &grid.grid.seeds {
-                    cells.push(Cell {
-                        model,
-                        strategy,
-                        seed,
-                        overrides: combo.clone(),
-                        config: cfg.clone(),
-                        canonical: canon.clone(),
-                        config_hash: config_hash.clone(),
-                    });
+                for arm in weight_sweep::arm_configs(&cfg, strategy) {
+                    let canonical = canonical(&arm.config, model, strategy, file)?;
+                    let overrides = combo.iter().cloned().chain(arm.axis).collect();
+                    out.push_seeds(&grid.grid.seeds, Configuration { model, strategy, overrides, config: arm.config, canonical, single_task: None });
                 }
             }
+        }
+        if grid.grid.single_task {
+            single_task_cells(&mut out, grid, &cfg, combo, file)?;
         }
     }
     let name = grid
@@ -215,7 +301,7 @@ pub fn expand(grid: &GridFile, file: &Path) -> Result<Plan, ConfigError> {
     let grid_json = serde_json::to_value(grid).map_err(|e| invalid(file, "grid", e.to_string()))?;
     let mut text = String::new();
     canonical_string(&grid_json, &mut text);
-    Ok(Plan { name, grid: grid.clone(), grid_hash: hash_hex(text.as_bytes()), cells })
+    Ok(Plan { name, grid: grid.clone(), grid_hash: hash_hex(text.as_bytes()), cells: out.cells })
 }
 
 #[cfg(test)]

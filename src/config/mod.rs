@@ -4,11 +4,18 @@
 //! per-strategy settings, and a `[grid]` section whose lists (models,
 //! strategies, seeds and any dotted-key overrides) are crossed into cells.
 //! Each cell carries a canonical config hash (seed excluded) so that the
-//! store can recognise a cell it has already finished.
+//! store can recognise a cell it has already finished. Besides the
+//! Cartesian overrides, `[grid.search]` draws random trials ([`search`]),
+//! the `static` strategy sweeps weight vectors ([`weight_sweep`]) and
+//! `[grid] single_task = true` adds single-task baselines.
 
 mod data_file;
 mod expand;
+pub mod search;
 mod spans;
+#[cfg(test)]
+mod tests;
+pub mod weight_sweep;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +29,8 @@ use crate::strategies::{StrategiesConfig, StrategyKind};
 use crate::train::TrainConfig;
 
 pub use data_file::{load_data_config, parse_data_config};
-pub use expand::{expand, hash_hex, Cell, Plan};
+pub use expand::{expand, hash_hex, Cell, Plan, SINGLE_TASK_PARAM};
+pub use search::{Distribution, SearchSpec};
 
 /// A grid file that could not be read or does not describe a valid grid.
 #[derive(Debug, Error)]
@@ -80,6 +88,13 @@ pub struct GridSpec {
     /// values it takes.
     #[serde(default)]
     pub overrides: BTreeMap<String, Vec<toml::Value>>,
+    /// Seeded random trials, the same for every arm (crossed with the overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSpec>,
+    /// Adds, per seed and override configuration, one SharedBottom run per
+    /// task on that task alone (equal weighting): the baselines of Δm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_task: bool,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -141,6 +156,15 @@ fn validate(grid: &GridFile, file: &Path) -> Result<(), ConfigError> {
             return Err(invalid(file, &format!("grid.overrides.{key}"), "the grid section itself cannot be overridden"));
         }
     }
+    if let Some(search) = &grid.grid.search {
+        if let Some(k) = search.space.keys().find(|k| grid.grid.overrides.contains_key(*k)) {
+            return Err(invalid(file, &format!("grid.search.{k}"), format!("`{k}` is also an axis of [grid.overrides]; give it in one of them")));
+        }
+    }
+    if grid.grid.single_task && grid.data.task_names().len() < 2 {
+        return Err(invalid(file, "grid.single_task", "the data has one task: its runs are single-task already"));
+    }
     grid.train.validate().map_err(|(k, m)| invalid(file, &format!("train.{k}"), m))?;
+    grid.strategies.static_weights.validate().map_err(|(k, m)| invalid(file, &format!("strategies.static.{k}"), m))?;
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod inspect;
 pub mod numeric;
 pub mod parquet_io;
+mod restrict;
 pub mod schema;
 pub mod table;
 mod table_read;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use batch::{Batch, SplitTensors};
+pub use restrict::only_task;
 pub use schema::{CategoricalField, Dataset, FeatureSchema, MultiField, NumericField, SplitData};
 
 /// Errors of the data stage; each names the file, line, column or key at fault.
@@ -77,6 +79,16 @@ impl DataConfig {
                 d.request().map(|_| ()).map_err(|(key, message)| DataError::Config { key: format!("data.dense.{key}"), message })
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The task names the source is configured to produce, in order.
+    pub fn task_names(&self) -> Vec<String> {
+        match self {
+            DataConfig::Toy(c) => c.tasks.clone(),
+            DataConfig::Wechat(c) => c.tasks.clone(),
+            DataConfig::SyntheticWechat(c) => c.tasks.clone(),
+            DataConfig::Table(c) => c.labels.iter().map(|l| l.task().to_string()).collect(),
         }
     }
 }

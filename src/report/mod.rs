@@ -1,11 +1,15 @@
 //! Reports from the store: static, self-contained HTML pages (index, one
-//! per sweep, one per run) with SVG charts, and the README results table.
+//! per sweep with its leaderboard, one per run) with SVG charts, and the
+//! README results table (from the leaderboard).
 //! Reads the store only. Pages are filled from serializable context structs
 //! into templates compiled into the binary (minijinja with HTML
 //! auto-escaping, so user-supplied strings always render as text).
 
 pub mod charts;
 pub mod compare;
+pub mod leaderboard;
+mod leaderboard_charts;
+mod leaderboard_page;
 pub mod listing;
 pub mod readme;
 mod run_page;
@@ -32,6 +36,8 @@ pub enum ReportError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Verdict(#[from] crate::verdict::VerdictError),
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
@@ -114,6 +120,7 @@ pub(crate) fn templates() -> Result<minijinja::Environment<'static>, ReportError
     env.add_template("index.html", include_str!("templates/index.html"))?;
     env.add_template("sweep.html", include_str!("templates/sweep.html"))?;
     env.add_template("run.html", include_str!("templates/run.html"))?;
+    env.add_template("leaderboard.html", include_str!("templates/leaderboard.html"))?;
     Ok(env)
 }
 
@@ -148,8 +155,21 @@ pub fn render(store: &Store, out_dir: &Path) -> Result<Rendered, ReportError> {
     let mut sweeps = Vec::new();
     let mut total_runs = 0;
     for s in store.list_sweeps()? {
-        let sweep = sweep_page::build(store, &s, out_dir, &mut charts)?;
+        let mut sweep = sweep_page::build(store, &s, out_dir, &mut charts)?;
         total_runs += sweep.runs.len();
+        // A sweep without finished multi-task runs (or of fused runs only) has no leaderboard.
+        let board = match leaderboard::of_sweeps(store, std::slice::from_ref(&s), &Default::default()) {
+            Ok(b) => Some(b),
+            Err(ReportError::Verdict(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(board) = board {
+            let ctx = leaderboard_page::build(&board, &s.id, &s.name, out_dir, &mut charts)?;
+            let page = out_dir.join(&ctx.page);
+            render_to(&env, "leaderboard.html", minijinja::context! { l => &ctx, ..minijinja::Value::from_serialize(&meta) }, &page)?;
+            pages.push(page);
+            sweep.leaderboard = Some(ctx.page);
+        }
         let page = out_dir.join(&sweep.page);
         render_to(&env, "sweep.html", minijinja::context! { s => &sweep, ..minijinja::Value::from_serialize(&meta) }, &page)?;
         pages.push(page);

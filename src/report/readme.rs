@@ -1,15 +1,22 @@
-//! The README results table, regenerated from the store between
-//! `<!-- bench:results:begin -->` and `<!-- bench:results:end -->`, in the
-//! seed's shape (Model | Paper | best AUC per task), with the strategy, the
-//! number of seeds and mean ± std, and the dataset named. Idempotent.
+//! The README results table, regenerated between
+//! `<!-- bench:results:begin -->` and `<!-- bench:results:end -->` from the
+//! leaderboard: one row per (model, strategy) arm at its configuration
+//! selected on validation per seed, never on test, in the seed's shape
+//! (Model | Paper | per-task AUC) with the strategy, the selected
+//! configuration, seeds, the 95% interval, the paired difference to tuned
+//! equal weighting with its verdict, Δm and step time. The caption states
+//! the selection, the seeds and the dataset. Names are escaped for
+//! Markdown. Idempotent.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{tasks_of, test_aucs, ReportError};
+use super::leaderboard::{self as lb, caption};
+use super::table::escape_markdown;
+use super::ReportError;
 use crate::models::ModelKind;
-use crate::stats::{summarize, Summary};
-use crate::store::{RunRow, RunStatus, Store, SweepRow};
+use crate::store::Store;
+use crate::strategies::StrategyKind;
+use crate::verdict::{Arm, Leaderboard, Options};
 
 pub const BEGIN: &str = "<!-- bench:results:begin -->";
 pub const END: &str = "<!-- bench:results:end -->";
@@ -25,84 +32,56 @@ fn paper_of(model: &str) -> (String, String) {
         .unwrap_or_else(|| (model.to_string(), String::new()))
 }
 
-/// Picks the sweep: the given id (prefix) or the latest with finished runs.
-pub fn choose_sweep(store: &Store, wanted: Option<&str>) -> Result<(SweepRow, Vec<RunRow>), ReportError> {
-    let sweeps = store.list_sweeps()?;
-    for s in sweeps {
-        if let Some(w) = wanted {
-            if !s.id.starts_with(w) && s.name != w {
-                continue;
-            }
-        }
-        let runs: Vec<RunRow> = store.sweep_runs(&s.id)?.into_iter().filter(|r| r.status == RunStatus::Finished).collect();
-        if !runs.is_empty() || wanted.is_some() {
-            return Ok((s, runs));
-        }
-    }
-    Err(ReportError::Invalid(match wanted {
-        Some(w) => format!("no sweep matches `{w}` (see `bench list`)"),
-        None => "no sweep has finished runs yet: run `bench run experiments/demo.toml` first".into(),
-    }))
+fn strategy_name(strategy: &str) -> String {
+    StrategyKind::ALL.iter().find(|k| k.name() == strategy).map_or(strategy.to_string(), |k| k.paper().0.to_string())
 }
 
-/// The Markdown table (without markers) for a sweep's finished runs.
-pub fn table(store: &Store, sweep: &SweepRow, runs: &[RunRow]) -> Result<String, ReportError> {
-    let tasks = tasks_of(store, runs)?;
-    // (model, strategy) -> per task the AUCs over seeds.
-    let mut groups: BTreeMap<(String, String), Vec<Vec<Option<f64>>>> = BTreeMap::new();
-    let mut datasets = Vec::new();
-    let mut last = String::new();
-    for r in runs {
-        groups.entry((r.model.clone(), r.strategy.clone())).or_default().push(test_aucs(store, r, &tasks)?);
-        if !datasets.contains(&r.dataset_name) {
-            datasets.push(r.dataset_name.clone());
-        }
-        if let Some(f) = &r.finished_at {
-            if *f > last {
-                last = f.clone();
-            }
-        }
-    }
-    // Per model, the strategy with the best mean (over tasks) of the mean test AUC.
-    let mut best: BTreeMap<String, (String, Vec<Option<Summary>>, f64)> = BTreeMap::new();
-    for ((model, strategy), rows) in &groups {
-        let per_task: Vec<Option<Summary>> = (0..tasks.len())
-            .map(|t| summarize(&rows.iter().filter_map(|r| r[t]).collect::<Vec<_>>()))
-            .collect();
-        let defined: Vec<f64> = per_task.iter().flatten().map(|s| s.mean).collect();
-        let score = if defined.is_empty() { f64::NEG_INFINITY } else { defined.iter().sum::<f64>() / defined.len() as f64 };
-        if best.get(model).is_none_or(|b| score > b.2) {
-            best.insert(model.clone(), (strategy.clone(), per_task, score));
-        }
-    }
-    let mut out = String::new();
+fn row(a: &Arm) -> String {
+    let (name, paper) = paper_of(&a.model);
+    let link = if paper.is_empty() { "–".to_string() } else { format!("[paper]({paper})") };
+    let mut cells = vec![
+        escape_markdown(&name),
+        link,
+        escape_markdown(&strategy_name(&a.strategy)),
+        escape_markdown(&a.selected),
+        a.picks.len().to_string(),
+    ];
+    cells.extend(a.tasks.iter().map(lb::summary));
+    cells.extend([
+        lb::summary(&a.test),
+        lb::interval(&a.test_ci),
+        lb::difference(&a.vs_equal),
+        escape_markdown(&a.standing.label()),
+        lb::delta_m(&a.delta_m),
+        lb::step_time(a),
+    ]);
+    format!("| {} |\n", cells.join(" | "))
+}
+
+/// The Markdown (without markers) of a leaderboard.
+pub fn table(board: &Leaderboard) -> String {
+    let mut out = escape_markdown(&caption(board));
+    let configs: Vec<String> = board.arms.iter().map(|a| a.budget).collect::<std::collections::BTreeSet<_>>().iter().map(|n| n.to_string()).collect();
     out.push_str(&format!(
-        "Test ROC-AUC on **{}**, sweep `{}` (`{}`), best strategy per model by mean test AUC; mean ± std over seeds. Last run finished {}.\n\n",
-        datasets.join(", "),
-        sweep.name,
-        sweep.id,
-        if last.is_empty() { "–" } else { &last }
+        " Tuning budget: {} configuration(s) per arm{}. Last run finished {}.\n\n",
+        configs.join(" / "),
+        if board.equal_budgets() { "" } else { " (unequal: see the warning below)" },
+        board.last_finished.as_deref().unwrap_or("–")
     ));
-    out.push_str("| Model | Paper | Strategy | Seeds |");
-    for t in &tasks {
-        out.push_str(&format!(" Best_{t}_AUC |"));
+    let mut head = vec!["Model", "Paper", "Strategy", "Configuration (selected on validation)", "Seeds"].into_iter().map(String::from).collect::<Vec<_>>();
+    head.extend(board.tasks.iter().map(|t| format!("{} AUC", escape_markdown(t))));
+    head.extend(["Mean AUC", "95% CI", "Δ vs tuned equal [95% CI]", "Verdict", "Δm", "Step time"].into_iter().map(String::from));
+    out.push_str(&format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len())));
+    for a in &board.arms {
+        out.push_str(&row(a));
     }
-    out.push_str("\n|---|---|---|---|");
-    for _ in &tasks {
-        out.push_str("---|");
-    }
-    out.push('\n');
-    for (model, (strategy, per_task, _)) in &best {
-        let (name, paper) = paper_of(model);
-        let n = groups.get(&(model.clone(), strategy.clone())).map_or(0, |g| g.len());
-        let link = if paper.is_empty() { "–".to_string() } else { format!("[paper]({paper})") };
-        out.push_str(&format!("| {name} | {link} | {strategy} | {n} |"));
-        for s in per_task {
-            out.push_str(&format!(" {} |", s.map_or("n/a".into(), |s| s.display(4))));
-        }
+    if !board.warnings.is_empty() {
         out.push('\n');
+        for w in &board.warnings {
+            out.push_str(&format!("- Warning: {}\n", escape_markdown(&w.to_string())));
+        }
     }
-    Ok(out)
+    out
 }
 
 /// Replaces the text between the markers; the markers must both be present, in order.
@@ -115,10 +94,11 @@ pub fn splice(readme: &str, table: &str) -> Result<String, ReportError> {
     Ok(format!("{}{BEGIN}\n{}{}", &readme[..b], table, &readme[e..]))
 }
 
-/// Rewrites the table in a README file; returns whether the file changed.
+/// Rewrites the table in a README file from the leaderboard of `sweep` (or
+/// the latest sweep with finished runs); returns whether the file changed.
 pub fn update(store: &Store, readme: &Path, sweep: Option<&str>) -> Result<bool, ReportError> {
-    let (s, runs) = choose_sweep(store, sweep)?;
-    let t = table(store, &s, &runs)?;
+    let wanted: Vec<String> = sweep.map(str::to_string).into_iter().collect();
+    let t = table(&lb::leaderboard(store, &wanted, &Options::default())?);
     let old = std::fs::read_to_string(readme).map_err(|source| ReportError::Io { path: readme.to_path_buf(), source })?;
     let new = splice(&old, &t)?;
     if new != old {
@@ -130,6 +110,21 @@ pub fn update(store: &Store, readme: &Path, sweep: Option<&str>) -> Result<bool,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caption_names_validation_selection_and_names_are_escaped() {
+        use crate::store::fixture::FixtureSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let spec = FixtureSpec { name_suffix: "<b>|`x`".into(), ..Default::default() };
+        store.write_fixture(&spec, 7).unwrap();
+        let t = table(&lb::leaderboard(&store, &[], &Options::default()).unwrap());
+        assert!(t.contains("selected per seed on the validation split") && t.contains("never on test"), "{t}");
+        assert!(t.contains("seeds 1, 2, 3") && t.contains("fixture (synthetic)"), "{t}");
+        assert!(t.contains("fixture-0&lt;b&gt;\\|\\`x\\`") && !t.contains("<b>"), "{t}");
+        // One row per arm: 2 models x 2 strategies.
+        assert_eq!(t.lines().filter(|l| l.starts_with("| MMOE |") || l.starts_with("| SharedBottom |")).count(), 4, "{t}");
+    }
 
     #[test]
     fn splice_replaces_between_markers_idempotently() {

@@ -12,6 +12,7 @@ use super::charts::{self, BarGroup, BarPanel, LinePanel, Series, YAxes};
 use super::{fmt, run_page_name, sweep_page_name, tasks_of, write_chart, ChartRef, ReportError};
 use crate::stats::summarize;
 use crate::store::{MetricRow, RunRow, RunStatus, Store, SweepRow};
+use crate::verdict::{by_configuration, configuration_label};
 
 #[derive(Debug, Serialize)]
 pub struct Cell {
@@ -60,6 +61,8 @@ pub struct SweepCtx {
     pub charts: Vec<ChartRef>,
     pub matrix: Vec<MatrixRow>,
     pub runs: Vec<RunLine>,
+    /// The sweep's leaderboard page, when it has one.
+    pub leaderboard: Option<String>,
 }
 
 /// A configuration: the runs of one config hash (seeds of one cell).
@@ -116,27 +119,12 @@ impl Charts<'_> {
     }
 }
 
-/// The run name without its seed part: `mmoe-equal-s3-lr=0.1` -> `mmoe-equal-lr=0.1`.
-fn config_label(r: &RunRow) -> String {
-    let seed = format!("-s{}", r.seed);
-    match r.name.find(&seed) {
-        Some(i) if r.name[i + seed.len()..].is_empty() || r.name[i + seed.len()..].starts_with('-') => {
-            format!("{}{}", &r.name[..i], &r.name[i + seed.len()..])
-        }
-        _ => r.name.clone(),
-    }
-}
-
-/// Finished runs grouped by config hash, in first-seen order.
+/// Finished runs grouped by configuration (the verdict's one grouping), in first-seen order.
 fn configurations<'a>(finished: &[&'a RunRow]) -> Vec<Config<'a>> {
-    let mut configs: Vec<Config> = Vec::new();
-    for r in finished {
-        match configs.iter_mut().find(|c| c.runs[0].config_hash == r.config_hash) {
-            Some(c) => c.runs.push(r),
-            None => configs.push(Config { label: config_label(r), model: r.model.clone(), strategy: r.strategy.clone(), runs: vec![r] }),
-        }
-    }
-    configs
+    by_configuration(finished.iter().copied())
+        .into_iter()
+        .map(|runs| Config { label: configuration_label(&runs[0].name, runs[0].seed), model: runs[0].model.clone(), strategy: runs[0].strategy.clone(), runs })
+        .collect()
 }
 
 fn machine_of(runs: &[RunRow]) -> String {
@@ -409,6 +397,7 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
         matrix: matrix(&sw.configs, &columns, &best_per_col),
         runs: run_lines(&sw, &runs),
         tasks: sw.tasks,
+        leaderboard: None,
     })
 }
 

@@ -53,9 +53,9 @@ impl Table {
         out
     }
 
-    /// A GitHub-flavoured Markdown table (pipes in cells escaped).
+    /// A GitHub-flavoured Markdown table (cells escaped by [`escape_markdown`]).
     pub fn to_markdown(&self) -> String {
-        let esc = |c: &String| c.replace('|', "\\|");
+        let esc = |c: &String| escape_markdown(c);
         let mut out = format!("| {} |\n", self.headers.iter().map(esc).collect::<Vec<_>>().join(" | "));
         out.push_str(&format!("|{}\n", "---|".repeat(self.headers.len())));
         for r in &self.rows {
@@ -82,6 +82,27 @@ impl Table {
     }
 }
 
+/// Text that renders as itself in GitHub-flavoured Markdown, also inside a
+/// table cell: markup characters are backslash-escaped, `<`, `>` and `&`
+/// become entities (no raw HTML), line breaks become spaces.
+pub fn escape_markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '|' | '`' | '*' | '[' | ']' | '~' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +114,11 @@ mod tests {
         assert_eq!(t.to_text(), "a    bb\nx,y  1|2\n");
         assert_eq!(t.to_markdown(), "| a | bb |\n|---|---|\n| x,y | 1\\|2 |\n");
         assert_eq!(t.to_csv(), "a,bb\n\"x,y\",1|2\n");
+    }
+
+    #[test]
+    fn markdown_escaping() {
+        assert_eq!(escape_markdown("a|b <script>&`x`*[y]~\\#\nz"), "a\\|b &lt;script&gt;&amp;\\`x\\`\\*\\[y\\]\\~\\\\\\# z");
+        assert_eq!(escape_markdown("read_comment 0.7312 ± 0.0021"), "read_comment 0.7312 ± 0.0021");
     }
 }

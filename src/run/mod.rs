@@ -10,7 +10,6 @@ mod execute;
 pub mod progress;
 pub mod record;
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -157,16 +156,25 @@ struct Datasets {
 impl Datasets {
     fn get(&mut self, cell: &Cell, cache_dir: &Path, progress: &Progress) -> Result<&(Dataset, f64), RunError> {
         let key = serde_json::to_string(&cell.config.data).unwrap_or_default();
-        match self.loaded.entry(key) {
-            Entry::Occupied(o) => Ok(o.into_mut()),
-            Entry::Vacant(v) => {
-                let t0 = Instant::now();
-                let ds = data::load(&cell.config.data, cache_dir).map_err(|source| RunError::Data { cell: cell.name(), source })?;
-                let seconds = t0.elapsed().as_secs_f64();
-                progress.data_loaded(&ds, seconds);
-                Ok(v.insert((ds, seconds)))
-            }
+        if !self.loaded.contains_key(&key) {
+            let t0 = Instant::now();
+            let ds = data::load(&cell.config.data, cache_dir).map_err(|source| RunError::Data { cell: cell.name(), source })?;
+            let seconds = t0.elapsed().as_secs_f64();
+            progress.data_loaded(&ds, seconds);
+            self.loaded.insert(key.clone(), (ds, seconds));
         }
+        let Some(task) = &cell.single_task else {
+            return Ok(&self.loaded[&key]);
+        };
+        // A single-task baseline: the same rows with one label column.
+        let only = format!("{key}|only:{task}");
+        if !self.loaded.contains_key(&only) {
+            let (full, seconds) = &self.loaded[&key];
+            let ds = data::only_task(full, task).map_err(|source| RunError::Data { cell: cell.name(), source })?;
+            let seconds = *seconds;
+            self.loaded.insert(only.clone(), (ds, seconds));
+        }
+        Ok(&self.loaded[&only])
     }
 }
 

@@ -152,6 +152,8 @@ pub enum DiffMethod {
     WelchT,
     /// DeLong's test for two correlated AUCs (normal).
     Delong,
+    /// One-sample t on the values themselves (n - 1 df): the CI of a mean.
+    OneSampleT,
 }
 
 impl DiffMethod {
@@ -160,6 +162,7 @@ impl DiffMethod {
             DiffMethod::PairedT => "paired t",
             DiffMethod::WelchT => "Welch t",
             DiffMethod::Delong => "DeLong",
+            DiffMethod::OneSampleT => "t",
         }
     }
 }
@@ -222,6 +225,15 @@ pub fn paired_diff_ci(a: &[f64], b: &[f64], level: f64) -> Result<DiffCi> {
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| y - x).collect();
     let s = summarize(&d).filter(|s| s.n >= 2).ok_or(StatsError::TooFew { what: "paired CI", need: 2, got: d.len() })?;
     t_interval(s.mean, s.std / (s.n as f64).sqrt(), (s.n - 1) as f64, level, DiffMethod::PairedT)
+}
+
+/// CI of the mean of one sample (e.g. a metric over seeds), t with n - 1
+/// df: the interval of a mean's difference from 0.
+pub fn mean_ci(values: &[f64], level: f64) -> Result<DiffCi> {
+    check_level(level)?;
+    check_finite("sample", values)?;
+    let s = summarize(values).filter(|s| s.n >= 2).ok_or(StatsError::TooFew { what: "CI of a mean", need: 2, got: values.len() })?;
+    t_interval(s.mean, s.std / (s.n as f64).sqrt(), (s.n - 1) as f64, level, DiffMethod::OneSampleT)
 }
 
 /// Welch CI of mean(b) - mean(a) for independent samples, with the
@@ -368,6 +380,17 @@ mod tests {
         let c = paired_diff_ci(&[1.0, 2.0], &[1.5, 2.5], 0.95).unwrap();
         assert_eq!((c.low, c.high, c.p_value), (0.5, 0.5, None));
         assert!(c.excludes_zero());
+    }
+
+    #[test]
+    fn mean_ci_by_hand() {
+        // [1, 2, 3, 4, 5]: mean 3, sd √2.5, se √0.5, df 4, t 2.776445 (printed table).
+        let ci = mean_ci(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95).unwrap();
+        assert!(close(ci.estimate, 3.0, 1e-12) && close(ci.se, 0.5f64.sqrt(), 1e-12));
+        assert_eq!((ci.df, ci.method), (Some(4.0), DiffMethod::OneSampleT));
+        assert!(close(ci.high - 3.0, 2.776_445 * 0.5f64.sqrt(), 1e-6), "{ci:?}");
+        assert!(close(ci.low, 3.0 - (ci.high - 3.0), 1e-12));
+        assert!(matches!(mean_ci(&[1.0], 0.95), Err(StatsError::TooFew { .. })));
     }
 
     #[test]

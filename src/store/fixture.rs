@@ -1,7 +1,8 @@
 //! Deterministic synthetic store contents for report tests and benchmarks:
 //! sweeps of finished runs with metrics, curves, traces and gates, written
 //! with plain SQL so that no training is needed. Names may carry markup
-//! (`<script>`) to check that every page escapes them.
+//! (`<script>`) to check that every page escapes them. Runs whose every
+//! number a test states are written by `fixture_runs`.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

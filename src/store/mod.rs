@@ -11,11 +11,13 @@ pub mod artifacts;
 mod claims;
 mod entries;
 pub mod fixture;
+pub mod fixture_runs;
 mod gates;
 mod read;
 mod record;
 mod rows;
 mod status;
+mod verdict_rows;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -29,6 +31,7 @@ pub use gates::GateRow;
 pub use read::TraceStepRow;
 pub use entries::{GateWeights, MetricValue, NewEpoch, NewRun, NewTrace, RunOutcome, Split};
 pub use status::{RunStatus, UnknownStatus};
+pub use verdict_rows::VerdictRows;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

@@ -12,7 +12,7 @@ pub struct TraceStepRow {
     pub conflict_rate: f64,
 }
 
-fn id_list(ids: &[String]) -> String {
+pub(super) fn id_list(ids: &[String]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 

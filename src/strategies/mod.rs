@@ -12,6 +12,7 @@ pub mod combine;
 pub mod equal;
 pub mod gradnorm;
 pub mod pcgrad;
+pub mod static_weights;
 pub mod uncertainty;
 
 use serde::{Deserialize, Serialize};
@@ -42,11 +43,13 @@ pub enum StrategyKind {
     GradNorm,
     #[serde(rename = "pcgrad")]
     PcGrad,
+    /// Fixed weights at one point of a weight sweep (the scalarisation front).
+    Static,
 }
 
 impl StrategyKind {
     pub const ALL: &'static [StrategyKind] =
-        &[StrategyKind::Equal, StrategyKind::Uncertainty, StrategyKind::GradNorm, StrategyKind::PcGrad];
+        &[StrategyKind::Equal, StrategyKind::Uncertainty, StrategyKind::GradNorm, StrategyKind::PcGrad, StrategyKind::Static];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +57,7 @@ impl StrategyKind {
             StrategyKind::Uncertainty => "uncertainty",
             StrategyKind::GradNorm => "gradnorm",
             StrategyKind::PcGrad => "pcgrad",
+            StrategyKind::Static => "static",
         }
     }
 
@@ -64,6 +68,7 @@ impl StrategyKind {
             StrategyKind::Uncertainty => ("Uncertainty weighting", "https://arxiv.org/abs/1705.07115"),
             StrategyKind::GradNorm => ("GradNorm", "https://arxiv.org/abs/1711.02257"),
             StrategyKind::PcGrad => ("PCGrad", "https://arxiv.org/abs/2001.06782"),
+            StrategyKind::Static => ("Static weights (sweep)", "https://arxiv.org/abs/2209.11379"),
         }
     }
 
@@ -84,6 +89,10 @@ pub struct StrategiesConfig {
     pub gradnorm: gradnorm::GradNormConfig,
     #[serde(default)]
     pub pcgrad: pcgrad::PcGradConfig,
+    /// `[strategies.static]`: left out of the serialized grid while default,
+    /// so that grids without it keep their hash.
+    #[serde(default, rename = "static", skip_serializing_if = "static_weights::StaticConfig::is_default")]
+    pub static_weights: static_weights::StaticConfig,
 }
 
 /// Which shared parameters a gradient-based strategy acts on.
@@ -144,6 +153,7 @@ pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> R
         StrategyKind::Uncertainty => Box::new(uncertainty::Uncertainty::new(&cfg.uncertainty, ctx)?),
         StrategyKind::GradNorm => Box::new(gradnorm::GradNorm::new(&cfg.gradnorm, ctx)?),
         StrategyKind::PcGrad => Box::new(pcgrad::PcGrad::new(&cfg.pcgrad, ctx)?),
+        StrategyKind::Static => Box::new(static_weights::Static::new(&cfg.static_weights, ctx.n_terms)?),
     })
 }
 
