@@ -169,6 +169,10 @@ pub fn render(store: &Store, out_dir: &Path) -> Result<Rendered, ReportError> {
             render_to(&env, "leaderboard.html", minijinja::context! { l => &ctx, ..minijinja::Value::from_serialize(&meta) }, &page)?;
             pages.push(page);
             sweep.leaderboard = Some(ctx.page);
+            if let Some(top) = board.arms.first() {
+                let value = top.test.map_or("n/a".into(), |t| format!("{:.4}", t.mean));
+                sweep.best = format!("{} {} at {} ({value})", top.model, top.strategy, top.selected);
+            }
         }
         let page = out_dir.join(&sweep.page);
         render_to(&env, "sweep.html", minijinja::context! { s => &sweep, ..minijinja::Value::from_serialize(&meta) }, &page)?;

@@ -364,12 +364,6 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
     let columns = summaries(&sw);
     let n_cols = sw.tasks.len() + 1;
     let best_per_col = best_per_column(&columns, n_cols);
-    let best = best_per_col
-        .last()
-        .copied()
-        .flatten()
-        .map(|i| format!("{} ({})", sw.configs[i].label, fmt(columns[i][n_cols - 1].map(|v| v.0), 4)))
-        .unwrap_or_else(|| "–".into());
     let mut charts = Charts { out, sweep_id: &s.id, written, refs: Vec::new() };
     let mut auc_chart = None;
     if !sw.configs.is_empty() && !sw.tasks.is_empty() {
@@ -391,7 +385,8 @@ pub fn build(store: &Store, s: &SweepRow, out: &Path, written: &mut Vec<PathBuf>
         finished: finished.len(),
         failed: runs.iter().filter(|r| r.status == RunStatus::Failed).count(),
         other: runs.iter().filter(|r| r.status != RunStatus::Failed && r.status != RunStatus::Finished).count(),
-        best,
+        // Filled from the leaderboard (selected on validation) by the caller.
+        best: "–".into(),
         auc_chart,
         charts: charts.refs,
         matrix: matrix(&sw.configs, &columns, &best_per_col),
