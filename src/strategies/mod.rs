@@ -386,9 +386,9 @@ mod tests {
         struct G {
             s: Vec<StrategyKind>,
         }
-        let g: G = toml::from_str(r#"s = ["equal", "uncertainty", "gradnorm", "pcgrad"]"#).unwrap();
+        let g: G = toml::from_str(r#"s = ["equal", "uncertainty", "gradnorm", "pcgrad", "static"]"#).unwrap();
         assert_eq!(g.s, StrategyKind::ALL);
-        assert_eq!(StrategyKind::names(), vec!["equal", "uncertainty", "gradnorm", "pcgrad"]);
+        assert_eq!(StrategyKind::names(), vec!["equal", "uncertainty", "gradnorm", "pcgrad", "static"]);
         assert!(toml::from_str::<G>(r#"s = ["grad-norm"]"#).is_err());
     }
 }
