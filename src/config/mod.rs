@@ -135,6 +135,11 @@ fn invalid(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {
 }
 
 fn validate(grid: &GridFile, file: &Path) -> Result<(), ConfigError> {
+    let tasks = grid.data.task_names();
+    if let Some((i, t)) = tasks.iter().enumerate().find(|(i, t)| tasks[..*i].contains(t)) {
+        let key = if matches!(grid.data, DataConfig::Table(_)) { format!("data.labels[{i}]") } else { "data.tasks".to_string() };
+        return Err(invalid(file, &key, format!("task `{t}` is named twice; every task needs its own name")));
+    }
     if grid.grid.models.is_empty() {
         return Err(invalid(file, "grid.models", format!("empty list; valid choices: {}", ModelKind::names().join(", "))));
     }

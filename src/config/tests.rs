@@ -111,3 +111,10 @@ fn grids_without_the_new_keys_serialize_as_before() {
         assert!(!text.contains(key), "{key} in {text}");
     }
 }
+
+#[test]
+fn duplicate_task_names_are_refused_when_the_grid_is_read() {
+    let text = BASE.replace(r#"tasks = ["click", "like"]"#, r#"tasks = ["click", "click"]"#);
+    let e = parse_grid(&text, Path::new("t.toml")).unwrap_err().to_string();
+    assert!(e.contains("t.toml: key `data.tasks`") && e.contains("task `click` is named twice"), "{e}");
+}
