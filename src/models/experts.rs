@@ -87,6 +87,18 @@ impl Gate {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         self.linear.forward(x).softmax(-1, Kind::Float)
     }
+
+    /// Several gates of `n` experts each on the same input, in one matrix
+    /// product and one softmax: [B, in] -> [B, G, n], row `g` being
+    /// `gates[g].forward(x)`. One gate needs no concatenation.
+    pub fn forward_all(gates: &[Gate], x: &Tensor) -> Tensor {
+        let n = gates.first().map_or(0, |g| g.labels.len() as i64);
+        let w = match gates {
+            [one] => one.linear.ws.shallow_clone(),
+            _ => Tensor::cat(&gates.iter().map(|g| &g.linear.ws).collect::<Vec<_>>(), 0),
+        };
+        x.linear::<&Tensor>(&w, None).view([-1, gates.len() as i64, n]).softmax(-1, Kind::Float)
+    }
 }
 
 /// The gate weights of one forward pass, exposed by [`super::ModelOutput`].
@@ -103,13 +115,19 @@ pub fn mix(weights: &Tensor, experts: &Tensor) -> Tensor {
     weights.unsqueeze(1).bmm(experts).squeeze_dim(1)
 }
 
-/// Several gates' mixes of the same experts at once: weights G x [B, n],
+/// Several gates' mixes of the same experts at once: weights G x [B, n]
+/// (or already stacked, [`mix_stacked`]),
 /// experts [B, n, d] -> [B, G, d], row `g` being `mix(weights[g], experts)`.
 /// One small matrix product per row reads the experts once for all gates,
 /// where G separate mixes would read them G times (and write G gradient
 /// contributions back); in PLE the shared experts feed every gate.
 pub fn mix_gates(weights: &[Tensor], experts: &Tensor) -> Tensor {
-    Tensor::stack(weights, 1).bmm(experts)
+    mix_stacked(&Tensor::stack(weights, 1), experts)
+}
+
+/// [`mix_gates`] of weights stacked [B, G, n] (as [`Gate::forward_all`] gives them).
+pub fn mix_stacked(weights: &Tensor, experts: &Tensor) -> Tensor {
+    weights.bmm(experts)
 }
 
 /// Labels "{prefix}e0", "{prefix}e1", ...
@@ -163,5 +181,23 @@ mod tests {
         assert_eq!(both.size(), [6, 2, 4]);
         assert!((both.select(1, 0) - &want).abs().max().double_value(&[]) < 1e-6);
         assert!((both.select(1, 1) - mix(&w2, &e)).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    #[test]
+    fn gates_in_one_product_equal_each_gate_alone() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let gates: Vec<Gate> = (0..3).map(|k| Gate::new(&(vs.root() / format!("g{k}")), 5, format!("g{k}"), labels("", 4))).collect();
+        let x = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
+        let all = Gate::forward_all(&gates, &x);
+        assert_eq!(all.size(), [6, 3, 4]);
+        for (k, g) in gates.iter().enumerate() {
+            // By hand: softmax of x W_k^T.
+            let logits = x.matmul(&g.linear.ws.tr());
+            let want = logits.exp() / logits.exp().sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+            let diff = (all.select(1, k as i64) - want).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "gate {k} differs by {diff}");
+        }
+        assert!(Gate::forward_all(&gates[..1], &x).select(1, 0).allclose(&gates[0].forward(&x), 1e-6, 1e-7, false));
     }
 }

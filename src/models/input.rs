@@ -1,8 +1,9 @@
-//! The input layer shared by every model: one embedding table per
-//! categorical field, mean-pooled multi-valued fields (the tag list, and the
-//! history sequence pooled through the feedid table), the embeddings of
-//! encoded numeric columns ([`super::numeric_embed`]), and the dense
-//! features, concatenated into one vector per row.
+//! The input layer shared by every model: the categorical fields' embeddings
+//! (tables laid out by [`super::tables`]: one per width by default),
+//! mean-pooled multi-valued fields (the tag list, and the history sequence
+//! pooled through the feedid rows), the embeddings of encoded numeric
+//! columns ([`super::numeric_embed`]), and the dense features, concatenated
+//! into one vector per row.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use super::numeric_embed::NumericEmbedding;
+use super::tables::{EmbeddingTables, TableField, TableLayout};
 use super::ModelError;
 use crate::data::{Batch, FeatureSchema};
 
@@ -23,13 +25,18 @@ pub struct InputConfig {
     /// column: the data's `emb_dim`).
     #[serde(default)]
     pub emb_dims: BTreeMap<String, i64>,
+    /// Embedding table layout: "fused" (default; one table per width) or
+    /// "per-field". Same initial values and the same training up to float
+    /// rounding; fused runs fewer operators per step.
+    #[serde(default, skip_serializing_if = "TableLayout::is_default")]
+    pub tables: TableLayout,
 }
 
 /// Embeddings + pooling + dense features -> [B, out_dim].
 #[derive(Debug)]
 pub struct InputLayer {
-    tables: Vec<nn::Embedding>,
-    /// For each multi-valued field: index into `tables`.
+    tables: EmbeddingTables,
+    /// For each multi-valued field: the table field whose rows it is pooled through.
     multi_table: Vec<usize>,
     /// One per encoded numeric column, in schema order.
     numeric: Vec<NumericEmbedding>,
@@ -63,51 +70,21 @@ impl InputLayer {
                 return Err(ModelError::Config { key: key(), message: format!("must be a positive width, got {d}") });
             }
         }
-        let dim = |name: &str, default: i64| cfg.emb_dims.get(name).copied().unwrap_or(default);
-        let mut tables = Vec::new();
-        let mut out_dim = schema.dense.len() as i64;
-        let emb_cfg = nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.05 }, ..Default::default() };
-        for f in &schema.categorical {
-            let d = dim(&f.name, f.emb_dim);
-            tables.push(nn::embedding(vs / "emb" / f.name.as_str(), f.vocab_size, d, emb_cfg));
-            out_dim += d;
-        }
-        let mut multi_table = Vec::new();
-        for f in &schema.multi {
-            match &f.shares_table_with {
-                Some(other) => {
-                    let i = schema.categorical_index(other).ok_or_else(|| ModelError::Config {
-                        key: format!("data.{}", f.name),
-                        message: format!("shares the table of `{other}`, which is not a categorical field"),
-                    })?;
-                    let table_vocab = schema.categorical[i].vocab_size;
-                    if f.vocab_size > table_vocab {
-                        return Err(ModelError::Config {
-                            key: format!("data.{}", f.name),
-                            message: format!(
-                                "vocabulary of {} ids does not fit the `{other}` table it shares ({table_vocab} ids)",
-                                f.vocab_size
-                            ),
-                        });
-                    }
-                    multi_table.push(i);
-                    out_dim += dim(other, schema.categorical[i].emb_dim);
-                }
-                None => {
-                    let d = dim(&f.name, f.emb_dim);
-                    tables.push(nn::embedding(vs / "emb" / f.name.as_str(), f.vocab_size, d, emb_cfg));
-                    multi_table.push(tables.len() - 1);
-                    out_dim += d;
-                }
-            }
-        }
+        let plan = table_fields(schema, cfg)?;
+        let n_cat = schema.categorical.len();
+        let tables = EmbeddingTables::new(vs, plan.fields, n_cat, cfg.tables);
         let mut numeric = Vec::new();
         for f in &schema.numeric {
-            let d = dim(&f.name, f.emb_dim);
+            let d = dim(cfg, &f.name, f.emb_dim);
             numeric.push(NumericEmbedding::new(&(vs / "num" / f.name.as_str()), f, d));
-            out_dim += d;
         }
-        Ok(InputLayer { tables, multi_table, numeric, out_dim })
+        Ok(InputLayer { tables, multi_table: plan.multi_table, numeric, out_dim: plan.out_dim })
+    }
+
+    /// The rows of the table field `name` (a categorical field or a
+    /// multi-valued field with its own table), [vocab, dim].
+    pub fn field_weight(&self, name: &str) -> Option<Tensor> {
+        self.tables.field_weight(name)
     }
 
     pub fn out_dim(&self) -> i64 {
@@ -115,17 +92,13 @@ impl InputLayer {
     }
 
     pub fn forward(&self, batch: &Batch) -> Tensor {
-        let mut parts = Vec::with_capacity(self.tables.len() + self.numeric.len() + 2);
+        let mut parts = Vec::with_capacity(self.multi_table.len() + self.numeric.len() + 8);
         parts.push(batch.dense.shallow_clone());
-        let n_cat = batch.categorical.size()[1];
-        for i in 0..n_cat {
-            let ids = batch.categorical.select(1, i);
-            parts.push(ids.apply(&self.tables[i as usize]));
-        }
+        parts.extend(self.tables.categorical(&batch.categorical));
         for (j, &t) in self.multi_table.iter().enumerate() {
             let ids = &batch.multi_ids[j];
             let mask = &batch.multi_mask[j];
-            let emb = ids.apply(&self.tables[t]); // [B, L, d]
+            let emb = self.tables.lookup(t, ids); // [B, L, d]
             let summed = (emb * mask.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
             let count = mask.sum_dim_intlist([1i64].as_slice(), true, Kind::Float).clamp_min(1.0);
             parts.push(summed / count);
@@ -135,4 +108,75 @@ impl InputLayer {
         }
         Tensor::cat(&parts, 1)
     }
+}
+
+/// The embedding width of field `name`: its override or the schema's.
+fn dim(cfg: &InputConfig, name: &str, default: i64) -> i64 {
+    cfg.emb_dims.get(name).copied().unwrap_or(default)
+}
+
+/// The fields that own embedding rows and how the input vector is made of them.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The categorical fields (in schema order), then the multi-valued
+    /// fields with their own table.
+    pub fields: Vec<TableField>,
+    /// For each multi-valued field: index into `fields` of the rows it pools.
+    pub multi_table: Vec<usize>,
+    /// Width of the input vector (numeric embeddings included).
+    pub out_dim: i64,
+}
+
+/// The table fields of `schema` under `cfg` (no variables are made).
+pub fn table_fields(schema: &FeatureSchema, cfg: &InputConfig) -> Result<TablePlan, ModelError> {
+    let mut fields = Vec::new();
+    let mut out_dim = schema.dense.len() as i64;
+    for f in &schema.categorical {
+        let d = dim(cfg, &f.name, f.emb_dim);
+        fields.push(TableField { name: f.name.clone(), vocab: f.vocab_size, dim: d });
+        out_dim += d;
+    }
+    let mut multi_table = Vec::new();
+    for f in &schema.multi {
+        match &f.shares_table_with {
+            Some(other) => {
+                let i = schema.categorical_index(other).ok_or_else(|| ModelError::Config {
+                    key: format!("data.{}", f.name),
+                    message: format!("shares the table of `{other}`, which is not a categorical field"),
+                })?;
+                let table_vocab = schema.categorical[i].vocab_size;
+                if f.vocab_size > table_vocab {
+                    return Err(ModelError::Config {
+                        key: format!("data.{}", f.name),
+                        message: format!(
+                            "vocabulary of {} ids does not fit the `{other}` table it shares ({table_vocab} ids)",
+                            f.vocab_size
+                        ),
+                    });
+                }
+                multi_table.push(i);
+                out_dim += fields[i].dim;
+            }
+            None => {
+                let d = dim(cfg, &f.name, f.emb_dim);
+                fields.push(TableField { name: f.name.clone(), vocab: f.vocab_size, dim: d });
+                multi_table.push(fields.len() - 1);
+                out_dim += d;
+            }
+        }
+    }
+    out_dim += schema.numeric.iter().map(|f| dim(cfg, &f.name, f.emb_dim)).sum::<i64>();
+    Ok(TablePlan { fields, multi_table, out_dim })
+}
+
+/// The variables of a model's VarStore as a per-field model names them
+/// (`shared.input.emb.{field}.weight`; views into fused tables), for
+/// exchanging weights with a model that has one table per field.
+pub fn per_field_variables(
+    vs: &nn::VarStore,
+    schema: &FeatureSchema,
+    cfg: &InputConfig,
+) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    let plan = table_fields(schema, cfg)?;
+    Ok(super::tables::per_field_variables(vs, "shared.input.", &plan.fields, cfg.tables))
 }

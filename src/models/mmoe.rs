@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::experts::{labels, mix_gates, ExpertSet, Gate, GateWeights};
+use super::experts::{labels, mix_stacked, ExpertSet, Gate, GateWeights};
 use super::{Head, ModelError};
 
 fn d_experts() -> i64 {
@@ -84,14 +84,14 @@ impl MmoeNet {
     /// [B, in] -> one [B, out] per head, and the gate weights.
     pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>) {
         let e = self.experts.forward(x);
-        let w: Vec<Tensor> = self.gates.iter().map(|g| g.forward(x)).collect();
-        // Every gate's mix in one product: [B, heads, out].
-        let mixed = mix_gates(&w, &e);
-        let heads = mixed.unbind(1);
+        // Every gate in one product and one softmax, [B, heads, n], and
+        // every gate's mix in one product: [B, heads, out].
+        let w = Gate::forward_all(&self.gates, x);
+        let heads = mix_stacked(&w, &e).unbind(1);
         let gates = self
             .gates
             .iter()
-            .zip(w)
+            .zip(w.unbind(1))
             .map(|(g, w)| GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w })
             .collect();
         (heads, gates)

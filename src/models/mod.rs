@@ -10,7 +10,7 @@
 //! it. In the funnel models the click tower is also reached by the CTCVR /
 //! CTnoCVR terms (by design: pCTCVR = pCTR x pCVR); it is still that head's.
 //!
-//! Files: the shared parts (input.rs, numeric_embed.rs, tower.rs,
+//! Files: the shared parts (input.rs, tables.rs, numeric_embed.rs, tower.rs,
 //! experts.rs, backbone.rs, multi_tower.rs, funnel.rs) and one file per
 //! model with its paper.
 
@@ -26,6 +26,7 @@ pub mod multi_tower;
 pub mod numeric_embed;
 pub mod ple;
 pub mod shared_bottom;
+pub mod tables;
 #[cfg(test)]
 mod tests;
 pub mod tower;
@@ -39,6 +40,7 @@ pub use backbone::BackboneKind;
 pub use experts::GateWeights;
 pub use funnel::{FunnelConfig, FunnelSpec};
 pub use input::{InputConfig, InputLayer};
+pub use tables::TableLayout;
 pub use multi_tower::MultiTower;
 pub use dropout::DropoutMasks;
 pub use tower::{Mlp, TowerConfig};

@@ -165,7 +165,7 @@ mod tests {
         let batch = SplitTensors::new(&split, &schema, Device::Cpu).slice(0, 2);
         assert_eq!(batch.numeric[0].kind(), Kind::Int64);
         assert_eq!((batch.numeric[1].size(), batch.numeric[2].size()), (vec![2, 3], vec![2, 2]));
-        let cfg = InputConfig { emb_dims: [("n1".to_string(), 6)].into() };
+        let cfg = InputConfig { emb_dims: [("n1".to_string(), 6)].into(), ..Default::default() };
         let out = |seed| {
             tch::manual_seed(seed);
             let vs = nn::VarStore::new(Device::Cpu);

@@ -128,8 +128,8 @@ fn input_layer_mean_pools_tags_and_history_through_the_item_table() {
     let b = batch(6, 9);
     let x = layer.forward(&b);
     assert_eq!(x.size(), [6, 19]);
-    let tags_w = &vars["shared.input.emb.tags.weight"];
-    let item_w = &vars["shared.input.emb.itemid.weight"];
+    let tags_w = &layer.field_weight("tags").expect("tags rows");
+    let item_w = &layer.field_weight("itemid").expect("itemid rows");
     let ids = |t: &Tensor, r: i64| Vec::<i64>::try_from(&t.get(r)).unwrap();
     let msk = |t: &Tensor, r: i64| Vec::<f32>::try_from(&t.get(r)).unwrap();
     for r in 0..6 {
@@ -153,14 +153,14 @@ fn input_layer_mean_pools_tags_and_history_through_the_item_table() {
 #[test]
 fn input_layer_dims_come_from_the_schema_and_bad_overrides_are_named() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let cfg = InputConfig { emb_dims: BTreeMap::from([("itemid".to_string(), 7)]) };
+    let cfg = InputConfig { emb_dims: BTreeMap::from([("itemid".to_string(), 7)]), ..Default::default() };
     // The shared history follows the item table's width.
     let layer = InputLayer::new(&vs.root(), &schema(), &cfg).unwrap();
     assert_eq!(layer.out_dim(), 2 + 4 + 7 + 3 + 7);
     for (field, dim, want) in
         [("history", 3, "pooled through the `itemid` table"), ("nope", 3, "no such field"), ("tags", 0, "positive")]
     {
-        let cfg = InputConfig { emb_dims: BTreeMap::from([(field.to_string(), dim)]) };
+        let cfg = InputConfig { emb_dims: BTreeMap::from([(field.to_string(), dim)]), ..Default::default() };
         let err = InputLayer::new(&nn::VarStore::new(Device::Cpu).root(), &schema(), &cfg).unwrap_err().to_string();
         assert!(err.contains(&format!("models.input.emb_dims.{field}")) && err.contains(want), "{err}");
     }
