@@ -6,6 +6,7 @@
 //! raw little-endian arrays plus `manifest.json` describing them, readable
 //! with `numpy.fromfile` and without any serialisation library.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use tch::{nn, Kind, Tensor};
 
 use super::PerfError;
 use mtlbench::data::{FeatureSchema, SplitData};
-use mtlbench::models::{ModelKind, ModelsConfig};
+use mtlbench::models::{self, ModelKind, ModelsConfig};
 
 pub const MANIFEST: &str = "manifest.json";
 /// Bump when the layout changes (the Python script checks it).
@@ -244,13 +245,22 @@ pub fn take_rows(split: &SplitData, schema: &FeatureSchema, rows: &[usize]) -> S
     }
 }
 
-/// Writes every variable of `vs` (name order) into one f32 file.
-pub fn write_weights(dir: &Path, file: &str, vs: &nn::VarStore) -> Result<Vec<WeightInfo>, PerfError> {
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
+/// A model's variables as the reference names them: one embedding table
+/// per field ([`models::input::per_field_variables`]).
+pub fn model_variables(
+    vs: &nn::VarStore,
+    schema: &FeatureSchema,
+    cfg: &ModelsConfig,
+) -> Result<BTreeMap<String, Tensor>, PerfError> {
+    models::input::per_field_variables(vs, schema, &cfg.input).map_err(|e| PerfError::Model(e.to_string()))
+}
+
+/// Writes every variable of `vars` (name order) into one f32 file.
+pub fn write_weights(dir: &Path, file: &str, vars: &BTreeMap<String, Tensor>) -> Result<Vec<WeightInfo>, PerfError> {
     let mut all: Vec<f32> = Vec::new();
     let mut infos = Vec::with_capacity(vars.len());
     for (name, t) in vars {
+        let name = name.clone();
         let flat = t.detach().to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]);
         let values = Vec::<f32>::try_from(&flat).map_err(|e| PerfError::Torch(e.to_string()))?;
         infos.push(WeightInfo { name, shape: t.size(), offset: all.len(), trainable: t.requires_grad() });
@@ -261,13 +271,14 @@ pub fn write_weights(dir: &Path, file: &str, vs: &nn::VarStore) -> Result<Vec<We
     Ok(infos)
 }
 
-/// Copies the weights written by [`write_weights`] into `vs`; every variable
-/// of `vs` must be in the file with the same shape, and nothing else.
-pub fn load_weights(dir: &Path, files: &ModelFiles, vs: &nn::VarStore) -> Result<(), PerfError> {
+/// Copies the weights written by [`write_weights`] into `vars` (views into
+/// the model's variables); every variable must be in the file with the same
+/// shape, and nothing else.
+pub fn load_weights(dir: &Path, files: &ModelFiles, vars: BTreeMap<String, Tensor>) -> Result<(), PerfError> {
     let total = files.weights.iter().map(|w| w.offset + w.shape.iter().product::<i64>() as usize).max().unwrap_or(0);
     let all: Vec<f32> = read_array(dir, &ArrayInfo { file: files.weights_file.clone(), dtype: "f32".into(), shape: vec![total] })?;
     let path = dir.join(&files.weights_file);
-    let mut vars = vs.variables();
+    let mut vars = vars;
     for w in &files.weights {
         let mut t = vars.remove(&w.name).ok_or_else(|| PerfError::Format {
             path: path.clone(),
@@ -315,7 +326,7 @@ mod tests {
         let a = nn::VarStore::new(tch::Device::Cpu);
         let lin = nn::linear(a.root() / "l", 3, 2, Default::default());
         let _bn = nn::batch_norm1d(a.root() / "bn", 2, Default::default());
-        let infos = write_weights(dir.path(), "w.bin", &a).unwrap();
+        let infos = write_weights(dir.path(), "w.bin", &a.variables().into_iter().collect()).unwrap();
         let names: Vec<&str> = infos.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["bn.bias", "bn.running_mean", "bn.running_var", "bn.weight", "l.bias", "l.weight"]);
         assert!(!infos[1].trainable && infos[5].trainable);
@@ -330,13 +341,13 @@ mod tests {
         let lin_b = nn::linear(b.root() / "l", 3, 2, Default::default());
         let _bn_b = nn::batch_norm1d(b.root() / "bn", 2, Default::default());
         assert!(!lin_b.ws.equal(&lin.ws));
-        load_weights(dir.path(), &files, &b).unwrap();
+        load_weights(dir.path(), &files, b.variables().into_iter().collect()).unwrap();
         assert!(lin_b.ws.equal(&lin.ws));
         // A model with a different shape is refused with the variable named.
         let c = nn::VarStore::new(tch::Device::Cpu);
         let _ = nn::linear(c.root() / "l", 4, 2, Default::default());
         let _ = nn::batch_norm1d(c.root() / "bn", 2, Default::default());
-        let e = load_weights(dir.path(), &files, &c).unwrap_err().to_string();
+        let e = load_weights(dir.path(), &files, c.variables().into_iter().collect()).unwrap_err().to_string();
         assert!(e.contains("`l.weight` has shape [2, 3] in the file, [2, 4] in the model"), "{e}");
     }
 }

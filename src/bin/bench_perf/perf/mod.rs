@@ -297,7 +297,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
         let vs = nn::VarStore::new(Device::Cpu);
         let model = models::build(kind, &vs, &schema, &models_config).map_err(|e| PerfError::Model(e.to_string()))?;
         let weights_file = format!("weights_{}.bin", kind.name());
-        let weights = exchange::write_weights(dir, &weights_file, &vs)?;
+        let weights = exchange::write_weights(dir, &weights_file, &exchange::model_variables(&vs, &schema, &models_config)?)?;
         let probs = tch::no_grad(|| model.forward_t(&test_t.slice(0, check_rows), false).probs);
         let probs = to_vec_f32(&probs)?;
         let check_probs =

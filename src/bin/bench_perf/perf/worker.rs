@@ -127,7 +127,7 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
     let vs = nn::VarStore::new(Device::Cpu);
     let model = models::build(kind, &vs, &m.schema, &m.models_config).map_err(|e| PerfError::Model(e.to_string()))?;
     let files = m.model(kind)?;
-    exchange::load_weights(dir, files, &vs)?;
+    exchange::load_weights(dir, files, exchange::model_variables(&vs, &m.schema, &m.models_config)?)?;
     let test = exchange::read_split(dir, &m.test_split, &m.schema)?;
     let test_t = SplitTensors::new(&test, &m.schema, Device::Cpu);
     // The loaded model must give the probabilities the parent computed.
