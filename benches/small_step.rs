@@ -10,14 +10,22 @@
 //!   the step, to see where the time goes (the rest is the optimiser);
 //! - `small/eval/{..}`: an evaluation forward (no gradient).
 //!
-//! Target: the fused step >= 1.5x the per-field step on a quiet machine
+//! Before the criterion group, a plain-timing profile in interleaved rounds
+//! (each round times both layouts, so a change in the machine's load hits
+//! both): the median per step of zero_grad + forward + loss terms,
+//! backward, and the Adam step, and the ratio per-field / fused of the
+//! whole step. One libtorch thread (MTLBENCH_BENCH_THREADS to change it):
+//! on shared cores the ratio is then stable where two threads are not.
+//!
+//! Target: the fused step >= 1.5x the per-field step
 //! (docs/performance.md has the measured ratios and how to reproduce them).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mtlbench::data::{Batch, CategoricalField, FeatureSchema};
 use mtlbench::models::{self, ModelKind, ModelsConfig, MultiTaskModel, TableLayout};
+use mtlbench::optim::Optimizer;
 use mtlbench::strategies::{StrategiesConfig, StrategyKind};
 use mtlbench::train::{Stepper, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
@@ -81,10 +89,80 @@ fn model(schema: &FeatureSchema, layout: TableLayout) -> (nn::VarStore, Box<dyn 
     (vs, m)
 }
 
+/// Milliseconds per step of (forward + loss, backward, optimiser) over `steps` steps.
+fn time_parts(m: &dyn MultiTaskModel, opt: &mut Optimizer, bs: &[Batch], steps: usize) -> [f64; 3] {
+    let mut t = [0.0; 3];
+    for k in 0..steps {
+        let b = &bs[k % bs.len()];
+        let t0 = Instant::now();
+        opt.zero_grad();
+        let out = m.forward_t(b, true);
+        let loss = m.loss_terms(&out, b).into_iter().reduce(|a, b| a + b).expect("two terms");
+        let _ = loss.double_value(&[]);
+        let t1 = Instant::now();
+        loss.backward();
+        let t2 = Instant::now();
+        opt.step();
+        let t3 = Instant::now();
+        for (acc, (a, b)) in t.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3)]) {
+            *acc += (b - a).as_secs_f64() * 1e3 / steps as f64;
+        }
+    }
+    t
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The interleaved profile: rounds of 20 steps per layout, medians printed.
+fn profile(schema: &FeatureSchema, bs: &[Batch]) {
+    let train = TrainConfig::default();
+    let layouts = [TableLayout::Fused, TableLayout::PerField];
+    let mut built: Vec<_> = layouts
+        .iter()
+        .map(|&l| {
+            let (vs, m) = model(schema, l);
+            let opt = Optimizer::new(&vs, &train.optim()).expect("Adam");
+            (vs, m, opt)
+        })
+        .collect();
+    let mut parts: Vec<Vec<[f64; 3]>> = vec![vec![], vec![]];
+    for round in 0..16 {
+        for (k, (_, m, opt)) in built.iter_mut().enumerate() {
+            let t = time_parts(m.as_ref(), opt, bs, 20);
+            if round > 0 {
+                parts[k].push(t);
+            }
+        }
+    }
+    let mut steps = Vec::new();
+    for (k, l) in layouts.iter().enumerate() {
+        let col = |i: usize| median(parts[k].iter().map(|t| t[i]).collect());
+        let step = median(parts[k].iter().map(|t| t.iter().sum()).collect());
+        println!(
+            "profile {:<9}  step {:>6.2} ms  (forward + loss {:.2}, backward {:.2}, Adam {:.2})  {:.0} samples/s",
+            name(*l),
+            step,
+            col(0),
+            col(1),
+            col(2),
+            BATCH as f64 / step * 1e3
+        );
+        steps.push(step);
+    }
+    println!("profile per-field / fused step time: {:.2}x", steps[1] / steps[0]);
+}
+
 fn small(c: &mut Criterion) {
     mtlbench::train::alloc::keep_freed_memory();
+    let threads = std::env::var("MTLBENCH_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    tch::set_num_threads(threads);
     let schema = schema();
     let bs = batches(&schema, 8);
+    println!("{threads} libtorch thread(s)");
+    profile(&schema, &bs);
     let train = TrainConfig { batch_size: BATCH as usize, ..Default::default() };
     let strategies = StrategiesConfig::default();
     let mut g = c.benchmark_group("small");
@@ -104,6 +182,9 @@ fn small(c: &mut Criterion) {
                 let out = m.forward_t(&bs[i], true);
                 let loss = m.loss_terms(&out, &bs[i]).into_iter().reduce(|a, b| a + b).expect("two terms");
                 loss.backward();
+                for mut p in vs.trainable_variables() {
+                    p.zero_grad();
+                }
             })
         });
         g.bench_function(format!("eval/{}", name(layout)), |b| {
