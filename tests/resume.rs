@@ -216,15 +216,16 @@ fn a_run_taken_over_while_its_process_was_stopped_is_kept_as_superseded_and_both
     // B takes the silent run's cell over and trains the whole grid.
     let ob = spawn_with(d, &grid, &[], &stale).wait_with_output().unwrap();
     assert!(ob.status.success(), "{}", String::from_utf8_lossy(&ob.stderr));
-    let eb = String::from_utf8_lossy(&ob.stderr).to_string();
-    assert!(eb.contains(&format!("run {} was left running (stale: no heartbeat for", taken.id)), "{eb}");
+    let marked = Store::open(&db).unwrap().find_run(&taken.id).unwrap();
+    assert_eq!(marked.status, RunStatus::Killed);
+    assert!(marked.error.as_deref().unwrap_or("").starts_with("stale: no heartbeat for"), "{marked:?}");
     // A resumes: its claim is gone; it keeps its attempt and finishes its grid.
     signal(&a, libc::SIGCONT);
     let oa = a.wait_with_output().unwrap();
     let (ea, sa) = (String::from_utf8_lossy(&oa.stderr).to_string(), String::from_utf8_lossy(&oa.stdout).to_string());
     assert!(oa.status.success(), "{ea}");
     assert!(ea.contains(&format!("run {} is kept as a superseded attempt and the grid goes on", taken.id)), "{ea}");
-    assert!(ea.contains(&format!("run {} no longer holds its claim", taken.id)), "{ea}");
+    assert!(ea.contains(&format!("run {} no longer holds its claim on the cell (the run is now killed: stale: no heartbeat for", taken.id)), "{ea}");
     assert!(sa.contains("1 superseded"), "{sa}");
     assert_each_cell_once(&db, 2);
     let store = Store::open(&db).unwrap();
