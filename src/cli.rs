@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "bench", version = mtlbench::env::VERSION, about, long_about)]
 pub struct Cli {
-    /// The experiment database (SQLite); created if missing.
+    /// The experiment database (SQLite). `bench run` creates it when missing;
+    /// the other verbs open only an existing file.
     #[arg(long, global = true, default_value = "results/bench.sqlite", env = "MTLBENCH_DB")]
     pub db: PathBuf,
 
@@ -67,7 +68,7 @@ pub enum Command {
         /// Only runs of this strategy (e.g. gradnorm).
         #[arg(long)]
         strategy: Option<String>,
-        /// Only runs with this status: queued, running, finished, failed, killed.
+        /// Only runs with this status: queued, running, finished, failed, killed, superseded.
         #[arg(long)]
         status: Option<mtlbench::store::RunStatus>,
         #[arg(long, value_enum, default_value = "table")]

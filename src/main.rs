@@ -11,7 +11,7 @@ use clap::Parser;
 use cli::{Cli, Command, Format};
 use mtlbench::report;
 use mtlbench::run::{self, GridSource, RunOptions, Verbosity};
-use mtlbench::store::Store;
+use mtlbench::store::{OpenMode, Store};
 
 fn main() {
     mtlbench::env::init_process();
@@ -22,8 +22,10 @@ fn main() {
     }
 }
 
-fn open_store(db: &Path) -> Result<Store> {
-    Store::open(db).with_context(|| format!("opening the database {}", db.display()))
+/// Opens the database: `bench run` creates it when missing, every other
+/// verb opens only an existing file.
+fn open_store(db: &Path, mode: OpenMode) -> Result<Store> {
+    Store::open_with(db, mode).with_context(|| format!("opening the database {}", db.display()))
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
@@ -41,7 +43,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             cmd_list(&cli.db, &filter, format)
         }
         Command::Show { run_id, format } => {
-            let store = open_store(&cli.db)?;
+            let store = open_store(&cli.db, OpenMode::ReadExisting)?;
             match format {
                 Format::Json => println!("{}", report::show::render_json(&store, &run_id)?),
                 _ => print!("{}", report::show::render_text(&store, &run_id)?),
@@ -49,7 +51,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Fuse { runs, weights, rank } => {
-            let store = open_store(&cli.db)?;
+            let store = open_store(&cli.db, OpenMode::ReadExisting)?;
             let mode = if rank { mtlbench::fusion::FusionMode::Rank } else { mtlbench::fusion::FusionMode::Mean };
             let f = mtlbench::fusion::fuse(&store, &runs, weights.as_deref(), mode).context("fusing runs")?;
             print!("{f}");
@@ -59,7 +61,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Report { out, open } => cmd_report(&cli.db, &out, open),
         Command::Leaderboard { sweeps, task, format } => cmd_leaderboard(&cli.db, &sweeps, task, format),
         Command::Readme { readme, sweep } => {
-            let store = open_store(&cli.db)?;
+            let store = open_store(&cli.db, OpenMode::ReadExisting)?;
             let changed = report::readme::update(&store, &readme, sweep.as_deref())
                 .with_context(|| format!("updating the results table in {}", readme.display()))?;
             println!("{}: results table {}", readme.display(), if changed { "updated" } else { "already up to date" });
@@ -94,17 +96,20 @@ fn cmd_data(command: cli::DataCommand) -> Result<()> {
 fn cmd_run(db: &Path, grid: Option<&Path>, force: bool, verbosity: Verbosity, dry_run: bool) -> Result<()> {
     let source = GridSource::read(grid)?;
     let plan = source.plan()?;
+    let stale_after_seconds = match std::env::var(run::claim::STALE_SECONDS_VAR) {
+        Ok(s) => run::claim::parse_stale_seconds(run::claim::STALE_SECONDS_VAR, &s)?,
+        Err(std::env::VarError::NotPresent) => run::claim::DEFAULT_STALE_SECONDS,
+        Err(std::env::VarError::NotUnicode(s)) => bail!("{}={s:?}: expected a number of seconds", run::claim::STALE_SECONDS_VAR),
+    };
     if dry_run {
         print!("{}", run::describe_plan(&plan));
         return Ok(());
     }
-    let store = open_store(db)?;
+    let store = open_store(db, OpenMode::CreateIfMissing)?;
     let mut opts = RunOptions::new(mtlbench::data::default_cache_dir());
     opts.force = force;
     opts.verbosity = verbosity;
-    if let Ok(s) = std::env::var("MTLBENCH_STALE_SECONDS") {
-        opts.stale_after_seconds = s.parse().with_context(|| format!("MTLBENCH_STALE_SECONDS={s:?} is not a number of seconds"))?;
-    }
+    opts.stale_after_seconds = stale_after_seconds;
     mtlbench::interrupt::install();
     let s = run::run_plan(&plan, &source, &store, &opts).with_context(|| format!("running grid {}", source.path.display()))?;
     println!("{s}");
@@ -123,7 +128,7 @@ fn cmd_run(db: &Path, grid: Option<&Path>, force: bool, verbosity: Verbosity, dr
 
 fn cmd_compare(db: &Path, targets: &[String], format: Format, html: Option<&Path>, no_delong: bool) -> Result<()> {
     use report::compare as render;
-    let store = open_store(db)?;
+    let store = open_store(db, OpenMode::ReadExisting)?;
     let opts = mtlbench::compare::CompareOptions { delong: !no_delong };
     let c = mtlbench::compare::compare(&store, targets, opts).with_context(|| format!("comparing {}", targets.join(" ")))?;
     match format {
@@ -141,7 +146,7 @@ fn cmd_compare(db: &Path, targets: &[String], format: Format, html: Option<&Path
 
 fn cmd_leaderboard(db: &Path, sweeps: &[String], task: Option<String>, format: Format) -> Result<()> {
     use report::leaderboard as lb;
-    let store = open_store(db)?;
+    let store = open_store(db, OpenMode::ReadExisting)?;
     let what = if sweeps.is_empty() { "the latest sweep".to_string() } else { sweeps.join(" ") };
     let board = lb::leaderboard(&store, sweeps, &mtlbench::verdict::Options { task }).with_context(|| format!("ranking {what}"))?;
     match format {
@@ -154,7 +159,7 @@ fn cmd_leaderboard(db: &Path, sweeps: &[String], task: Option<String>, format: F
 }
 
 fn cmd_list(db: &Path, filter: &report::listing::RunFilter, format: Format) -> Result<()> {
-    let store = open_store(db)?;
+    let store = open_store(db, OpenMode::ReadExisting)?;
     let runs = report::listing::select_runs(&store, filter)?;
     if let Format::Json = format {
         println!("{}", serde_json::to_string_pretty(&runs)?);
@@ -179,7 +184,7 @@ fn render_table(t: &report::table::Table, format: Format) -> String {
 }
 
 fn cmd_report(db: &Path, out: &Path, open: bool) -> Result<()> {
-    let store = open_store(db)?;
+    let store = open_store(db, OpenMode::ReadExisting)?;
     let r = report::render(&store, out).with_context(|| format!("rendering the report into {}", out.display()))?;
     println!("report: {} ({} chart(s))", r.index.display(), r.charts.len());
     if open {

@@ -1,9 +1,11 @@
 //! Executes a plan: registers the sweep and its cells, then for each cell
 //! claim -> train -> record -> report. Finished cells are skipped, a cell
 //! another process trains is left to it, a failed or diverging cell is
-//! recorded as failed and the grid goes on, Ctrl-C ends the grid with the
-//! running run marked killed. This is the only place where the training
-//! loop meets the store; what the user sees goes through [`Progress`].
+//! recorded as failed and the grid goes on, a run whose claim another
+//! process took over is kept as a superseded attempt and the grid goes on,
+//! Ctrl-C ends the grid with the running run marked killed. This is the
+//! only place where the training loop meets the store; what the user sees
+//! goes through [`Progress`].
 
 pub mod claim;
 mod execute;
@@ -21,10 +23,12 @@ use crate::config::{self, Cell, ConfigError, Plan};
 use crate::data::{self, DataError, Dataset};
 use crate::env;
 use crate::interrupt;
-use crate::store::{RunStatus, Store, StoreError};
+use crate::store::{ClaimToken, RunStatus, Store, StoreError};
 use crate::train::TrainError;
 
-pub use claim::{new_run_id, Claim};
+pub use claim::{new_run_id, Claim, StaleTimeoutError};
+use execute::CellError;
+use record::Finished;
 pub use progress::{Progress, Verbosity};
 
 #[derive(Debug, Error)]
@@ -35,6 +39,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("loading data for cell {cell}: {source}")]
     Data { cell: String, source: DataError },
+    #[error(transparent)]
+    StaleTimeout(#[from] StaleTimeoutError),
 }
 
 /// A grid file's path and text (or the embedded demo grid).
@@ -79,13 +85,14 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     pub verbosity: Verbosity,
     /// A `running` run without a heartbeat for this long is taken as dead
-    /// (a run of this host whose process is gone is dead at once).
+    /// (a run of this host whose process is gone is dead at once); at
+    /// least [`claim::MIN_STALE_SECONDS`].
     pub stale_after_seconds: f64,
 }
 
 impl RunOptions {
     pub fn new(cache_dir: PathBuf) -> Self {
-        RunOptions { force: false, cache_dir, verbosity: Verbosity::Normal, stale_after_seconds: 600.0 }
+        RunOptions { force: false, cache_dir, verbosity: Verbosity::Normal, stale_after_seconds: claim::DEFAULT_STALE_SECONDS }
     }
 }
 
@@ -100,6 +107,9 @@ pub struct RunSummary {
     /// Cells another live process is training right now.
     pub busy: usize,
     pub failed: Vec<(String, String)>,
+    /// Cells whose claim another process took over while this one trained
+    /// them: the attempt is kept as superseded, the cell is the other's.
+    pub superseded: usize,
     /// A stop was requested (Ctrl-C); the grid ended early.
     pub interrupted: bool,
 }
@@ -116,7 +126,11 @@ impl fmt::Display for RunSummary {
             self.skipped,
             self.busy,
             self.failed.len()
-        )
+        )?;
+        if self.superseded > 0 {
+            write!(f, ", {} superseded (taken over by another process)", self.superseded)?;
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +141,7 @@ enum CellOutcome {
     Skipped,
     Busy,
     Failed(String),
+    Superseded,
     Killed,
 }
 
@@ -138,6 +153,7 @@ impl RunSummary {
             CellOutcome::Skipped => self.skipped += 1,
             CellOutcome::Busy => self.busy += 1,
             CellOutcome::Failed(e) => self.failed.push((name, e)),
+            CellOutcome::Superseded => self.superseded += 1,
             CellOutcome::Killed => {
                 self.interrupted = true;
                 return false;
@@ -188,6 +204,8 @@ struct Grid<'a> {
 
 /// Runs every cell of a plan that is not finished yet.
 pub fn run_plan(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let stale = opts.stale_after_seconds;
+    claim::check_stale_seconds(stale, "the stale timeout (RunOptions::stale_after_seconds)", &stale.to_string())?;
     store.upsert_sweep(&plan.grid_hash, &plan.name, &grid.path.display().to_string(), &grid.text)?;
     let mut summary =
         RunSummary { sweep_id: plan.grid_hash.clone(), sweep_name: plan.name.clone(), cells: plan.cells.len(), ..Default::default() };
@@ -219,24 +237,49 @@ fn run_cell(g: &Grid, i: usize, cell: &Cell, data: &Dataset, data_seconds: f64, 
     let policy = claim::ClaimPolicy { force: g.opts.force, stale_after_seconds: g.opts.stale_after_seconds, host: &g.host };
     let c = claim::claim(g.store, &to_claim, policy)?;
     progress.claimed(&c, cell.config.train.epochs);
-    let run_id = match c {
-        Claim::Claimed { run_id, .. } => run_id,
+    let claim = match c {
+        Claim::Claimed { claim, .. } => claim,
         Claim::AlreadyFinished { .. } => return Ok(CellOutcome::Skipped),
         Claim::Busy { .. } | Claim::LostRace => return Ok(CellOutcome::Busy),
     };
-    match execute::train_cell(cell, data, g.store, &run_id, progress) {
+    match execute::train_cell(cell, data, g.store, &claim, progress) {
         Ok(trained) => {
             let outcome = record::outcome(&trained.result, trained.resources);
             let predictions = record::predictions_file(&trained.result.test_predictions, &data.test);
-            record::finish(g.store, &run_id, &outcome, &predictions)?;
-            progress.finished(trained.result.best_epoch, &trained.result.test);
-            Ok(CellOutcome::Trained)
+            match record::finish(g.store, &claim, &outcome, &predictions)? {
+                Finished::Recorded => {
+                    progress.finished(trained.result.best_epoch, &trained.result.test);
+                    Ok(CellOutcome::Trained)
+                }
+                Finished::Superseded { reason } => Ok(superseded(progress, &claim, &reason)),
+            }
         }
-        Err(e) => {
-            let status = if matches!(e, TrainError::Interrupted) { RunStatus::Killed } else { RunStatus::Failed };
-            g.store.fail_run(&run_id, status, &e.to_string())?;
-            progress.failed(status, &e.to_string());
-            Ok(if status == RunStatus::Killed { CellOutcome::Killed } else { CellOutcome::Failed(e.to_string()) })
+        Err(CellError::ClaimLost(lost)) => {
+            let reason = record::supersede(g.store, &claim, None, &lost)?;
+            Ok(superseded(progress, &claim, &reason))
         }
+        Err(CellError::Train(e)) => fail_cell(g.store, &claim, e, progress),
     }
+}
+
+/// Reports a cell whose claim was lost.
+fn superseded(progress: &mut Progress, claim: &ClaimToken, reason: &str) -> CellOutcome {
+    progress.superseded(&claim.run_id, reason);
+    CellOutcome::Superseded
+}
+
+/// Records a cell whose training failed or was interrupted.
+fn fail_cell(store: &Store, claim: &ClaimToken, e: TrainError, progress: &mut Progress) -> Result<CellOutcome, RunError> {
+    let status = if matches!(e, TrainError::Interrupted) { RunStatus::Killed } else { RunStatus::Failed };
+    match store.fail_run(claim, status, &e.to_string()) {
+        Ok(()) => {}
+        Err(lost @ StoreError::ClaimLost { .. }) if status == RunStatus::Failed => {
+            let reason = record::supersede(store, claim, None, &lost)?;
+            return Ok(superseded(progress, claim, &reason));
+        }
+        Err(StoreError::ClaimLost { .. }) => {}
+        Err(other) => return Err(other.into()),
+    }
+    progress.failed(status, &e.to_string());
+    Ok(if status == RunStatus::Killed { CellOutcome::Killed } else { CellOutcome::Failed(e.to_string()) })
 }

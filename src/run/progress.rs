@@ -190,7 +190,8 @@ impl Progress {
                 self.say(Verbosity::Normal, &format!("{label}: being trained by run {run_id} (pid {pid} on {host}), skipped"))
             }
             Claim::LostRace => self.say(Verbosity::Normal, &format!("{label}: claimed by another process just now, skipped")),
-            Claim::Claimed { run_id, recovered } => {
+            Claim::Claimed { claim, recovered } => {
+                let run_id = &claim.run_id;
                 if let Some((old, reason)) = recovered {
                     self.say(Verbosity::Normal, &format!("{label}: run {old} was left running ({reason}); training the cell again"));
                 }
@@ -272,6 +273,15 @@ impl Progress {
         self.say(Verbosity::Normal, &format!("{}: {status}: {error}", self.label));
     }
 
+    /// The claimed cell's claim was lost to another process (always shown).
+    pub fn superseded(&mut self, run_id: &str, reason: &str) {
+        let line = format!(
+            "{}: {reason}: another process took the cell over; run {run_id} is kept as a superseded attempt and the grid goes on",
+            self.label
+        );
+        self.warn(&line);
+    }
+
     /// The cell is done with, whatever happened to it.
     pub fn cell_done(&mut self) {
         self.done += 1;
@@ -290,6 +300,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ClaimToken;
 
     fn tm(task: &str, auc: Option<f64>) -> TaskMetrics {
         TaskMetrics { task: task.into(), auc, logloss: None, uauc: None, uauc_users: 0, positive_rate: 0.5 }
@@ -322,7 +333,7 @@ mod tests {
         let mut p = Progress::with_bars(Verbosity::Quiet, 3, false);
         p.cell_begins(0, "a");
         assert_eq!(p.label, "[1/3] a");
-        p.claimed(&Claim::Claimed { run_id: "r1".into(), recovered: None }, 2);
+        p.claimed(&Claim::Claimed { claim: ClaimToken { run_id: "r1".into(), token: "t".into() }, recovered: None }, 2);
         p.step(&StepProgress { epoch: 1, epochs: 2, step: 5, steps: 10, samples: 50 });
         p.finished(1, &[tm("click", Some(0.6))]);
         p.cell_done();
@@ -330,7 +341,7 @@ mod tests {
         // Bars drawn to a hidden target take the same path.
         let mut b = Progress::with_bars(Verbosity::Normal, 2, true);
         b.cell_begins(0, "x");
-        b.claimed(&Claim::Claimed { run_id: "r2".into(), recovered: None }, 1);
+        b.claimed(&Claim::Claimed { claim: ClaimToken { run_id: "r2".into(), token: "t".into() }, recovered: None }, 1);
         b.step(&StepProgress { epoch: 1, epochs: 1, step: 3, steps: 4, samples: 30 });
         let c = b.current.as_ref().unwrap();
         assert!((c.fraction - 0.75).abs() < 1e-12);
