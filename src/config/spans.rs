@@ -30,6 +30,20 @@ pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
     Some(text[..start].bytes().filter(|&b| b == b'\n').count() + 1)
 }
 
+/// The 1-based line of the item at `parts` (table keys, taken literally:
+/// a part may contain dots, as an override's quoted key does).
+pub fn line_of_parts(text: &str, parts: &[&str]) -> Option<usize> {
+    let doc = ImDocument::parse(text).ok()?;
+    let mut item: &Item = doc.as_item();
+    let mut span = None;
+    for part in parts {
+        item = item.get(part)?;
+        span = item.span().or(span);
+    }
+    let start = span?.start.min(text.len());
+    Some(text[..start].bytes().filter(|&b| b == b'\n').count() + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

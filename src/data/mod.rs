@@ -82,6 +82,21 @@ impl DataConfig {
         }
     }
 
+    /// The checks of each source's settings that read no file (tasks,
+    /// ranges, split days and fractions); the grid runs them when it is
+    /// read, and each source again before it loads.
+    pub fn validate(&self) -> Result<(), DataError> {
+        match self {
+            DataConfig::Toy(c) => c.validate(),
+            DataConfig::Wechat(c) => wechat::validate(&c.tasks, &c.split),
+            DataConfig::SyntheticWechat(c) => {
+                wechat::validate(&c.tasks, &c.split)?;
+                c.params().validate("data.")
+            }
+            DataConfig::Table(c) => table::validate(c),
+        }
+    }
+
     /// The task names the source is configured to produce, in order.
     pub fn task_names(&self) -> Vec<String> {
         match self {
@@ -109,15 +124,7 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn load(cfg: &DataConfig, cache_dir: &Path) -> Result<Dataset, DataError> {
     let ds = match cfg {
         DataConfig::Toy(c) => {
-            if c.tasks.is_empty() {
-                return Err(DataError::Config { key: "data.tasks".into(), message: "at least one task is needed".into() });
-            }
-            if c.funnel && c.tasks.len() < 2 {
-                return Err(DataError::Config {
-                    key: "data.funnel".into(),
-                    message: format!("needs a click task and a conversion task, got tasks {:?}", c.tasks),
-                });
-            }
+            c.validate()?;
             toy::generate(c)
         }
         DataConfig::Wechat(c) => wechat::load(c, cache_dir)?,

@@ -58,7 +58,7 @@ impl GridSource {
 
     /// Parses, validates and expands the grid into its cells.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        config::expand(&config::parse_grid(&self.text, &self.path)?, &self.path)
+        config::plan_grid(&self.text, &self.path)
     }
 }
 

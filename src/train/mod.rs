@@ -21,6 +21,7 @@ use tch::{nn, Tensor};
 use thiserror::Error;
 
 pub use config::{SelectMetric, TrainConfig};
+pub use device::DeviceSpec;
 pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
 pub use step::{StepOutput, Stepper};
 
@@ -155,7 +156,7 @@ fn select_value(cfg: &TrainConfig, valid: &[TaskMetrics]) -> Result<f64, TrainEr
 /// Trains one cell on a dataset and evaluates it.
 pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<TrainResult, TrainError> {
     let cfg = spec.train;
-    let device = device::resolve(&cfg.device).map_err(TrainError::Device)?;
+    let device = device::resolve(cfg.device).map_err(TrainError::Device)?;
     if let Some(n) = cfg.threads {
         tch::set_num_threads(n as i32);
     }
@@ -213,6 +214,13 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             step += 1;
             samples += batch.size() as usize;
             obs.on_step(&StepProgress { epoch, epochs: cfg.epochs, step: steps, steps: planned_steps, samples });
+        }
+        if steps == 0 {
+            // Never evaluate (and finish) a model that did not train.
+            return Err(TrainError::Validation(format!(
+                "epoch {epoch} took no training step ({} training rows, batch_size {})",
+                data.train.rows, cfg.batch_size
+            )));
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         total_train += train_seconds;
@@ -421,11 +429,9 @@ mod tests {
 
     #[test]
     fn cuda_request_is_a_clear_error_or_a_device() {
-        match device::resolve("cuda:99") {
+        match device::resolve(DeviceSpec::Cuda(Some(99))) {
             Err(e) => assert!(e.starts_with("device \"cuda:99\"") && e.contains("CUDA"), "{e}"),
             Ok(d) => panic!("no machine has 100 GPUs, got {d:?}"),
         }
-        let e = device::resolve("gpu").unwrap_err();
-        assert!(e.contains("expected \"cpu\", \"cuda\" or \"cuda:N\""), "{e}");
     }
 }
