@@ -36,8 +36,10 @@ pub use search::{Distribution, SearchSpec};
 /// A grid file that could not be read or does not describe a valid grid.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: cannot read: {cause}")]
+    Read { file: PathBuf, cause: std::io::Error },
+    #[error("{file}: not UTF-8 text: invalid byte at line {line}, column {column} (byte offset {offset})")]
+    NotUtf8 { file: PathBuf, line: usize, column: usize, offset: usize },
     #[error("{file}: key `{key}`{line}: {message}")]
     Invalid { file: PathBuf, key: String, line: LineInfo, message: String },
 }
@@ -136,8 +138,21 @@ fn data_invalid(text: &str, file: &Path, e: DataError) -> ConfigError {
 
 /// Reads and parses a grid file.
 pub fn load_grid(path: &Path) -> Result<GridFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
-    parse_grid(&text, path)
+    parse_grid(&read_text(path)?, path)
+}
+
+/// Reads a grid or data file as text; bytes that are not UTF-8 are named
+/// by line, column and offset.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read { file: path.to_path_buf(), cause })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..offset];
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError::NotUtf8 { file: path.to_path_buf(), line, column, offset }
+    })
 }
 
 fn invalid(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {

@@ -220,3 +220,65 @@ fn duplicates_in_the_grid_lists_are_refused_naming_the_element_and_line() {
     let e = refused(&format!("{BASE}[grid.overrides]\n\"train.lr\" = [0.01, 0.01]\n"));
     assert!(e.contains("key `grid.overrides.train.lr` (line 10)") && e.contains("0.01 is listed twice"), "{e}");
 }
+
+/// The grid reader on generated and mutated text: errors are fine, panics
+/// are not. Fixed seed and case count, so a run is repeatable.
+mod never_panics {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use proptest::sample::{select, Index};
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::{plan_grid, BASE};
+
+    fn config() -> Config {
+        Config { cases: 400, rng_seed: RngSeed::Fixed(0x6d74_6c62), failure_persistence: None, ..Config::default() }
+    }
+
+    /// Lines grids are made of: valid ones, near misses and junk.
+    const FRAGMENTS: &[&str] = &[
+        "[data]", "kind = \"toy\"", "kind = \"wechat\"", "kind = \"synthetic-wechat\"", "kind = \"table\"", "kind = 3",
+        "tasks = [\"click\", \"like\"]", "tasks = []", "tasks = [\"click\", \"click\"]", "rows = 3", "rows = -1",
+        "relatedness = 5.0", "relatedness = nan", "users = 10", "feeds = 20", "days = 200", "split = { train = [8], bogus = 1 }",
+        "split = { valid = 0.5, test = 0.6 }", "labels = [{ column = \"y\" }]", "numeric = [{ column = \"x\", bins = 1 }]",
+        "[grid]", "models = [\"mmoe\", \"esmm\", \"ctnocvr\"]", "models = []", "models = [\"mmoe\", \"mmoe\"]",
+        "strategies = [\"equal\", \"gradnorm\", \"static\", \"pcgrad\", \"uncertainty\"]", "seeds = [1, 1]", "seeds = [18446744073709551615]",
+        "single_task = true", "[grid.overrides]", "\"train.lr\" = [0.1, -1.0]", "\"models.tower.hidden\" = [[0], [8]]", "\"grid.seeds\" = [1]",
+        "[grid.search]", "trials = 2", "\"train.lr\" = { log_uniform = [1e-4, 1e-2] }", "\"train.lr\" = { uniform = [1.0, 0.0] }",
+        "[train]", "epochs = 0", "threads = 0", "max_steps_per_epoch = 0", "device = \"cuda:abc\"", "device = \"cuda:99999999999999999999\"",
+        "lr = inf", "[models.tower]", "hidden = [0]", "hidden = [9223372036854775807]", "[models.funnel]", "click = \"click\"",
+        "conversion = \"click\"", "[models.ctnocvr]", "l1 = -1.0", "[strategies.equal]", "weights = [nan, 1.0]", "weights = []",
+        "[strategies.gradnorm]", "alpha = -0.5", "[strategies.static]", "sweep = 0", "point = 9", "[[grid]]", "a = {", "}", "]", "\"",
+        "'''", "\"\"\"", "# comment \u{0} nul", "= 1", "x.y.z = 1", "é = \"ü\"", "\u{7f}", "\t", "\r", "[data.split]", "bogus = true",
+    ];
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn on_grids_assembled_from_fragments(lines in prop::collection::vec(select(FRAGMENTS), 0..28)) {
+            let _ = plan_grid(&lines.join("\n"), Path::new("p.toml"));
+        }
+
+        #[test]
+        fn on_a_valid_grid_with_bytes_inserted_deleted_or_replaced(edits in prop::collection::vec((any::<Index>(), any::<u8>(), 0..3u8), 1..6)) {
+            let mut bytes = format!("{BASE}[train]\nepochs = 1\n[grid.overrides]\n\"train.lr\" = [0.01, 0.001]\n").into_bytes();
+            for (at, byte, op) in edits {
+                let i = at.index(bytes.len() + 1);
+                match op {
+                    0 => bytes.insert(i, byte),
+                    1 if i < bytes.len() => { bytes.remove(i); }
+                    _ if i < bytes.len() => bytes[i] = byte,
+                    _ => {}
+                }
+            }
+            let _ = plan_grid(&String::from_utf8_lossy(&bytes), Path::new("p.toml"));
+        }
+
+        #[test]
+        fn on_arbitrary_text(chars in prop::collection::vec(any::<char>(), 0..200)) {
+            let _ = plan_grid(&chars.into_iter().collect::<String>(), Path::new("p.toml"));
+        }
+    }
+}

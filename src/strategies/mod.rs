@@ -29,7 +29,7 @@ pub enum StrategyError {
     /// The strategy cannot act on what the model or the step handed it.
     #[error("{strategy}: {message}")]
     Step { strategy: &'static str, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
 

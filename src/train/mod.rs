@@ -37,17 +37,37 @@ pub enum TrainError {
     #[error("{0}")]
     Device(String),
     #[error("model: {0}")]
-    Model(#[from] models::ModelError),
+    Model(models::ModelError),
     #[error("strategy: {0}")]
-    Strategy(#[from] strategies::StrategyError),
+    Strategy(strategies::StrategyError),
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     #[error("validation: {0}")]
     Validation(String),
     #[error("interrupted")]
     Interrupted,
     #[error("recording: {0}")]
     Observer(String),
+}
+
+// The messages show their causes; `From` without `#[from]` keeps them
+// from being a `source` too (an error chain would print them twice).
+impl From<models::ModelError> for TrainError {
+    fn from(e: models::ModelError) -> Self {
+        TrainError::Model(e)
+    }
+}
+
+impl From<strategies::StrategyError> for TrainError {
+    fn from(e: strategies::StrategyError) -> Self {
+        TrainError::Strategy(e)
+    }
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(e: tch::TchError) -> Self {
+        TrainError::Torch(e)
+    }
 }
 
 /// One epoch's summary.
@@ -145,7 +165,12 @@ fn restore(vs: &nn::VarStore, snap: &HashMap<String, Tensor>) {
 fn select_value(cfg: &TrainConfig, valid: &[TaskMetrics]) -> Result<f64, TrainError> {
     match cfg.select_metric {
         SelectMetric::MeanAuc => evaluate::mean_auc(valid).ok_or_else(|| {
-            TrainError::Validation("no task has both classes in the validation split, so AUC cannot select an epoch".into())
+            let constant: Vec<&str> = valid.iter().filter(|m| m.auc.is_none()).map(|m| m.task.as_str()).collect();
+            TrainError::Validation(format!(
+                "task(s) {} have one class only in the validation split: their AUC is undefined, so the mean AUC over \
+                 every task cannot select an epoch; set train.select_metric = \"mean-logloss\" or give the split both classes",
+                constant.join(", ")
+            ))
         }),
         SelectMetric::MeanLogloss => {
             evaluate::mean_logloss(valid).ok_or_else(|| TrainError::Validation("the validation split is empty".into()))
