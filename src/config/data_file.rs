@@ -89,7 +89,7 @@ mod tests {
         // Inside the internally tagged [data] table serde only knows the
         // table; the unknown key is found by name.
         assert!(e.starts_with("g.toml: key `data.rowz` (line 3)") && e.contains("unknown field `rowz`"), "{e}");
-        let nested = "[data]\nkind = \"wechat\"\nsplit = { train = [8], valid = [9],\n  test = [10], bogus = 1 }\n";
+        let nested = "[data]\nkind = \"wechat\"\n\nsplit = { train = [8], valid = [9], test = [10], bogus = 1 }\n";
         let e = parse_data_config(nested, Path::new("g.toml")).unwrap_err().to_string();
         assert!(e.starts_with("g.toml: key `data.split.bogus` (line 4)") && e.contains("unknown field `bogus`"), "{e}");
         let e = parse_data_config("kind = \"toy\"\n\nrowz = 5\n", Path::new("d.toml")).unwrap_err().to_string();

@@ -117,11 +117,11 @@ mod tests {
 
     #[test]
     fn finds_a_key_by_name_below_a_table() {
-        let text = "[data]\nkind = \"toy\"\nsplit = { train = [8],\n  bogus = 1 }\nnumeric = [\n  { column = \"a\" },\n  { column = \"b\", wrong = 2 },\n]\nrowz = 5\n";
-        assert_eq!(find_key(text, "data", "rowz"), Some(("rowz".into(), 9)));
-        assert_eq!(find_key(text, "data", "bogus"), Some(("split.bogus".into(), 4)));
-        assert_eq!(find_key(text, "data", "wrong"), Some(("numeric[1].wrong".into(), 7)));
-        assert_eq!(find_key(text, ".", "bogus"), Some(("data.split.bogus".into(), 4)));
+        let text = "[data]\nkind = \"toy\"\nsplit = { train = [8], bogus = 1 }\nnumeric = [\n  { column = \"a\" },\n  { column = \"b\", wrong = 2 },\n]\nrowz = 5\n";
+        assert_eq!(find_key(text, "data", "rowz"), Some(("rowz".into(), 8)));
+        assert_eq!(find_key(text, "data", "bogus"), Some(("split.bogus".into(), 3)));
+        assert_eq!(find_key(text, "data", "wrong"), Some(("numeric[1].wrong".into(), 6)));
+        assert_eq!(find_key(text, ".", "bogus"), Some(("data.split.bogus".into(), 3)));
         assert_eq!(find_key(text, "data", "absent"), None);
         assert_eq!(find_key(text, "nothing", "rowz"), None);
     }
