@@ -45,7 +45,7 @@ fn settings_that_fail_a_cell_are_refused_at_read_with_file_key_and_line() {
     // `threads` on 13, `hidden` on 15, `models` on 19, `seeds` on 21, and what is appended on 22.
     let cases: &[(&str, &str, &str, &str)] = &[
         ("patience = 1", "patience = 1\nmax_steps_per_epoch = 0", "train.max_steps_per_epoch` (line 13)", "at least 1"),
-        ("threads = 1", "threads = 0", "train.threads` (line 13)", "at least 1"),
+        ("threads = 1", "threads = 0", "train.threads` (line 13)", "between 1 and 1024"),
         ("threads = 1", "threads = 1\ndevice = \"cuda:abc\"", "train.device` (line 14)", "\"cuda:N\""),
         ("hidden = [16]", "hidden = [0]", "models.tower.hidden` (line 15)", "positive"),
         ("items = 80", "items = 80\nrelatedness = 5.0", "data.relatedness` (line 8)", "[0, 1]"),
@@ -62,7 +62,7 @@ fn settings_that_fail_a_cell_are_refused_at_read_with_file_key_and_line() {
         ("seeds = [1, 2]", "seeds = [1, 2, 1]", "grid.seeds[2]` (line 21)", "seed `1` is listed twice"),
         ("models = [\"shared-bottom\"]", "models = [\"shared-bottom\", \"shared-bottom\"]", "grid.models[1]` (line 19)", "listed twice"),
         ("rows = 3000", "rows = 3000\nrowz = 1", "data.rowz` (line 6)", "unknown field `rowz`"),
-        ("name = \"tiny\"", "name = \"tiny\" # \u{0}", "`.` (line 2)", "control character U+0000"),
+        ("name = \"tiny\"", "name = \"tiny\" # \u{0}", ".` (line 2)", "control character U+0000"),
     ];
     for (from, to, key, want) in cases {
         assert!(TINY_GRID.contains(from), "{from}");
