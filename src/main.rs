@@ -17,9 +17,27 @@ fn main() {
     mtlbench::env::init_process();
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", causes_once(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes joined by ": ", each once: a cause whose text
+/// the messages before it already show (an error that prints its source
+/// and also returns it as its `source`) is left out.
+fn causes_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Opens the database: `bench run` creates it when missing, every other

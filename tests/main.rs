@@ -13,3 +13,4 @@ mod fusion;
 mod report;
 mod resume;
 mod training;
+mod validation;

@@ -64,10 +64,10 @@ pub enum CompareError {
          DeLong's test needs the same rows; pass --no-delong to compare the recorded metrics only"
     )]
     RowsDiffer { a: String, b: String, digest_a: String, digest_b: String },
-    #[error("DeLong's test of run {id} vs {baseline}, task {task}: {source}")]
-    Delong { id: String, baseline: String, task: String, source: DelongError },
-    #[error("{what}: {source}")]
-    Stats { what: String, source: StatsError },
+    #[error("DeLong's test of run {id} vs {baseline}, task {task}: {cause}")]
+    Delong { id: String, baseline: String, task: String, cause: DelongError },
+    #[error("{what}: {cause}")]
+    Stats { what: String, cause: StatsError },
 }
 
 type Result<T> = std::result::Result<T, CompareError>;
@@ -425,7 +425,7 @@ pub fn build(mode: Mode, groups: &[Vec<RunData>], delong: &BTreeMap<(usize, Stri
                                 id: columns[i].runs[0].id.clone(),
                                 baseline: columns[0].runs[0].id.clone(),
                                 task: task.clone(),
-                                source,
+                                cause: source,
                             })?;
                             (Some(ci), Some(*t))
                         }
@@ -434,7 +434,7 @@ pub fn build(mode: Mode, groups: &[Vec<RunData>], delong: &BTreeMap<(usize, Stri
                     Mode::Seeds => {
                         let ci = seeds_ci(&values[0], v).map_err(|source| CompareError::Stats {
                             what: format!("task {task}, {metric}, column {} vs A", columns[i].key),
-                            source,
+                            cause: source,
                         })?;
                         if ci.is_none() && metric == "auc" {
                             notes.push(format!(
@@ -521,7 +521,7 @@ fn delong_tests(store: &Store, groups: &[Vec<RunData>]) -> Result<DelongTests> {
                 id: r.id.clone(),
                 baseline: base.id.clone(),
                 task: task.clone(),
-                source,
+                cause: source,
             })?;
             out.insert((i, task.clone()), t);
         }

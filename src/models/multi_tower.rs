@@ -69,7 +69,7 @@ pub struct MultiTower {
 impl MultiTower {
     /// Builds the model under `vs.root()` on the backbone `kind`.
     pub fn new(vs: &nn::VarStore, schema: &FeatureSchema, cfg: &ModelsConfig, kind: BackboneKind) -> Result<Self, ModelError> {
-        let funnel = cfg.funnel.as_ref().map(|f| f.resolve(schema, None, None)).transpose()?;
+        let funnel = cfg.funnel.as_ref().map(|f| f.resolve(&schema.tasks, None, None)).transpose()?;
         let stack = TowerStack::new(&vs.root(), schema, cfg, kind, &[])?;
         let groups = ParamGroups::from_varstore(vs, &stack.last_shared());
         Ok(MultiTower { stack, tasks: schema.tasks.clone(), groups, funnel })

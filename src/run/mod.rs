@@ -37,8 +37,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("loading data for cell {cell}: {source}")]
-    Data { cell: String, source: DataError },
+    #[error("loading data for cell {cell}: {cause}")]
+    Data { cell: String, cause: DataError },
     #[error(transparent)]
     StaleTimeout(#[from] StaleTimeoutError),
 }
@@ -55,8 +55,7 @@ impl GridSource {
     pub fn read(path: Option<&Path>) -> Result<GridSource, ConfigError> {
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { file: p.to_path_buf(), source })?;
-                Ok(GridSource { path: p.to_path_buf(), text })
+                Ok(GridSource { path: p.to_path_buf(), text: config::read_text(p)? })
             }
             None => Ok(GridSource { path: PathBuf::from("experiments/demo.toml (embedded)"), text: crate::DEMO_GRID.to_string() }),
         }
@@ -64,7 +63,7 @@ impl GridSource {
 
     /// Parses, validates and expands the grid into its cells.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        config::expand(&config::parse_grid(&self.text, &self.path)?, &self.path)
+        config::plan_grid(&self.text, &self.path)
     }
 }
 
@@ -174,9 +173,13 @@ impl Datasets {
         let key = serde_json::to_string(&cell.config.data).unwrap_or_default();
         if !self.loaded.contains_key(&key) {
             let t0 = Instant::now();
-            let ds = data::load(&cell.config.data, cache_dir).map_err(|source| RunError::Data { cell: cell.name(), source })?;
+            let ds = data::load(&cell.config.data, cache_dir).map_err(|source| RunError::Data { cell: cell.name(), cause: source })?;
             let seconds = t0.elapsed().as_secs_f64();
             progress.data_loaded(&ds, seconds);
+            // Once per dataset: its single-task views share its labels.
+            for c in data::constant_labels(&ds) {
+                progress.warn(&c.to_string());
+            }
             self.loaded.insert(key.clone(), (ds, seconds));
         }
         let Some(task) = &cell.single_task else {
@@ -186,7 +189,7 @@ impl Datasets {
         let only = format!("{key}|only:{task}");
         if !self.loaded.contains_key(&only) {
             let (full, seconds) = &self.loaded[&key];
-            let ds = data::only_task(full, task).map_err(|source| RunError::Data { cell: cell.name(), source })?;
+            let ds = data::only_task(full, task).map_err(|source| RunError::Data { cell: cell.name(), cause: source })?;
             let seconds = *seconds;
             self.loaded.insert(only.clone(), (ds, seconds));
         }

@@ -21,22 +21,33 @@ pub struct Equal {
     weights: Vec<f64>,
 }
 
+impl EqualConfig {
+    /// The weights for `n_terms` loss terms (all 1 when none are given); the
+    /// one check of `strategies.equal.weights`, at grid read and at build.
+    pub fn weights_for(&self, n_terms: usize) -> Result<Vec<f64>, StrategyError> {
+        check_weights("strategies.equal.weights", &self.weights, n_terms)?;
+        Ok(if self.weights.is_empty() { vec![1.0; n_terms] } else { self.weights.clone() })
+    }
+}
+
+/// A weight vector given for `n_terms` loss terms: empty (all 1), or one
+/// finite non-negative weight per term.
+pub fn check_weights(key: &str, weights: &[f64], n_terms: usize) -> Result<(), StrategyError> {
+    if !weights.is_empty() && weights.len() != n_terms {
+        return Err(StrategyError::Config {
+            key: key.into(),
+            message: format!("{} weights given for {n_terms} loss terms", weights.len()),
+        });
+    }
+    if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return Err(StrategyError::Config { key: key.into(), message: format!("weights must be finite and non-negative, got {weights:?}") });
+    }
+    Ok(())
+}
+
 impl Equal {
     pub fn new(cfg: &EqualConfig, n_terms: usize) -> Result<Self, StrategyError> {
-        let weights = if cfg.weights.is_empty() { vec![1.0; n_terms] } else { cfg.weights.clone() };
-        if weights.len() != n_terms {
-            return Err(StrategyError::Config {
-                key: "strategies.equal.weights".into(),
-                message: format!("{} weights given for {n_terms} loss terms", weights.len()),
-            });
-        }
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(StrategyError::Config {
-                key: "strategies.equal.weights".into(),
-                message: format!("weights must be finite and non-negative, got {weights:?}"),
-            });
-        }
-        Ok(Equal { weights })
+        Ok(Equal { weights: cfg.weights_for(n_terms)? })
     }
 }
 

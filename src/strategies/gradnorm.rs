@@ -90,22 +90,31 @@ fn config_err(key: &str, message: String) -> StrategyError {
     StrategyError::Config { key: format!("strategies.gradnorm.{key}"), message }
 }
 
-impl GradNorm {
-    pub fn new(cfg: &GradNormConfig, ctx: BuildContext) -> Result<Self, StrategyError> {
-        if !(cfg.alpha.is_finite() && cfg.alpha >= 0.0) {
-            return Err(config_err("alpha", format!("must be a finite number >= 0, got {}", cfg.alpha)));
+impl GradNormConfig {
+    /// Range checks (at grid read and at build); returns the weights'
+    /// learning rate, `lr` or else the run's `run_lr`.
+    pub fn validate(&self, run_lr: f64) -> Result<f64, StrategyError> {
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(config_err("alpha", format!("must be a finite number >= 0, got {}", self.alpha)));
         }
-        let lr = cfg.lr.unwrap_or(ctx.optim.lr);
+        let lr = self.lr.unwrap_or(run_lr);
         if !(lr.is_finite() && lr > 0.0) {
             return Err(config_err("lr", format!("must be a positive number, got {lr}")));
         }
-        if cfg.l0_steps == 0 {
+        if self.l0_steps == 0 {
             return Err(config_err("l0_steps", "must be at least 1".into()));
         }
-        let t = ctx.n_terms as f64;
-        if !(cfg.min_weight.is_finite() && cfg.min_weight > 0.0 && cfg.min_weight < 1.0) {
-            return Err(config_err("min_weight", format!("must lie in (0, 1), got {}", cfg.min_weight)));
+        if !(self.min_weight.is_finite() && self.min_weight > 0.0 && self.min_weight < 1.0) {
+            return Err(config_err("min_weight", format!("must lie in (0, 1), got {}", self.min_weight)));
         }
+        Ok(lr)
+    }
+}
+
+impl GradNorm {
+    pub fn new(cfg: &GradNormConfig, ctx: BuildContext) -> Result<Self, StrategyError> {
+        let lr = cfg.validate(ctx.optim.lr)?;
+        let t = ctx.n_terms as f64;
         let vs = nn::VarStore::new(ctx.device);
         let w = vs.root().ones("w", &[t as i64]);
         let opt = super::own_optimizer(&vs, ctx.optim, lr)?;

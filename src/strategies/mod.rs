@@ -29,7 +29,7 @@ pub enum StrategyError {
     /// The strategy cannot act on what the model or the step handed it.
     #[error("{strategy}: {message}")]
     Step { strategy: &'static str, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
 
@@ -143,11 +143,25 @@ pub struct BuildContext {
     pub device: Device,
 }
 
-/// Builds the strategy of `kind`.
-pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> Result<Box<dyn Strategy>, StrategyError> {
-    if ctx.n_terms == 0 {
+/// What a strategy of `kind` refuses in its configuration for a model with
+/// `n_terms` loss terms and a run learning rate `run_lr`: the checks its
+/// constructor makes, without building it (the grid runs them per cell
+/// when it is read).
+pub fn check(kind: StrategyKind, cfg: &StrategiesConfig, n_terms: usize, run_lr: f64) -> Result<(), StrategyError> {
+    if n_terms == 0 {
         return Err(StrategyError::Config { key: "strategies".into(), message: "the model declares no loss terms".into() });
     }
+    match kind {
+        StrategyKind::Equal => cfg.equal.weights_for(n_terms).map(|_| ()),
+        StrategyKind::GradNorm => cfg.gradnorm.validate(run_lr).map(|_| ()),
+        StrategyKind::Static => static_weights::validate(&cfg.static_weights),
+        StrategyKind::Uncertainty | StrategyKind::PcGrad => Ok(()),
+    }
+}
+
+/// Builds the strategy of `kind`.
+pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> Result<Box<dyn Strategy>, StrategyError> {
+    check(kind, cfg, ctx.n_terms, ctx.optim.lr)?;
     Ok(match kind {
         StrategyKind::Equal => Box::new(equal::Equal::new(&cfg.equal, ctx.n_terms)?),
         StrategyKind::Uncertainty => Box::new(uncertainty::Uncertainty::new(&cfg.uncertainty, ctx)?),

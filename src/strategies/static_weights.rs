@@ -97,6 +97,11 @@ pub fn weight_vector(n_terms: usize, sweep: usize, seed: u64, point: usize) -> V
     shares.iter().map(|s| s * n_terms as f64 / total).collect()
 }
 
+/// [`StaticConfig::validate`] as a strategy error naming the full key.
+pub fn validate(cfg: &StaticConfig) -> Result<(), StrategyError> {
+    cfg.validate().map_err(|(k, m)| StrategyError::Config { key: format!("strategies.static.{k}"), message: m })
+}
+
 /// Equal weighting's objective with the point's weights.
 #[derive(Debug)]
 pub struct Static {
@@ -105,7 +110,7 @@ pub struct Static {
 
 impl Static {
     pub fn new(cfg: &StaticConfig, n_terms: usize) -> Result<Self, StrategyError> {
-        cfg.validate().map_err(|(k, m)| StrategyError::Config { key: format!("strategies.static.{k}"), message: m })?;
+        validate(cfg)?;
         let weights = weight_vector(n_terms, cfg.sweep, cfg.seed, cfg.point);
         Ok(Static { inner: Equal::new(&EqualConfig { weights }, n_terms)? })
     }

@@ -21,6 +21,7 @@ use tch::{nn, Tensor};
 use thiserror::Error;
 
 pub use config::{SelectMetric, TrainConfig};
+pub use device::DeviceSpec;
 pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
 pub use step::{StepOutput, Stepper};
 
@@ -36,17 +37,37 @@ pub enum TrainError {
     #[error("{0}")]
     Device(String),
     #[error("model: {0}")]
-    Model(#[from] models::ModelError),
+    Model(models::ModelError),
     #[error("strategy: {0}")]
-    Strategy(#[from] strategies::StrategyError),
+    Strategy(strategies::StrategyError),
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     #[error("validation: {0}")]
     Validation(String),
     #[error("interrupted")]
     Interrupted,
     #[error("recording: {0}")]
     Observer(String),
+}
+
+// The messages show their causes; `From` without `#[from]` keeps them
+// from being a `source` too (an error chain would print them twice).
+impl From<models::ModelError> for TrainError {
+    fn from(e: models::ModelError) -> Self {
+        TrainError::Model(e)
+    }
+}
+
+impl From<strategies::StrategyError> for TrainError {
+    fn from(e: strategies::StrategyError) -> Self {
+        TrainError::Strategy(e)
+    }
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(e: tch::TchError) -> Self {
+        TrainError::Torch(e)
+    }
 }
 
 /// One epoch's summary.
@@ -144,7 +165,12 @@ fn restore(vs: &nn::VarStore, snap: &HashMap<String, Tensor>) {
 fn select_value(cfg: &TrainConfig, valid: &[TaskMetrics]) -> Result<f64, TrainError> {
     match cfg.select_metric {
         SelectMetric::MeanAuc => evaluate::mean_auc(valid).ok_or_else(|| {
-            TrainError::Validation("no task has both classes in the validation split, so AUC cannot select an epoch".into())
+            let constant: Vec<&str> = valid.iter().filter(|m| m.auc.is_none()).map(|m| m.task.as_str()).collect();
+            TrainError::Validation(format!(
+                "task(s) {} have one class only in the validation split: their AUC is undefined, so the mean AUC over \
+                 every task cannot select an epoch; set train.select_metric = \"mean-logloss\" or give the split both classes",
+                constant.join(", ")
+            ))
         }),
         SelectMetric::MeanLogloss => {
             evaluate::mean_logloss(valid).ok_or_else(|| TrainError::Validation("the validation split is empty".into()))
@@ -155,7 +181,7 @@ fn select_value(cfg: &TrainConfig, valid: &[TaskMetrics]) -> Result<f64, TrainEr
 /// Trains one cell on a dataset and evaluates it.
 pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<TrainResult, TrainError> {
     let cfg = spec.train;
-    let device = device::resolve(&cfg.device).map_err(TrainError::Device)?;
+    let device = device::resolve(cfg.device).map_err(TrainError::Device)?;
     if let Some(n) = cfg.threads {
         tch::set_num_threads(n as i32);
     }
@@ -213,6 +239,13 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             step += 1;
             samples += batch.size() as usize;
             obs.on_step(&StepProgress { epoch, epochs: cfg.epochs, step: steps, steps: planned_steps, samples });
+        }
+        if steps == 0 {
+            // Never evaluate (and finish) a model that did not train.
+            return Err(TrainError::Validation(format!(
+                "epoch {epoch} took no training step ({} training rows, batch_size {})",
+                data.train.rows, cfg.batch_size
+            )));
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         total_train += train_seconds;
@@ -421,11 +454,9 @@ mod tests {
 
     #[test]
     fn cuda_request_is_a_clear_error_or_a_device() {
-        match device::resolve("cuda:99") {
+        match device::resolve(DeviceSpec::Cuda(Some(99))) {
             Err(e) => assert!(e.starts_with("device \"cuda:99\"") && e.contains("CUDA"), "{e}"),
             Ok(d) => panic!("no machine has 100 GPUs, got {d:?}"),
         }
-        let e = device::resolve("gpu").unwrap_err();
-        assert!(e.contains("expected \"cpu\", \"cuda\" or \"cuda:N\""), "{e}");
     }
 }
