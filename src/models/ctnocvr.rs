@@ -161,6 +161,7 @@ impl MultiTaskModel for Ctnocvr {
             heads,
             extra: vec![("pcvr".into(), pcvr), ("pctnocvr".into(), pctnocvr), ("fusion".into(), fusion)],
             gates,
+            representation: None,
         }
     }
 

@@ -86,6 +86,7 @@ impl MultiTaskModel for Esmm {
             heads,
             extra: vec![("pcvr".into(), probs_of(b))],
             gates,
+            representation: None,
         }
     }
 

@@ -79,7 +79,7 @@ impl MultiTower {
 impl MultiTaskModel for MultiTower {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
         let (cols, gates) = self.stack.forward_t(batch, train);
-        ModelOutput { probs: probs_of(&Tensor::stack(&cols, 1)), heads: cols, extra: vec![], gates }
+        ModelOutput { probs: probs_of(&Tensor::stack(&cols, 1)), heads: cols, extra: vec![], gates, representation: None }
     }
 
     fn loss_names(&self) -> Vec<String> {

@@ -122,12 +122,37 @@ pub struct StepReport {
     pub weights: Vec<f64>,
 }
 
+/// What one step hands a strategy.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInput<'a> {
+    /// The loss terms the model declares, in order, each a scalar.
+    pub losses: &'a [Tensor],
+    /// The model's parameter groups.
+    pub params: &'a ParamGroups,
+    /// The shared representation of this forward pass (the tensor every
+    /// head reads), for representation-level variants; `None` where the
+    /// model does not expose one.
+    pub representation: Option<&'a Tensor>,
+}
+
+impl<'a> StepInput<'a> {
+    /// Losses and parameters, no representation.
+    pub fn new(losses: &'a [Tensor], params: &'a ParamGroups) -> Self {
+        StepInput { losses, params, representation: None }
+    }
+
+    /// The same with the forward pass's shared representation.
+    pub fn with_representation(self, representation: Option<&'a Tensor>) -> Self {
+        StepInput { representation, ..self }
+    }
+}
+
 /// The contract every strategy fulfils.
 pub trait Strategy {
     /// Computes gradients of the weighted objective into the parameters'
     /// `.grad` (they are zero or undefined on entry) and reports the weights
     /// used. A strategy with state of its own (learned weights) updates it here.
-    fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError>;
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError>;
 }
 
 /// What a strategy may need from the run besides its own section.

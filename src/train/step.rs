@@ -10,7 +10,7 @@ use super::{TrainConfig, TrainError};
 use crate::data::Batch;
 use crate::models::MultiTaskModel;
 use crate::optim::Optimizer;
-use crate::strategies::{self, GradDiagnostics, StrategiesConfig, Strategy, StrategyKind};
+use crate::strategies::{self, GradDiagnostics, StepInput, StrategiesConfig, Strategy, StrategyKind};
 
 /// What one step produced.
 #[derive(Debug, Clone)]
@@ -66,7 +66,8 @@ impl<'a> Stepper<'a> {
         }
         let diagnostics =
             if diagnose { Some(strategies::diagnostics(&losses, &self.model.param_groups().last_shared)?) } else { None };
-        let report = self.strategy.backward(&losses, self.model.param_groups())?;
+        let input = StepInput::new(&losses, self.model.param_groups()).with_representation(out.representation.as_ref());
+        let report = self.strategy.backward(&input)?;
         if let Some(c) = self.cfg.grad_clip {
             self.opt.clip_grad_norm(c);
         }
