@@ -109,6 +109,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub fn parse_grid(text: &str, file: &Path) -> Result<GridFile, ConfigError> {
     let grid: GridFile = data_file::deserialize(text, file, "")?;
     validate(&grid, file)?;
+    grid.strategies.validate().map_err(|(key, message)| {
+        let line = LineInfo(spans::line_of_key(text, &key));
+        ConfigError::Invalid { file: file.to_path_buf(), key, line, message }
+    })?;
     grid.data.check_encodings().map_err(|e| data_invalid(text, file, e))?;
     Ok(grid)
 }
@@ -170,6 +174,5 @@ fn validate(grid: &GridFile, file: &Path) -> Result<(), ConfigError> {
         return Err(invalid(file, "grid.single_task", "the data has one task: its runs are single-task already"));
     }
     grid.train.validate().map_err(|(k, m)| invalid(file, &format!("train.{k}"), m))?;
-    grid.strategies.static_weights.validate().map_err(|(k, m)| invalid(file, &format!("strategies.static.{k}"), m))?;
     Ok(())
 }

@@ -107,7 +107,7 @@ fn single_task_baselines_per_task_seed_and_override() {
 fn grids_without_the_new_keys_serialize_as_before() {
     let g = parse_grid(BASE, Path::new("t.toml")).unwrap();
     let text = toml::to_string(&g).unwrap();
-    for key in ["single_task", "search", "static"] {
+    for key in ["single_task", "search", "static", "dwa", "rlw", "famo", "stch"] {
         assert!(!text.contains(key), "{key} in {text}");
     }
 }
@@ -117,4 +117,42 @@ fn duplicate_task_names_are_refused_when_the_grid_is_read() {
     let text = BASE.replace(r#"tasks = ["click", "like"]"#, r#"tasks = ["click", "click"]"#);
     let e = parse_grid(&text, Path::new("t.toml")).unwrap_err().to_string();
     assert!(e.contains("t.toml: key `data.tasks`") && e.contains("task `click` is named twice"), "{e}");
+}
+
+#[test]
+fn bad_strategy_settings_are_refused_when_the_grid_is_read() {
+    for (section, key, value, says) in [
+        ("dwa", "temperature", "0.0", "positive"),
+        ("famo", "lr", "-0.025", "positive"),
+        ("famo", "weight_decay", "-1.0", ">= 0"),
+        ("stch", "mu", "0.0", "positive"),
+        ("stch", "warmup_epochs", "0", "at least 1"),
+    ] {
+        let text = format!("{BASE}\n[strategies.{section}]\n{key} = {value}\n");
+        let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+        let e = parse_grid(&text, Path::new("t.toml")).unwrap_err().to_string();
+        assert!(e.contains(&format!("t.toml: key `strategies.{section}.{key}` (line {line})")) && e.contains(says), "{e}");
+    }
+    // A value of an axis is refused too, before any cell runs.
+    let text = format!("{BASE}[grid.overrides]\n\"strategies.dwa.temperature\" = [1.0, 0.0]\n");
+    let g = parse_grid(&text, Path::new("t.toml")).unwrap();
+    let e = expand(&g, Path::new("t.toml")).unwrap_err().to_string();
+    assert!(e.contains("strategies.dwa.temperature") && e.contains("[grid.overrides]"), "{e}");
+}
+
+#[test]
+fn a_cell_key_takes_its_strategys_section_in_full() {
+    let with = |extra: &str| {
+        let text = BASE.replace(r#"["equal", "gradnorm"]"#, r#"["equal", "dwa"]"#);
+        let g = parse_grid(&format!("{text}{extra}"), Path::new("t.toml")).unwrap();
+        let p = expand(&g, Path::new("t.toml")).unwrap();
+        (configs(&p, StrategyKind::Dwa), configs(&p, StrategyKind::Equal))
+    };
+    let (dwa, equal) = with("");
+    // The default spelled out is the same configuration; another value is not,
+    // and the other strategies' cells do not move.
+    assert_eq!(with("[strategies.dwa]\ntemperature = 2.0\n"), (dwa.clone(), equal.clone()));
+    let (other, equal_after) = with("[strategies.dwa]\ntemperature = 3.0\n");
+    assert_ne!(other, dwa);
+    assert_eq!(equal_after, equal);
 }

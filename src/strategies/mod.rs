@@ -9,10 +9,17 @@
 //! Formulas: `docs/reference.md` section 5.
 
 pub mod combine;
+pub mod dbmtl;
+pub mod dwa;
 pub mod equal;
+pub mod famo;
+pub mod gradcraft;
 pub mod gradnorm;
+pub mod gradvac;
 pub mod pcgrad;
+pub mod rlw;
 pub mod static_weights;
+pub mod stch;
 pub mod uncertainty;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +40,13 @@ pub enum StrategyError {
     Torch(#[from] tch::TchError),
 }
 
+impl StrategyError {
+    /// A refused setting of `[strategies.<strategy>]`.
+    pub(crate) fn config(strategy: &str, key: &str, message: String) -> Self {
+        StrategyError::Config { key: format!("strategies.{strategy}.{key}"), message }
+    }
+}
+
 /// The strategy registry: every name a grid file may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -45,11 +59,24 @@ pub enum StrategyKind {
     PcGrad,
     /// Fixed weights at one point of a weight sweep (the scalarisation front).
     Static,
+    Dwa,
+    Rlw,
+    Famo,
+    Stch,
 }
 
 impl StrategyKind {
-    pub const ALL: &'static [StrategyKind] =
-        &[StrategyKind::Equal, StrategyKind::Uncertainty, StrategyKind::GradNorm, StrategyKind::PcGrad, StrategyKind::Static];
+    pub const ALL: &'static [StrategyKind] = &[
+        StrategyKind::Equal,
+        StrategyKind::Uncertainty,
+        StrategyKind::GradNorm,
+        StrategyKind::PcGrad,
+        StrategyKind::Static,
+        StrategyKind::Dwa,
+        StrategyKind::Rlw,
+        StrategyKind::Famo,
+        StrategyKind::Stch,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -58,6 +85,10 @@ impl StrategyKind {
             StrategyKind::GradNorm => "gradnorm",
             StrategyKind::PcGrad => "pcgrad",
             StrategyKind::Static => "static",
+            StrategyKind::Dwa => "dwa",
+            StrategyKind::Rlw => "rlw",
+            StrategyKind::Famo => "famo",
+            StrategyKind::Stch => "stch",
         }
     }
 
@@ -69,6 +100,10 @@ impl StrategyKind {
             StrategyKind::GradNorm => ("GradNorm", "https://arxiv.org/abs/1711.02257"),
             StrategyKind::PcGrad => ("PCGrad", "https://arxiv.org/abs/2001.06782"),
             StrategyKind::Static => ("Static weights (sweep)", "https://arxiv.org/abs/2209.11379"),
+            StrategyKind::Dwa => ("Dynamic Weight Average", "https://arxiv.org/abs/1803.10704"),
+            StrategyKind::Rlw => ("Random Loss Weighting", "https://arxiv.org/abs/2111.10603"),
+            StrategyKind::Famo => ("FAMO", "https://arxiv.org/abs/2306.03792"),
+            StrategyKind::Stch => ("Smooth Tchebycheff", "https://arxiv.org/abs/2402.19078"),
         }
     }
 
@@ -93,6 +128,51 @@ pub struct StrategiesConfig {
     /// so that grids without it keep their hash.
     #[serde(default, rename = "static", skip_serializing_if = "static_weights::StaticConfig::is_default")]
     pub static_weights: static_weights::StaticConfig,
+    // The sections below are left out of the serialized grid while default,
+    // so that grids without them keep their hash; a cell's key takes its
+    // strategy's section in full ([`StrategiesConfig::section`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dwa: dwa::DwaConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rlw: rlw::RlwConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub famo: famo::FamoConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub stch: stch::StchConfig,
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+impl StrategiesConfig {
+    /// Range checks of every section, so that a bad setting is refused when
+    /// the grid is read; the error names the full key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        fn key(section: &'static str) -> impl Fn((&'static str, String)) -> (String, String) {
+            move |(k, m)| (format!("strategies.{section}.{k}"), m)
+        }
+        self.static_weights.validate().map_err(key("static"))?;
+        self.dwa.validate().map_err(key("dwa"))?;
+        self.famo.validate().map_err(key("famo"))?;
+        self.stch.validate().map_err(key("stch"))?;
+        Ok(())
+    }
+
+    /// The section of `kind` in full (defaults included), for its cells' keys.
+    pub fn section(&self, kind: StrategyKind) -> Result<serde_json::Value, serde_json::Error> {
+        match kind {
+            StrategyKind::Equal => serde_json::to_value(&self.equal),
+            StrategyKind::Uncertainty => serde_json::to_value(&self.uncertainty),
+            StrategyKind::GradNorm => serde_json::to_value(&self.gradnorm),
+            StrategyKind::PcGrad => serde_json::to_value(&self.pcgrad),
+            StrategyKind::Static => serde_json::to_value(&self.static_weights),
+            StrategyKind::Dwa => serde_json::to_value(&self.dwa),
+            StrategyKind::Rlw => serde_json::to_value(&self.rlw),
+            StrategyKind::Famo => serde_json::to_value(&self.famo),
+            StrategyKind::Stch => serde_json::to_value(&self.stch),
+        }
+    }
 }
 
 /// Which shared parameters a gradient-based strategy acts on.
@@ -153,6 +233,41 @@ pub trait Strategy {
     /// `.grad` (they are zero or undefined on entry) and reports the weights
     /// used. A strategy with state of its own (learned weights) updates it here.
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError>;
+
+    /// Called once the optimiser has stepped on this step's gradients, with
+    /// `reforward`: it recomputes the loss terms on the same batch, without
+    /// gradient, after the step. It costs a forward pass only when called
+    /// (FAMO does). The default does nothing.
+    fn after_step(&mut self, _reforward: &mut Reforward) -> Result<(), StrategyError> {
+        Ok(())
+    }
+
+    /// Called at the end of every training epoch (`epoch` from 1) with each
+    /// loss term's mean training loss over the epoch's steps (DWA's loss
+    /// ratios, STCH's nadir point). The default does nothing.
+    fn end_of_epoch(&mut self, _epoch: usize, _mean_losses: &[f64]) -> Result<(), StrategyError> {
+        Ok(())
+    }
+}
+
+/// Recomputes the step's loss terms after the optimiser step (see
+/// [`Strategy::after_step`]).
+pub type Reforward<'a> = dyn FnMut() -> Result<Vec<f64>, StrategyError> + 'a;
+
+/// Refuses a step or epoch whose number of loss terms is not the strategy's.
+pub(crate) fn check_terms(strategy: &'static str, given: usize, expected: usize) -> Result<(), StrategyError> {
+    if given != expected {
+        return Err(StrategyError::Step { strategy, message: format!("{given} loss terms given, {expected} expected") });
+    }
+    Ok(())
+}
+
+/// scale * softmax(x), computed stably (DWA, RLW and STCH weights).
+pub fn scaled_softmax(x: &[f64], scale: f64) -> Vec<f64> {
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| scale * v / s).collect()
 }
 
 /// What a strategy may need from the run besides its own section.
@@ -179,6 +294,10 @@ pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> R
         StrategyKind::GradNorm => Box::new(gradnorm::GradNorm::new(&cfg.gradnorm, ctx)?),
         StrategyKind::PcGrad => Box::new(pcgrad::PcGrad::new(&cfg.pcgrad, ctx)?),
         StrategyKind::Static => Box::new(static_weights::Static::new(&cfg.static_weights, ctx.n_terms)?),
+        StrategyKind::Dwa => Box::new(dwa::Dwa::new(&cfg.dwa, ctx.n_terms)?),
+        StrategyKind::Rlw => Box::new(rlw::Rlw::new(&cfg.rlw, ctx)?),
+        StrategyKind::Famo => Box::new(famo::Famo::new(&cfg.famo, ctx)?),
+        StrategyKind::Stch => Box::new(stch::Stch::new(&cfg.stch, ctx.n_terms)?),
     })
 }
 
@@ -411,9 +530,10 @@ mod tests {
         struct G {
             s: Vec<StrategyKind>,
         }
-        let g: G = toml::from_str(r#"s = ["equal", "uncertainty", "gradnorm", "pcgrad", "static"]"#).unwrap();
+        let all = ["equal", "uncertainty", "gradnorm", "pcgrad", "static", "dwa", "rlw", "famo", "stch"];
+        let g: G = toml::from_str(&format!("s = {all:?}")).unwrap();
         assert_eq!(g.s, StrategyKind::ALL);
-        assert_eq!(StrategyKind::names(), vec!["equal", "uncertainty", "gradnorm", "pcgrad", "static"]);
+        assert_eq!(StrategyKind::names(), all);
         assert!(toml::from_str::<G>(r#"s = ["grad-norm"]"#).is_err());
     }
 }
