@@ -319,13 +319,22 @@ mod tests {
         data: &Dataset,
         seed: u64,
     ) -> (Result<TrainResult, TrainError>, Recorder) {
+        run_with(strategy, &StrategiesConfig::default(), train_cfg, data, seed)
+    }
+
+    fn run_with(
+        strategy: StrategyKind,
+        s: &StrategiesConfig,
+        train_cfg: &TrainConfig,
+        data: &Dataset,
+        seed: u64,
+    ) -> (Result<TrainResult, TrainError>, Recorder) {
         let m = models();
-        let s = StrategiesConfig::default();
         let spec = RunSpec {
             model: ModelKind::SharedBottom,
             models: &m,
             strategy,
-            strategies: &s,
+            strategies: s,
             train: train_cfg,
             seed,
         };
@@ -394,6 +403,49 @@ mod tests {
                 _ => assert!(last.iter().any(|w| (w - 1.0).abs() > 1e-3), "{}: {last:?}", kind.name()),
             }
             assert_eq!(a.test.len(), 3);
+        }
+    }
+
+    #[test]
+    fn the_epoch_hook_receives_the_recorded_epoch_means() {
+        // DWA's weights in epoch 3 and STCH's after a one-epoch warm-up are
+        // functions of the epoch means the loop records: recompute them from the records.
+        let d = data(&["click", "like"]);
+        let cfg = TrainConfig { epochs: 3, trace_every: 4, ..small_train() };
+        let means = |rec: &Recorder, e: usize| rec.epochs[e].train_loss.iter().map(|(_, v)| *v).collect::<Vec<f64>>();
+        let (r, rec) = run(StrategyKind::Dwa, &cfg, &d, 3);
+        r.unwrap();
+        let want = strategies::dwa::weights(&means(&rec, 0), &means(&rec, 1), 2.0);
+        for t in &rec.traces {
+            let expected = if t.epoch < 3 { vec![1.0, 1.0] } else { want.clone() };
+            assert_eq!(t.weights, expected, "epoch {}", t.epoch);
+        }
+        assert!(rec.traces.iter().any(|t| t.epoch == 3));
+        let s = StrategiesConfig { stch: strategies::stch::StchConfig { mu: 0.5, warmup_epochs: 1 }, ..Default::default() };
+        let (r, rec) = run_with(StrategyKind::Stch, &s, &cfg, &d, 3);
+        r.unwrap();
+        for t in rec.traces.iter().filter(|t| t.epoch > 1) {
+            let want = strategies::stch::stch_weights(&t.losses, &means(&rec, 0), 0.5);
+            for (g, w) in t.weights.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-6 * w.abs(), "{:?} vs {want:?}", t.weights);
+            }
+        }
+    }
+
+    #[test]
+    fn the_after_step_hook_sees_the_losses_after_the_optimiser_step() {
+        // FAMO's logits start at 0: the first step's weights are 1/L normalised;
+        // they differ on the second step only if the hook moved the logits.
+        let d = data(&["click", "like"]);
+        let cfg = TrainConfig { epochs: 1, trace_every: 1, max_steps_per_epoch: Some(2), ..small_train() };
+        let (r, rec) = run(StrategyKind::Famo, &cfg, &d, 5);
+        r.unwrap();
+        assert_eq!(rec.traces.len(), 2);
+        for (i, t) in rec.traces.iter().enumerate() {
+            let uniform = strategies::famo::loss_weights(&[0.5, 0.5], &t.losses);
+            let same = t.weights.iter().zip(&uniform).all(|(a, b)| (a - b).abs() < 1e-9);
+            assert_eq!(same, i == 0, "step {i}: {:?} vs {uniform:?}", t.weights);
+            assert!((t.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         }
     }
 
