@@ -25,7 +25,7 @@ use thiserror::Error;
 
 use crate::data::{DataConfig, DataError};
 use crate::models::{ModelKind, ModelsConfig};
-use crate::strategies::{StrategiesConfig, StrategyKind};
+use crate::strategies::{StrategiesConfig, StrategyError, StrategyKind};
 use crate::train::TrainConfig;
 
 pub use data_file::{load_data_config, parse_data_config};
@@ -171,5 +171,9 @@ fn validate(grid: &GridFile, file: &Path) -> Result<(), ConfigError> {
     }
     grid.train.validate().map_err(|(k, m)| invalid(file, &format!("train.{k}"), m))?;
     grid.strategies.static_weights.validate().map_err(|(k, m)| invalid(file, &format!("strategies.static.{k}"), m))?;
+    grid.strategies.validate().map_err(|e| match e {
+        StrategyError::Config { key, message } => invalid(file, &key, message),
+        other => invalid(file, "strategies", other.to_string()),
+    })?;
     Ok(())
 }

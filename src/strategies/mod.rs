@@ -11,6 +11,7 @@
 pub mod combine;
 pub mod equal;
 pub mod gradnorm;
+pub mod gramian;
 pub mod pcgrad;
 pub mod static_weights;
 pub mod uncertainty;
@@ -19,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 use thiserror::Error;
 
+pub use gramian::GradDiagnostics;
+use gramian::{gram_of, GramianStrategy};
 use crate::models::ParamGroups;
 use crate::optim::{OptimSettings, Optimizer};
 
@@ -45,11 +48,41 @@ pub enum StrategyKind {
     PcGrad,
     /// Fixed weights at one point of a weight sweep (the scalarisation front).
     Static,
+    Mgda,
+    MgdaUb,
+    #[serde(rename = "cagrad")]
+    CaGrad,
+    NashMtl,
+    ImtlG,
+    AlignedMtl,
+    #[serde(rename = "upgrad")]
+    UpGrad,
+    #[serde(rename = "dualproj")]
+    DualProj,
+    /// ConFIG.
+    Config,
+    #[serde(rename = "fairgrad")]
+    FairGrad,
 }
 
 impl StrategyKind {
-    pub const ALL: &'static [StrategyKind] =
-        &[StrategyKind::Equal, StrategyKind::Uncertainty, StrategyKind::GradNorm, StrategyKind::PcGrad, StrategyKind::Static];
+    pub const ALL: &'static [StrategyKind] = &[
+        StrategyKind::Equal,
+        StrategyKind::Uncertainty,
+        StrategyKind::GradNorm,
+        StrategyKind::PcGrad,
+        StrategyKind::Static,
+        StrategyKind::Mgda,
+        StrategyKind::MgdaUb,
+        StrategyKind::CaGrad,
+        StrategyKind::NashMtl,
+        StrategyKind::ImtlG,
+        StrategyKind::AlignedMtl,
+        StrategyKind::UpGrad,
+        StrategyKind::DualProj,
+        StrategyKind::Config,
+        StrategyKind::FairGrad,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -58,6 +91,16 @@ impl StrategyKind {
             StrategyKind::GradNorm => "gradnorm",
             StrategyKind::PcGrad => "pcgrad",
             StrategyKind::Static => "static",
+            StrategyKind::Mgda => "mgda",
+            StrategyKind::MgdaUb => "mgda-ub",
+            StrategyKind::CaGrad => "cagrad",
+            StrategyKind::NashMtl => "nash-mtl",
+            StrategyKind::ImtlG => "imtl-g",
+            StrategyKind::AlignedMtl => "aligned-mtl",
+            StrategyKind::UpGrad => "upgrad",
+            StrategyKind::DualProj => "dualproj",
+            StrategyKind::Config => "config",
+            StrategyKind::FairGrad => "fairgrad",
         }
     }
 
@@ -69,6 +112,16 @@ impl StrategyKind {
             StrategyKind::GradNorm => ("GradNorm", "https://arxiv.org/abs/1711.02257"),
             StrategyKind::PcGrad => ("PCGrad", "https://arxiv.org/abs/2001.06782"),
             StrategyKind::Static => ("Static weights (sweep)", "https://arxiv.org/abs/2209.11379"),
+            StrategyKind::Mgda => ("MGDA", "https://arxiv.org/abs/1810.04650"),
+            StrategyKind::MgdaUb => ("MGDA-UB", "https://arxiv.org/abs/1810.04650"),
+            StrategyKind::CaGrad => ("CAGrad", "https://arxiv.org/abs/2110.14048"),
+            StrategyKind::NashMtl => ("Nash-MTL", "https://arxiv.org/abs/2202.01017"),
+            StrategyKind::ImtlG => ("IMTL-G", "https://openreview.net/forum?id=IMPnRXEWpvr"),
+            StrategyKind::AlignedMtl => ("Aligned-MTL", "https://arxiv.org/abs/2305.19000"),
+            StrategyKind::UpGrad => ("UPGrad", "https://arxiv.org/abs/2406.16232"),
+            StrategyKind::DualProj => ("DualProj", "https://arxiv.org/abs/2406.16232"),
+            StrategyKind::Config => ("ConFIG", "https://arxiv.org/abs/2408.11104"),
+            StrategyKind::FairGrad => ("FairGrad", "https://arxiv.org/abs/2402.15638"),
         }
     }
 
@@ -93,6 +146,40 @@ pub struct StrategiesConfig {
     /// so that grids without it keep their hash.
     #[serde(default, rename = "static", skip_serializing_if = "static_weights::StaticConfig::is_default")]
     pub static_weights: static_weights::StaticConfig,
+    #[serde(default)]
+    pub mgda: gramian::mgda::MgdaConfig,
+    #[serde(default, rename = "mgda-ub")]
+    pub mgda_ub: gramian::mgda::MgdaUbConfig,
+    #[serde(default)]
+    pub cagrad: gramian::cagrad::CagradConfig,
+    #[serde(default, rename = "nash-mtl")]
+    pub nash_mtl: gramian::nash_mtl::NashMtlConfig,
+    #[serde(default, rename = "imtl-g")]
+    pub imtl_g: gramian::imtl_g::ImtlGConfig,
+    #[serde(default, rename = "aligned-mtl")]
+    pub aligned_mtl: gramian::aligned_mtl::AlignedMtlConfig,
+    #[serde(default)]
+    pub upgrad: gramian::upgrad::UpgradConfig,
+    #[serde(default)]
+    pub dualproj: gramian::dualproj::DualProjConfig,
+    #[serde(default)]
+    pub config: gramian::config_grad::ConfigGradConfig,
+    #[serde(default)]
+    pub fairgrad: gramian::fairgrad::FairGradConfig,
+}
+
+impl StrategiesConfig {
+    /// Settings that are wrong whatever the model (negative c, ...): checked
+    /// when the grid is read, before any training. The error names the key.
+    pub fn validate(&self) -> Result<(), StrategyError> {
+        self.mgda.validate("mgda")?;
+        self.mgda_ub.as_mgda().validate("mgda-ub")?;
+        self.cagrad.validate()?;
+        self.nash_mtl.validate()?;
+        self.upgrad.validate()?;
+        self.dualproj.validate()?;
+        self.fairgrad.validate()
+    }
 }
 
 /// Which shared parameters a gradient-based strategy acts on.
@@ -179,7 +266,29 @@ pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> R
         StrategyKind::GradNorm => Box::new(gradnorm::GradNorm::new(&cfg.gradnorm, ctx)?),
         StrategyKind::PcGrad => Box::new(pcgrad::PcGrad::new(&cfg.pcgrad, ctx)?),
         StrategyKind::Static => Box::new(static_weights::Static::new(&cfg.static_weights, ctx.n_terms)?),
+        _ => Box::new(build_gramian(kind, cfg, ctx.n_terms)?),
     })
+}
+
+/// The Gramian-engine strategies: each method on its scope.
+fn build_gramian(kind: StrategyKind, cfg: &StrategiesConfig, n: usize) -> Result<GramianStrategy, StrategyError> {
+    use gramian::*;
+    let (scope, method): (GramScope, Box<dyn GramMethod>) = match kind {
+        StrategyKind::Mgda => (cfg.mgda.scope, Box::new(mgda::Mgda::new(&cfg.mgda, "mgda", n)?)),
+        StrategyKind::MgdaUb => (GramScope::Representation, Box::new(mgda::Mgda::new(&cfg.mgda_ub.as_mgda(), "mgda-ub", n)?)),
+        StrategyKind::CaGrad => (cfg.cagrad.scope, Box::new(cagrad::Cagrad::new(&cfg.cagrad)?)),
+        StrategyKind::NashMtl => (cfg.nash_mtl.scope, Box::new(nash_mtl::NashMtl::new(&cfg.nash_mtl, n)?)),
+        StrategyKind::ImtlG => (cfg.imtl_g.scope, Box::new(imtl_g::ImtlG)),
+        StrategyKind::AlignedMtl => (cfg.aligned_mtl.scope, Box::new(aligned_mtl::AlignedMtl::new(&cfg.aligned_mtl))),
+        StrategyKind::UpGrad => (cfg.upgrad.scope, Box::new(upgrad::Upgrad::new(&cfg.upgrad)?)),
+        StrategyKind::DualProj => (cfg.dualproj.scope, Box::new(dualproj::DualProj::new(&cfg.dualproj)?)),
+        StrategyKind::Config => (cfg.config.scope, Box::new(config_grad::ConfigGrad)),
+        StrategyKind::FairGrad => (cfg.fairgrad.scope, Box::new(fairgrad::FairGrad::new(&cfg.fairgrad)?)),
+        StrategyKind::Equal | StrategyKind::Uncertainty | StrategyKind::GradNorm | StrategyKind::PcGrad | StrategyKind::Static => {
+            return Err(StrategyError::Config { key: "strategies".into(), message: format!("{} is not a Gramian method", kind.name()) })
+        }
+    };
+    Ok(GramianStrategy::new(kind.name(), scope, n, method))
 }
 
 /// Gradients of `loss` with respect to `inputs` (zeros where unused), keeping
@@ -270,44 +379,15 @@ pub(crate) fn to_f64s(t: &Tensor) -> Vec<f64> {
     (0..flat.size()[0]).map(|i| flat.double_value(&[i])).collect()
 }
 
-/// Per-task gradient diagnostics on a parameter set.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GradDiagnostics {
-    /// ||grad L_t|| per task.
-    pub norms: Vec<f64>,
-    /// cos(g_i, g_j) for i < j, in row order (0,1), (0,2), ..., (1,2), ...
-    pub cosines: Vec<f64>,
-    /// Share of task pairs whose gradients conflict (cosine < 0).
-    pub conflict_rate: f64,
-}
-
 /// Measures per-task gradient norms and pairwise cosines on `params`
-/// without touching `.grad` (the graph is kept). A pair where either
-/// gradient is zero has cosine 0 and does not count as a conflict.
+/// without touching `.grad` (the graph is kept): the Gramian of the per-term
+/// gradients, read off by [`gramian::Gram::diagnostics`].
 pub fn diagnostics(losses: &[Tensor], params: &[Tensor]) -> Result<GradDiagnostics, tch::TchError> {
     if params.is_empty() {
         return Ok(GradDiagnostics::default());
     }
-    let flat = losses
-        .iter()
-        .map(|l| Ok(flatten(&grads_of(l, params)?).detach().to_kind(tch::Kind::Double)))
-        .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
-    let norms: Vec<f64> = flat.iter().map(|g| g.norm().double_value(&[])).collect();
-    let mut cosines = Vec::new();
-    let mut conflicts = 0usize;
-    for i in 0..flat.len() {
-        for j in i + 1..flat.len() {
-            let dot = flat[i].dot(&flat[j]).double_value(&[]);
-            let denom = norms[i] * norms[j];
-            let c = if denom > 0.0 { dot / denom } else { 0.0 };
-            if c < 0.0 {
-                conflicts += 1;
-            }
-            cosines.push(c);
-        }
-    }
-    let pairs = cosines.len();
-    Ok(GradDiagnostics { norms, cosines, conflict_rate: if pairs > 0 { conflicts as f64 / pairs as f64 } else { 0.0 } })
+    let rows = losses.iter().map(|l| Ok(flatten(&grads_of(l, params)?))).collect::<Result<Vec<Tensor>, tch::TchError>>()?;
+    Ok(gram_of(&rows)?.diagnostics())
 }
 
 #[cfg(test)]
@@ -411,9 +491,13 @@ mod tests {
         struct G {
             s: Vec<StrategyKind>,
         }
-        let g: G = toml::from_str(r#"s = ["equal", "uncertainty", "gradnorm", "pcgrad", "static"]"#).unwrap();
+        let all = [
+            "equal", "uncertainty", "gradnorm", "pcgrad", "static", "mgda", "mgda-ub", "cagrad", "nash-mtl", "imtl-g",
+            "aligned-mtl", "upgrad", "dualproj", "config", "fairgrad",
+        ];
+        let g: G = toml::from_str(&format!("s = {all:?}")).unwrap();
         assert_eq!(g.s, StrategyKind::ALL);
-        assert_eq!(StrategyKind::names(), vec!["equal", "uncertainty", "gradnorm", "pcgrad", "static"]);
+        assert_eq!(StrategyKind::names(), all.to_vec());
         assert!(toml::from_str::<G>(r#"s = ["grad-norm"]"#).is_err());
     }
 }
