@@ -114,3 +114,57 @@ impl GramianStrategy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategies::gramian::mgda::{Mgda, MgdaConfig};
+    use crate::strategies::testing::*;
+
+    fn mgda(scope: GramScope) -> GramianStrategy {
+        GramianStrategy::new("mgda", scope, 2, Box::new(Mgda::new(&MgdaConfig::default(), "mgda", 2).unwrap()))
+    }
+
+    #[test]
+    fn shared_get_the_weighted_sum_and_heads_their_own_gradient() {
+        // Shared x; L1 = <(1,0), x> + 2 h1, L2 = <(0,2), x> + 3 h2. On x:
+        // g1 = (1, 0), g2 = (0, 2): MGDA weights (4/5, 1/5), shared gradient (0.8, 0.4).
+        for scope in [GramScope::AllShared, GramScope::LastShared] {
+            let x = param(&[0.3, -0.1]);
+            let (h1, h2) = (param(&[1.0]), param(&[1.0]));
+            let losses = [lin(&[1.0, 0.0], &x) + lin(&[2.0], &h1), lin(&[0.0, 2.0], &x) + lin(&[3.0], &h2)];
+            let g = groups(&[&x], &[&x], &[&h1, &h2]);
+            let r = mgda(scope).backward(&StepInput::new(&losses, &g)).unwrap();
+            assert_close(&r.weights, &[0.8, 0.2], 1e-12);
+            assert_close(&grad_vec(&x), &[0.8, 0.4], 1e-7);
+            assert_close(&grad_vec(&h1), &[2.0], 0.0);
+            assert_close(&grad_vec(&h2), &[3.0], 0.0);
+        }
+    }
+
+    #[test]
+    fn representation_scope_weighs_from_the_representation_gradients() {
+        // z = x * 1 (the representation); L1 = <(1,0), z>, L2 = <(0,2), z> + <(5,5), y>
+        // with y shared but not under z. On z the weights are (4/5, 1/5); y gets
+        // 1/5 (5, 5) = (1, 1).
+        let x = param(&[0.3, -0.1]);
+        let y = param(&[0.0, 0.0]);
+        let z = &x * 1.0;
+        let losses = [lin(&[1.0, 0.0], &z), lin(&[0.0, 2.0], &z) + lin(&[5.0, 5.0], &y)];
+        let g = groups(&[&x, &y], &[&x], &[]);
+        let mut s = mgda(GramScope::Representation);
+        let e = s.backward(&StepInput::new(&losses, &g)).err().unwrap().to_string();
+        assert!(e.contains("no shared representation") && e.contains("strategies.mgda.scope"), "{e}");
+        let r = s.backward(&StepInput::new(&losses, &g).with_representation(Some(&z))).unwrap();
+        assert_close(&r.weights, &[0.8, 0.2], 1e-12);
+        assert_close(&grad_vec(&x), &[0.8, 0.4], 1e-7);
+        assert_close(&grad_vec(&y), &[1.0, 1.0], 1e-7);
+    }
+
+    #[test]
+    fn gramian_in_f64_matches_the_rows() {
+        let rows = [vec_t(&[1.0, 2.0, 0.0]), vec_t(&[-1.0, 0.5, 3.0])];
+        let g = gram_of(&rows).unwrap();
+        assert_eq!(g.data(), &[5.0, 0.0, 0.0, 10.25]);
+    }
+}

@@ -70,7 +70,7 @@ fn ours(key: &str, g: &Gram) -> Option<Vec<f64>> {
         "aligned-mtl-min" => aligned_mtl_weights(g, ScaleMode::Min),
         "aligned-mtl-median" => aligned_mtl_weights(g, ScaleMode::Median),
         "aligned-mtl-rmse" => aligned_mtl_weights(g, ScaleMode::Rmse),
-        "cagrad" => cagrad_weights(g, 0.5, 1e-4),
+        "cagrad" | "cagrad-tight" => cagrad_weights(g, 0.5, 1e-4),
         "nash-mtl" => clip_norm(g, nash_weights(g, &vec![1.0; g.dim()]), 1.0),
         "nash-mtl-unclipped" => nash_weights(g, &vec![1.0; g.dim()]),
         "config" => config_weights(g),
@@ -84,10 +84,23 @@ fn ours(key: &str, g: &Gram) -> Option<Vec<f64>> {
 /// Tolerance on the aggregated gradient per method.
 fn tolerance(key: &str) -> f64 {
     match key {
+        // The same closed form or finite iteration on both sides (eigen- and
+        // pseudo-inverse of nearly singular G: 1e-8).
         "mgda-frank-wolfe" | "imtl-g" | "aligned-mtl-min" | "aligned-mtl-median" | "aligned-mtl-rmse" | "config"
-        | "pcgrad-fixed-order" => 1e-9,
-        "upgrad" | "dualproj" | "cagrad" | "fairgrad-0.5" | "fairgrad-1.0" | "fairgrad-2.0" => 1e-6,
-        _ => 1e-3,
+        | "pcgrad-fixed-order" => 1e-8,
+        // A convex program solved to high accuracy on the other side: quadprog,
+        // scipy's least squares, Clarabel at tight tolerances, ECOS (Nash-MTL's
+        // sequence converges to the same fixed point).
+        "upgrad" | "dualproj" | "cagrad-tight" | "fairgrad-0.5" | "fairgrad-1.0" | "fairgrad-2.0" | "nash-mtl"
+        | "nash-mtl-unclipped" => 1e-6,
+        // torchjd's own CAGrad stops Clarabel at its default tolerances: its
+        // weights are ~1e-5 from the minimiser (see cagrad-tight).
+        "cagrad" => 1e-4,
+        // torchjd's MGDA is Frank–Wolfe, O(1/k): after 20000 steps it is within
+        // ~2e-3 of the min-norm point; ours is certified exact by its KKT
+        // conditions (exact_min_norm_point_satisfies_its_optimality_conditions...).
+        "mgda-converged" => 5e-3,
+        _ => 0.0,
     }
 }
 
@@ -109,7 +122,7 @@ fn compare(doc: &str) -> Vec<(String, String, f64)> {
             };
             let err = rel_err(&aggregate(&case.jacobian, &w), &res.aggregated);
             rows.push((case.name.clone(), key.clone(), err));
-            if let (Some(want), true) = (&res.weights, tolerance(key) <= 1e-6 && !case.name.contains("near")) {
+            if let (Some(want), true) = (&res.weights, tolerance(key) <= 1e-4 && !case.name.contains("near")) {
                 rows.push((case.name.clone(), format!("{key} weights"), rel_err(&w, want)));
             }
         }
@@ -136,12 +149,31 @@ fn check(rows: &[(String, String, f64)]) {
     for (case, key, err) in rows {
         let method = key.trim_end_matches(" weights");
         let tol = tolerance(method);
-        let nash_fallback = method.starts_with("nash-mtl") && case == "t5-conflicting";
-        if *err > tol && !nash_fallback {
+        if method.starts_with("nash-mtl") && case == NASH_FALLBACK_CASE {
+            continue; // see torchjd_nash_mtl_falls_back_to_its_start_where_ours_solves
+        }
+        if *err > tol {
             failed.push(format!("{case} {key}: {err:.3e} > {tol:.0e}"));
         }
     }
     assert!(failed.is_empty(), "differences from torchjd:\n{}", failed.join("\n"));
+}
+
+/// The case where torchjd's Nash-MTL convex programs fail (ECOS) and it
+/// returns its starting point α = 1 unchanged.
+const NASH_FALLBACK_CASE: &str = "t5-conflicting";
+
+#[test]
+fn torchjd_nash_mtl_falls_back_to_its_start_where_ours_solves() {
+    let fx: Fixture = serde_json::from_str(FIXTURE).expect("fixture JSON");
+    let case = fx.cases.iter().find(|c| c.name == NASH_FALLBACK_CASE).expect("case");
+    let theirs = case.results["nash-mtl-unclipped"].weights.clone().expect("weights");
+    assert_eq!(theirs, vec![1.0; 5], "torchjd kept its initial α");
+    let g = Gram::from_rows(&case.jacobian);
+    let ours = nash_weights(&g, &[1.0; 5]);
+    let ga = g.mul_vec(&ours);
+    assert!(ours.iter().zip(&ga).all(|(a, x)| a > &0.0 && (x - 1.0 / a).abs() < 1e-8 * (1.0 / a)), "{ours:?}");
+    // Where torchjd's programs succeed it reaches the same G α = 1/α (tolerance 1e-6 above).
 }
 
 #[test]
@@ -167,4 +199,26 @@ fn methods_match_the_live_torchjd_oracle_when_installed() {
     let doc = std::fs::read_to_string(&out).expect("oracle output");
     let _ = std::fs::remove_file(&out);
     check(&compare(&doc));
+}
+
+#[test]
+fn exact_min_norm_point_satisfies_its_optimality_conditions_on_every_fixture() {
+    // KKT of min wᵀGw on the simplex: (G w)_t ≥ wᵀGw for every t, with
+    // equality where w_t > 0. An independent certificate of exactness
+    // (torchjd's converged Frank–Wolfe is only within ~1e-3 of it).
+    let fx: Fixture = serde_json::from_str(FIXTURE).expect("fixture JSON");
+    for case in &fx.cases {
+        let g = Gram::from_rows(&case.jacobian);
+        let w = mgda_weights(&g, &vec![1.0; g.dim()], &MgdaConfig::default());
+        let q = g.quad(&w);
+        let gw = g.mul_vec(&w);
+        let scale = g.trace();
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12 && w.iter().all(|v| *v >= 0.0), "{}: {w:?}", case.name);
+        for t in 0..g.dim() {
+            assert!(gw[t] >= q - 1e-10 * scale, "{}: (Gw)_{t} = {} < {q}", case.name, gw[t]);
+            if w[t] > 1e-9 {
+                assert!((gw[t] - q).abs() <= 1e-10 * scale, "{}: support {t}: {} vs {q}", case.name, gw[t]);
+            }
+        }
+    }
 }
