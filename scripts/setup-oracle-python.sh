@@ -37,14 +37,16 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "Installing torchjd==$TORCHJD_VERSION, torch==$TORCH_VERSION (CUDA wheel set, about 4.3 GB) and numpy into $dest (one time) ..." >&2
 "$PYTHON" -m venv "$tmp/venv"
-# cvxpy is what torchjd's NashMTL aggregator solves its convex steps with.
+# The `full` extra brings the solvers some aggregators call: quadprog (the
+# dual-cone projection of UPGrad and DualProj), cvxpy with ECOS and Clarabel
+# (Nash-MTL, CAGrad) and scipy (FairGrad).
 "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
-  "torch==$TORCH_VERSION" "torchjd==$TORCHJD_VERSION" numpy cvxpy >&2
+  "torch==$TORCH_VERSION" "torchjd[full]==$TORCHJD_VERSION" numpy >&2
 rm -rf "$dest"
 # Only venv/bin/python is used, which finds its environment from pyvenv.cfg
 # next to it, so the finished venv can be moved into place.
 mv "$tmp" "$dest"
 trap - EXIT
-"$dest/venv/bin/python" -c "import torch, torchjd, numpy; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__" >&2
+"$dest/venv/bin/python" -c "import torch, torchjd, numpy, quadprog, qpsolvers, cvxpy, ecos, scipy; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__" >&2
 touch "$dest/.complete"
 echo "$dest/venv/bin/python"

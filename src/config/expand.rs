@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::{invalid, weight_sweep, ConfigError, GridFile};
 use crate::models::ModelKind;
-use crate::strategies::StrategyKind;
+use crate::strategies::{StrategyError, StrategyKind};
 
 /// One cell of the grid: what to train, fully resolved.
 #[derive(Debug, Clone)]
@@ -276,9 +276,12 @@ pub fn expand(grid: &GridFile, file: &Path) -> Result<Plan, ConfigError> {
     for combo in &combos(grid) {
         let cfg = apply_overrides(grid, combo, file)?;
         // An axis value is checked like a value of the file.
-        cfg.strategies.validate().map_err(|(key, message)| {
-            let how = if grid.grid.overrides.contains_key(&key) { "[grid.overrides]" } else { "[grid.search]" };
-            invalid(file, &key, format!("{message} (a value of {how})"))
+        cfg.strategies.validate().map_err(|e| match e {
+            StrategyError::Config { key, message } => {
+                let how = if grid.grid.overrides.contains_key(&key) { "[grid.overrides]" } else { "[grid.search]" };
+                invalid(file, &key, format!("{message} (a value of {how})"))
+            }
+            other => invalid(file, "strategies", other.to_string()),
         })?;
         for &model in &grid.grid.models {
             for &strategy in &grid.grid.strategies {

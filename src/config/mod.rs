@@ -25,7 +25,7 @@ use thiserror::Error;
 
 use crate::data::{DataConfig, DataError};
 use crate::models::{ModelKind, ModelsConfig};
-use crate::strategies::{StrategiesConfig, StrategyKind};
+use crate::strategies::{StrategiesConfig, StrategyError, StrategyKind};
 use crate::train::TrainConfig;
 
 pub use data_file::{load_data_config, parse_data_config};
@@ -109,12 +109,20 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub fn parse_grid(text: &str, file: &Path) -> Result<GridFile, ConfigError> {
     let grid: GridFile = data_file::deserialize(text, file, "")?;
     validate(&grid, file)?;
-    grid.strategies.validate().map_err(|(key, message)| {
-        let line = LineInfo(spans::line_of_key(text, &key));
-        ConfigError::Invalid { file: file.to_path_buf(), key, line, message }
-    })?;
+    grid.strategies.validate().map_err(|e| strategy_invalid(text, file, e))?;
     grid.data.check_encodings().map_err(|e| data_invalid(text, file, e))?;
     Ok(grid)
+}
+
+/// A refused strategy setting as a grid error, with the line of its key.
+fn strategy_invalid(text: &str, file: &Path, e: StrategyError) -> ConfigError {
+    match e {
+        StrategyError::Config { key, message } => {
+            let line = LineInfo(spans::line_of_key(text, &key));
+            ConfigError::Invalid { file: file.to_path_buf(), key, line, message }
+        }
+        other => invalid(file, "strategies", other.to_string()),
+    }
 }
 
 /// A data-stage refusal as a grid error, with the line of its key.

@@ -141,7 +141,7 @@ impl Ctnocvr {
 
 impl MultiTaskModel for Ctnocvr {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
-        let (raw, gates) = self.stack.forward_t(batch, train);
+        let (raw, gates, rep) = self.stack.forward_t(batch, train);
         let (a, b) = (&raw[self.funnel.click], &raw[self.funnel.conversion]);
         let ctnocvr = match self.cfg.form {
             CtnocvrForm::Product => logit_of_product(a, &(-b)),
@@ -161,7 +161,7 @@ impl MultiTaskModel for Ctnocvr {
             heads,
             extra: vec![("pcvr".into(), pcvr), ("pctnocvr".into(), pctnocvr), ("fusion".into(), fusion)],
             gates,
-            representation: None,
+            representation: Some(rep),
         }
     }
 

@@ -15,10 +15,16 @@
 //! gradient of sum_t log(L_t + 1e-8), as in the reference.
 //!
 //! Unlike the Gramian methods this needs the gradients themselves (the EMA
-//! runs over steps), so it keeps one T x n buffer of the shared parameters.
+//! runs over steps), so it keeps one T x n buffer of the in-scope
+//! gradients and hands the engine a direction; the scope is therefore a
+//! parameter scope (all shared parameters by default, the reference's),
+//! not the representation.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
+
+use super::gramian::{Aggregate, Gram, GramContext, GramMethod, GramScope, GramianStrategy};
+use super::{StepInput, StepReport, Strategy, StrategyError};
 
 /// Added to every loss before the logarithm, and to the norms, as in the reference.
 pub const EPS: f64 = 1e-8;
@@ -26,8 +32,11 @@ pub const EPS: f64 = 1e-8;
 fn d_beta() -> f64 {
     0.9
 }
+fn d_scope() -> GramScope {
+    GramScope::AllShared
+}
 
-/// `[strategies.db-mtl]` (the method's own settings; the scope is the engine's).
+/// `[strategies.db-mtl]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbMtlConfig {
@@ -37,11 +46,14 @@ pub struct DbMtlConfig {
     /// Decay of beta over steps, beta / k^sigma (reference: 0).
     #[serde(default)]
     pub beta_sigma: f64,
+    /// `"all-shared"` (default) or `"last-shared"`.
+    #[serde(default = "d_scope")]
+    pub scope: GramScope,
 }
 
 impl Default for DbMtlConfig {
     fn default() -> Self {
-        DbMtlConfig { beta: d_beta(), beta_sigma: 0.0 }
+        DbMtlConfig { beta: d_beta(), beta_sigma: 0.0, scope: d_scope() }
     }
 }
 
@@ -53,6 +65,9 @@ impl DbMtlConfig {
         }
         if !(self.beta_sigma.is_finite() && self.beta_sigma >= 0.0) {
             return Err(("beta_sigma", format!("must be a finite number >= 0, got {}", self.beta_sigma)));
+        }
+        if self.scope == GramScope::Representation {
+            return Err(("scope", "DB-MTL buffers parameter gradients: \"all-shared\" or \"last-shared\"".into()));
         }
         Ok(())
     }
@@ -96,6 +111,39 @@ impl DbMtlState {
     }
 }
 
+/// The buffer as an engine method: it returns the combined direction.
+struct Buffered(DbMtlState);
+
+impl GramMethod for Buffered {
+    fn weights(&mut self, _gram: &Gram, _ctx: &GramContext) -> Result<Vec<f64>, StrategyError> {
+        Err(StrategyError::Step { strategy: "db-mtl", message: "DB-MTL needs the gradients, not only their Gramian".into() })
+    }
+
+    fn aggregate(&mut self, rows: &[Tensor], _gram: &Gram, _ctx: &GramContext) -> Result<Aggregate, StrategyError> {
+        let (direction, weights) = self.0.step(&Tensor::f_stack(rows, 0)?)?;
+        Ok(Aggregate::Direction { direction, weights })
+    }
+}
+
+/// DB-MTL: the engine on the log losses with the buffered direction.
+pub struct DbMtl {
+    engine: GramianStrategy,
+}
+
+impl DbMtl {
+    pub fn new(cfg: &DbMtlConfig, n_terms: usize) -> Result<Self, StrategyError> {
+        cfg.validate().map_err(|(k, m)| StrategyError::config("db-mtl", k, m))?;
+        Ok(DbMtl { engine: GramianStrategy::new("db-mtl", cfg.scope, n_terms, Box::new(Buffered(DbMtlState::new(cfg)))) })
+    }
+}
+
+impl Strategy for DbMtl {
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        let logs = log_losses(input.losses);
+        self.engine.backward(&StepInput { losses: &logs, ..*input })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::assert_close;
@@ -130,16 +178,16 @@ mod tests {
 
     #[test]
     fn beta_zero_is_the_current_gradient_and_sigma_decays_the_rate() {
-        let mut s = DbMtlState::new(&DbMtlConfig { beta: 0.0, beta_sigma: 0.0 });
+        let mut s = DbMtlState::new(&DbMtlConfig { beta: 0.0, ..Default::default() });
         let (c, _) = s.step(&rows(&[[1.0, 0.0], [0.0, 2.0]])).unwrap();
         assert_close(&vec_of(&c), &[2.0 / (1.0 + EPS), 2.0 * 2.0 / (2.0 + EPS)], 1e-12);
         // sigma = 1: step 2 uses rate beta / 2 = 0.25.
-        let mut s = DbMtlState::new(&DbMtlConfig { beta: 0.5, beta_sigma: 1.0 });
-        s.step(&rows(&[[1.0, 0.0], [1.0, 0.0]])).unwrap(); // b = 0.5 g = (0.5, 0) for both
+        let mut s = DbMtlState::new(&DbMtlConfig { beta: 0.5, beta_sigma: 1.0, ..Default::default() });
+        let _ = s.step(&rows(&[[1.0, 0.0], [1.0, 0.0]])).unwrap(); // b = 0.5 g = (0.5, 0) for both
         let (c, _) = s.step(&rows(&[[0.0, 1.0], [0.0, 1.0]])).unwrap(); // b = 0.75 (0, 1) + 0.25 (0.5, 0) for both
         assert_close(&vec_of(&c), &[0.25, 1.5], 1e-7);
-        assert!(DbMtlConfig { beta: 1.0, beta_sigma: 0.0 }.validate().is_err());
-        assert!(DbMtlConfig { beta: 0.9, beta_sigma: -1.0 }.validate().is_err());
+        assert!(DbMtlConfig { beta: 1.0, ..Default::default() }.validate().is_err());
+        assert!(DbMtlConfig { beta_sigma: -1.0, ..Default::default() }.validate().is_err());
     }
 
     #[test]
@@ -149,5 +197,26 @@ mod tests {
         l[0].backward();
         // d/dx log(0.25 x + 1e-8) = 0.25 / (0.5 + 1e-8).
         assert_close(&vec_of(&x.grad()), &[0.25 / (0.5 + EPS)], 1e-12);
+    }
+
+    #[test]
+    fn one_step_through_the_engine_by_hand() {
+        use super::super::testing::*;
+        // Shared x = (1, 1), heads h1 = h2 = 0. L1 = <(3,4), x> + 2 h1 = 7, L2 = <(0,1), x> + 5 h2 = 1.
+        // Log-loss gradients on x: (3,4)/7 and (0,1); buffers 0.1 g: norms 0.5/7 and 0.1;
+        // scales (0.1 / (0.5/7 + 1e-8), 0.1 / (0.1 + 1e-8)) ~ (1.4, 1);
+        // x.grad = 1.4 (0.3, 0.4)/7 + (0, 0.1) = (0.06, 0.18). Heads: 2/7 and 5/1.
+        let x = param(&[1.0, 1.0]);
+        let (h1, h2) = (param(&[0.0]), param(&[0.0]));
+        let losses = [lin(&[3.0, 4.0], &x) + lin(&[2.0], &h1), lin(&[0.0, 1.0], &x) + lin(&[5.0], &h2)];
+        let g = groups(&[&x], &[&x], &[&h1, &h2]);
+        let mut d = DbMtl::new(&DbMtlConfig::default(), 2).unwrap();
+        let r = d.backward(&StepInput::new(&losses, &g)).unwrap();
+        assert_close(&r.weights, &[1.4, 1.0], 1e-6);
+        assert_close(&grad_vec(&x), &[0.06, 0.18], 1e-6);
+        assert_close(&grad_vec(&h1), &[2.0 / 7.0], 1e-6);
+        assert_close(&grad_vec(&h2), &[5.0], 1e-6);
+        let e = DbMtl::new(&DbMtlConfig { scope: GramScope::Representation, ..Default::default() }, 2).err().unwrap();
+        assert!(e.to_string().contains("strategies.db-mtl.scope"), "{e}");
     }
 }

@@ -26,28 +26,38 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gramian::solve::solve_linear;
+use super::gramian::{Gram, GramContext, GramMethod, GramScope};
+use super::StrategyError;
+
 fn d_tau() -> f64 {
     0.1
 }
 fn d_eps() -> f64 {
     1e-10
 }
+fn d_scope() -> GramScope {
+    GramScope::AllShared
+}
 
-/// `[strategies.gradcraft]` (the method's own settings; the scope is the engine's).
+/// `[strategies.gradcraft]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GradCraftConfig {
     /// Magnitude alignment strength in [0, 1] (reference run: 0.1).
     #[serde(default = "d_tau")]
     pub tau: f64,
-    /// Residual positive alignment of de-conflicted pairs, >= 0 (reference run: 1e-10).
+    /// Residual positive alignment of de-conflicted pairs, in [0, 1) (reference run: 1e-10).
     #[serde(default = "d_eps")]
     pub eps: f64,
+    /// The gradients crafted: `"all-shared"` (default), `"last-shared"` or `"representation"`.
+    #[serde(default = "d_scope")]
+    pub scope: GramScope,
 }
 
 impl Default for GradCraftConfig {
     fn default() -> Self {
-        GradCraftConfig { tau: d_tau(), eps: d_eps() }
+        GradCraftConfig { tau: d_tau(), eps: d_eps(), scope: d_scope() }
     }
 }
 
@@ -71,35 +81,6 @@ pub fn alignment(g: &[f64], n: usize, tau: f64) -> Vec<f64> {
     norms.iter().map(|&x| if x > 0.0 { tau * m / x + 1.0 - tau } else { 1.0 }).collect()
 }
 
-/// Solves a x = b (a row-major k x k) by Gaussian elimination with partial
-/// pivoting; `None` when a pivot vanishes.
-fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
-    let scale = (0..k).map(|i| a[i * k + i].abs()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
-    for col in 0..k {
-        let p = (col..k).max_by(|&x, &y| a[x * k + col].abs().total_cmp(&a[y * k + col].abs()))?;
-        if a[p * k + col].abs() <= 1e-12 * scale {
-            return None;
-        }
-        for c in 0..k {
-            a.swap(col * k + c, p * k + c);
-        }
-        b.swap(col, p);
-        for r in col + 1..k {
-            let f = a[r * k + col] / a[col * k + col];
-            for c in col..k {
-                a[r * k + c] -= f * a[col * k + c];
-            }
-            b[r] -= f * b[col];
-        }
-    }
-    let mut x = vec![0.0; k];
-    for r in (0..k).rev() {
-        let s: f64 = (r + 1..k).map(|c| a[r * k + c] * x[c]).sum();
-        x[r] = (b[r] - s) / a[r * k + r];
-    }
-    Some(x)
-}
-
 /// GradCraft's weights on the original gradients, from their Gramian `g`
 /// (row-major n x n).
 pub fn weights(g: &[f64], n: usize, cfg: &GradCraftConfig) -> Vec<f64> {
@@ -119,19 +100,36 @@ pub fn weights(g: &[f64], n: usize, cfg: &GradCraftConfig) -> Vec<f64> {
         let rhs: Vec<f64> = conflicts.iter().map(|&j| -ga(j, i) + cfg.eps * norm_i * ga(j, j).max(0.0).sqrt()).collect();
         // Conflicting gradients that are linearly dependent: a ridge of 1e-10 of the
         // largest diagonal entry makes the system solvable (the least-norm answer in the limit).
-        let w = solve(a.clone(), rhs.clone(), k).or_else(|| {
+        let w = solve_linear(&a, &rhs).or_else(|| {
             let ridge = 1e-10 * (0..k).map(|p| a[p * k + p]).fold(0.0, f64::max);
             let mut r = a;
             for p in 0..k {
                 r[p * k + p] += ridge;
             }
-            solve(r, rhs, k)
+            solve_linear(&r, &rhs)
         });
         for (&j, wj) in conflicts.iter().zip(w.unwrap_or_else(|| vec![0.0; k])) {
             total[j] += wj * s[j];
         }
     }
     total
+}
+
+/// GradCraft on the Gramian engine.
+pub struct GradCraft {
+    cfg: GradCraftConfig,
+}
+
+impl GradCraft {
+    pub fn new(cfg: &GradCraftConfig) -> Self {
+        GradCraft { cfg: cfg.clone() }
+    }
+}
+
+impl GramMethod for GradCraft {
+    fn weights(&mut self, gram: &Gram, _ctx: &GramContext) -> Result<Vec<f64>, StrategyError> {
+        Ok(weights(gram.data(), gram.dim(), &self.cfg))
+    }
 }
 
 #[cfg(test)]
@@ -155,7 +153,7 @@ mod tests {
         // gradients: g~1 = (2, 0), g~2 = s2 (-1, 1); g1' = g~1 - (g~1.g~2 / |g~2|^2) g~2 = (1, 1),
         // g2' = g~2 - (g~2.g~1 / |g~1|^2) g~1 = s2 (0, 1). Sum (1, 1 + s2).
         let rows = vec![vec![2.0, 0.0], vec![-1.0, 1.0]];
-        let cfg = GradCraftConfig { tau: 0.5, eps: 0.0 };
+        let cfg = GradCraftConfig { tau: 0.5, eps: 0.0, ..Default::default() };
         let s2 = 0.5f64.sqrt() + 0.5;
         assert_close(&alignment(&gram(&rows), 2, 0.5), &[1.0, s2], 1e-12);
         let w = weights(&gram(&rows), 2, &cfg);
@@ -169,7 +167,7 @@ mod tests {
     fn every_conflict_is_removed_at_once_with_the_eps_margin() {
         // g1 conflicts with both g2 and g3; after crafting g1' . g~j = eps |g~1| |g~j| for both.
         let rows = vec![vec![1.0, 0.0, 0.0], vec![-1.0, 1.0, 0.0], vec![-0.5, 0.0, 1.0]];
-        let cfg = GradCraftConfig { tau: 0.0, eps: 0.01 };
+        let cfg = GradCraftConfig { tau: 0.0, eps: 0.01, ..Default::default() };
         let g = gram(&rows);
         let w = weights(&g, 3, &cfg);
         // Recompute g1' alone: weights of task 1's own crafting, by its defining equations.
@@ -191,17 +189,36 @@ mod tests {
     #[test]
     fn no_conflict_is_the_aligned_sum_and_dependent_conflicts_stay_finite() {
         let rows = vec![vec![1.0, 0.2], vec![0.3, 2.0]];
-        let cfg = GradCraftConfig { tau: 1.0, eps: 0.0 };
+        let cfg = GradCraftConfig { tau: 1.0, eps: 0.0, ..Default::default() };
         let s = alignment(&gram(&rows), 2, 1.0);
         assert_close(&weights(&gram(&rows), 2, &cfg), &s, 0.0);
         // g2 and g3 identical, both against g1: G_N G_N^T is singular.
         let rows = vec![vec![1.0, 0.0], vec![-1.0, 1.0], vec![-1.0, 1.0]];
-        let w = weights(&gram(&rows), 3, &GradCraftConfig { tau: 0.0, eps: 0.0 });
+        let w = weights(&gram(&rows), 3, &GradCraftConfig { tau: 0.0, eps: 0.0, ..Default::default() });
         assert!(w.iter().all(|v| v.is_finite()), "{w:?}");
         let g1p = combine(&w, &rows);
         assert!(g1p.iter().all(|v| v.is_finite()));
         for (tau, eps, ok) in [(0.5, 0.0, true), (-0.1, 0.0, false), (1.1, 0.0, false), (0.5, -1e-3, false), (0.5, f64::NAN, false)] {
-            assert_eq!(GradCraftConfig { tau, eps }.validate().is_ok(), ok, "tau {tau}, eps {eps}");
+            assert_eq!(GradCraftConfig { tau, eps, ..Default::default() }.validate().is_ok(), ok, "tau {tau}, eps {eps}");
         }
+    }
+
+    #[test]
+    fn through_the_engine_by_hand() {
+        use super::super::gramian::GramianStrategy;
+        use super::super::testing::*;
+        use super::super::StepInput;
+        use crate::strategies::Strategy;
+        // The two-task hand case on a shared x: x.grad = (1, 1 + s2); heads keep theirs.
+        let x = param(&[0.0, 0.0]);
+        let (h1, h2) = (param(&[1.0]), param(&[1.0]));
+        let losses = [lin(&[2.0, 0.0], &x) + lin(&[2.0], &h1), lin(&[-1.0, 1.0], &x) + lin(&[3.0], &h2)];
+        let g = groups(&[&x], &[&x], &[&h1, &h2]);
+        let cfg = GradCraftConfig { tau: 0.5, eps: 0.0, ..Default::default() };
+        let mut s = GramianStrategy::new("gradcraft", cfg.scope, 2, Box::new(GradCraft::new(&cfg)));
+        s.backward(&StepInput::new(&losses, &g)).unwrap();
+        assert_close(&grad_vec(&x), &[1.0, 1.5 + 0.5f64.sqrt()], 1e-6);
+        assert_close(&grad_vec(&h1), &[2.0], 0.0);
+        assert_close(&grad_vec(&h2), &[3.0], 0.0);
     }
 }

@@ -24,12 +24,17 @@
 //! (c_i G)_j / sqrt(c_i G c_i^T G_jj). The result is the weight vector
 //! sum_i c_i on the per-term gradients, which is what the traces record.
 //! 1e-8 guards the two denominators as in LibMTL; a zero gradient never
-//! moves anything.
+//! moves anything. The orders come from a ChaCha8 stream seeded by the
+//! run's seed (its own stream id). Task-specific parameters keep their own
+//! terms' gradients (the engine's rule).
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+use super::gramian::{Gram, GramContext, GramMethod, GramScope};
+use super::StrategyError;
 
 /// Guard added to the cosine's and the step's denominators.
 const GUARD: f64 = 1e-8;
@@ -37,19 +42,26 @@ const GUARD: f64 = 1e-8;
 fn d_beta() -> f64 {
     0.01
 }
+fn d_scope() -> GramScope {
+    GramScope::AllShared
+}
 
-/// `[strategies.gradvac]` (the method's own settings; the scope is the engine's).
+/// `[strategies.gradvac]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GradVacConfig {
     /// EMA decay of the cosine targets (paper: 0.01).
     #[serde(default = "d_beta")]
     pub beta: f64,
+    /// The gradients compared: `"all-shared"` (default, the paper's whole
+    /// model), `"last-shared"` or `"representation"`.
+    #[serde(default = "d_scope")]
+    pub scope: GramScope,
 }
 
 impl Default for GradVacConfig {
     fn default() -> Self {
-        GradVacConfig { beta: d_beta() }
+        GradVacConfig { beta: d_beta(), scope: d_scope() }
     }
 }
 
@@ -139,6 +151,23 @@ impl GradVacState {
     }
 }
 
+/// GradVac on the Gramian engine.
+pub struct GradVac {
+    state: GradVacState,
+}
+
+impl GradVac {
+    pub fn new(cfg: &GradVacConfig, n_terms: usize, seed: u64) -> Self {
+        GradVac { state: GradVacState::new(cfg, n_terms, seed) }
+    }
+}
+
+impl GramMethod for GradVac {
+    fn weights(&mut self, gram: &Gram, _ctx: &GramContext) -> Result<Vec<f64>, StrategyError> {
+        Ok(self.state.step(gram.data()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::assert_close;
@@ -199,7 +228,7 @@ mod tests {
     fn raises_the_cosine_to_a_positive_target() {
         // Target 0.5 for (0, 1), aligned-but-not-enough gradients g1 = (1, 0), g2 = (1, 1)/sqrt2 * 2
         // (cos = 1/sqrt2 > 0.5: no change), then g2 = (0, 1) (cos 0 < 0.5: raised to exactly 0.5).
-        let mut s = GradVacState::new(&GradVacConfig { beta: 1.0 }, 2, 1);
+        let mut s = GradVacState::new(&GradVacConfig { beta: 1.0, ..Default::default() }, 2, 1);
         s.targets[1] = 0.5;
         let w = s.step_in_order(&gram(&[vec![1.0, 0.0], vec![2f64.sqrt(), 2f64.sqrt()]]), &[vec![1], vec![]]);
         assert_close(&w, &[1.0, 1.0], 0.0);
@@ -217,7 +246,7 @@ mod tests {
     fn matches_the_vector_algorithm_over_many_steps() {
         let rows = vec![vec![1.0, 0.5, -0.2, 0.3], vec![-0.8, 0.4, 0.3, -0.1], vec![0.1, 1.0, 0.6, 0.2]];
         let orders = vec![vec![2, 1], vec![0, 2], vec![1, 0]];
-        let mut s = GradVacState::new(&GradVacConfig { beta: 0.3 }, 3, 1);
+        let mut s = GradVacState::new(&GradVacConfig { beta: 0.3, ..Default::default() }, 3, 1);
         let mut targets = vec![vec![0.0; 3]; 3];
         for step in 0..5 {
             // Scale the gradients a little every step so the targets see varied cosines.
@@ -247,8 +276,28 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(a.step(&g), b.step(&g));
         }
-        assert!(GradVacConfig { beta: 0.0 }.validate().is_err());
-        assert!(GradVacConfig { beta: 1.5 }.validate().is_err());
+        assert!(GradVacConfig { beta: 0.0, ..Default::default() }.validate().is_err());
+        assert!(GradVacConfig { beta: 1.5, ..Default::default() }.validate().is_err());
         assert!(GradVacConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn through_the_engine_shared_get_the_vaccinated_sum_and_heads_their_own() {
+        use super::super::gramian::GramianStrategy;
+        use super::super::testing::*;
+        use super::super::StepInput;
+        use crate::strategies::Strategy;
+        // The hand case above on a shared x, with heads: x.grad = 2 g1 + 1.5 g2 = (0.5, 1.5).
+        let x = param(&[0.2, -0.7]);
+        let (h1, h2) = (param(&[1.0]), param(&[1.0]));
+        let losses = [lin(&[1.0, 0.0], &x) + lin(&[2.0], &h1), lin(&[-1.0, 1.0], &x) + lin(&[3.0], &h2)];
+        let g = groups(&[&x], &[&x], &[&h1, &h2]);
+        let cfg = GradVacConfig::default();
+        let mut s = GramianStrategy::new("gradvac", cfg.scope, 2, Box::new(GradVac::new(&cfg, 2, 1)));
+        let r = s.backward(&StepInput::new(&losses, &g)).unwrap();
+        assert_close(&r.weights, &[2.0, 1.5], 1e-6);
+        assert_close(&grad_vec(&x), &[0.5, 1.5], 1e-6);
+        assert_close(&grad_vec(&h1), &[2.0], 0.0);
+        assert_close(&grad_vec(&h2), &[3.0], 0.0);
     }
 }
