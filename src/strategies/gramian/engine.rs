@@ -6,8 +6,9 @@ use tch::{Kind, Tensor};
 
 use super::{Aggregate, Gram, GramContext, GramMethod, GramScope};
 use crate::strategies::combine::accumulate_weighted;
+use crate::strategies::equal::weighted_sum;
 use crate::strategies::{
-    accumulate_grads, flatten, per_term_grads, scope_first, unflatten, Scope, StepInput, StepReport, Strategy, StrategyError,
+    accumulate_grads, flatten, grads_of, per_term_grads, scope_first, unflatten, Scope, StepInput, StepReport, Strategy, StrategyError,
 };
 
 /// G = J Jᵀ of flat gradients (one row each), computed in f64.
@@ -42,71 +43,85 @@ impl GramianStrategy {
     }
 }
 
+/// Entries `range` of every term's gradient list.
+fn slice(per_term: &[Vec<Tensor>], range: std::ops::Range<usize>) -> Vec<Vec<Tensor>> {
+    per_term.iter().map(|g| g[range.clone()].iter().map(|t| t.shallow_clone()).collect()).collect()
+}
+
 impl Strategy for GramianStrategy {
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
-        let (losses, groups) = (input.losses, input.params);
+        let losses = input.losses;
         if losses.len() != self.n_terms {
             return Err(self.err(format!("{} loss terms given, {} expected", losses.len(), self.n_terms)));
         }
-        let param_scope = match self.scope {
-            GramScope::LastShared => Scope::LastShared,
-            GramScope::AllShared | GramScope::Representation => Scope::AllShared,
-        };
-        let (params, n_scope) = scope_first(groups, param_scope);
-        let n_shared = groups.shared.len();
-        let rep = match self.scope {
-            GramScope::Representation => Some(input.representation.ok_or_else(|| {
-                self.err(format!("the model exposes no shared representation (strategies.{}.scope)", self.name))
-            })?),
-            _ if n_scope == 0 => {
-                return Err(self.err(format!(
-                    "the model declares no {} parameters (strategies.{}.scope)",
-                    self.scope.name(),
-                    self.name
-                )))
-            }
-            _ => None,
-        };
-        let offset = usize::from(rep.is_some());
-        let inputs: Vec<Tensor> = rep.iter().map(|z| z.shallow_clone()).chain(params.iter().map(|p| p.shallow_clone())).collect();
+        let param_scope = if self.scope == GramScope::LastShared { Scope::LastShared } else { Scope::AllShared };
+        let (params, n_scope) = scope_first(input.params, param_scope);
+        let n_shared = input.params.shared.len();
+        let n_task = params.len() - n_shared;
+        let rep = self.representation(input, n_scope)?;
+        // Rows of J: the representation's gradient, or that of the first `k` parameters.
+        let k = if rep.is_some() { 0 } else { n_scope };
+        // All shared: one pass per term over every parameter. Otherwise the
+        // per-term passes cover the scope and the task-specific parameters
+        // (through the heads only), and the shared part gets one weighted pass.
+        let full = self.scope == GramScope::AllShared;
+        let tail = if full { k } else { n_shared };
+        let inputs: Vec<Tensor> =
+            rep.iter().copied().chain(&params[..k]).chain(&params[tail..]).map(|t| t.shallow_clone()).collect();
         let per_term = per_term_grads(losses, &inputs)?;
-        let rows: Vec<Tensor> = per_term
-            .iter()
-            .map(|g| if rep.is_some() { g[0].reshape([-1]) } else { flatten(&g[offset..offset + n_scope]) })
-            .collect();
+        let offset = usize::from(rep.is_some());
+        let rows: Vec<Tensor> = match rep {
+            Some(_) => per_term.iter().map(|g| g[0].reshape([-1])).collect(),
+            None => per_term.iter().map(|g| flatten(&g[..k])).collect(),
+        };
         let gram = gram_of(&rows)?;
         if gram.data().iter().any(|v| !v.is_finite()) {
             return Err(self.err("the per-term gradients are not finite".into()));
         }
         let values: Vec<f64> = losses.iter().map(|l| l.double_value(&[])).collect();
-        let aggregate = self.method.aggregate(&rows, &gram, &GramContext { losses: &values })?;
-        let grads: Vec<Vec<Tensor>> =
-            per_term.iter().map(|g| g[offset..].iter().map(|t| t.shallow_clone()).collect()).collect();
-        let part = |range: std::ops::Range<usize>| -> Vec<Vec<Tensor>> {
-            grads.iter().map(|g| g[range.clone()].iter().map(|t| t.shallow_clone()).collect()).collect()
-        };
-        let weights = match aggregate {
-            Aggregate::Weights(w) => {
-                self.check(&w)?;
-                accumulate_weighted(&params[..n_shared], &part(0..n_shared), &w)?;
-                w
-            }
-            Aggregate::Direction { direction, weights } => {
-                self.check(&weights)?;
-                if rep.is_some() {
-                    return Err(self.err("a direction needs a parameter scope, not the representation".into()));
-                }
-                accumulate_grads(&params[..n_scope], &unflatten(&direction, &params[..n_scope]))?;
-                accumulate_weighted(&params[n_scope..n_shared], &part(n_scope..n_shared), &weights)?;
-                weights
+        let (weights, direction) = match self.method.aggregate(&rows, &gram, &GramContext { losses: &values })? {
+            Aggregate::Weights(w) => (w, None),
+            Aggregate::Direction { direction, weights } if rep.is_none() => (weights, Some(direction)),
+            Aggregate::Direction { .. } => {
+                return Err(self.err("a direction needs a parameter scope, not the representation".into()))
             }
         };
-        accumulate_weighted(&params[n_shared..], &part(n_shared..params.len()), &vec![1.0; self.n_terms])?;
+        self.check(&weights)?;
+        // Per term: the gradients of params[..k] ++ params[tail..].
+        let grads = slice(&per_term, offset..offset + k + (params.len() - tail));
+        let from = if direction.is_some() { k } else { 0 };
+        if let Some(d) = direction {
+            accumulate_grads(&params[..k], &unflatten(&d, &params[..k]))?;
+        }
+        if full {
+            accumulate_weighted(&params[from..n_shared], &slice(&grads, from..n_shared), &weights)?;
+        } else {
+            let g = grads_of(&weighted_sum(losses, &weights), &params[from..n_shared])?;
+            accumulate_grads(&params[from..n_shared], &g)?;
+        }
+        let last = grads.first().map_or(0, |g| g.len());
+        accumulate_weighted(&params[n_shared..], &slice(&grads, last - n_task..last), &vec![1.0; self.n_terms])?;
         Ok(StepReport { weights })
     }
 }
 
 impl GramianStrategy {
+    /// The forward's representation when the scope is it; an error when the
+    /// model exposes none, or when a parameter scope is empty.
+    fn representation<'a>(&self, input: &StepInput<'a>, n_scope: usize) -> Result<Option<&'a Tensor>, StrategyError> {
+        match self.scope {
+            GramScope::Representation => input.representation.map(Some).ok_or_else(|| {
+                self.err(format!("the model exposes no shared representation (strategies.{}.scope)", self.name))
+            }),
+            _ if n_scope == 0 => Err(self.err(format!(
+                "the model declares no {} parameters (strategies.{}.scope)",
+                self.scope.name(),
+                self.name
+            ))),
+            _ => Ok(None),
+        }
+    }
+
     fn check(&self, w: &[f64]) -> Result<(), StrategyError> {
         if w.len() != self.n_terms || w.iter().any(|v| !v.is_finite()) {
             return Err(self.err(format!("the method returned weights {w:?} for {} loss terms", self.n_terms)));

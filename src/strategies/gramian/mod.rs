@@ -3,9 +3,12 @@
 //!
 //! Per step: one gradient pass per loss term over the scope (the last shared
 //! layer, every shared parameter, or the shared representation of the
-//! forward pass) and every parameter; J (T × n, each row a term's flat
-//! in-scope gradient) → G in f64 → the method's weights w → every shared
-//! parameter gets sum_t w_t g_t, every task-specific parameter its own
+//! forward pass) and the task-specific parameters; J (T × n, each row a
+//! term's flat in-scope gradient) → G in f64 → the method's weights w →
+//! every shared parameter gets sum_t w_t g_t (from the per-term passes when
+//! the scope is every shared parameter, else from one pass of
+//! sum_t w_t L_t, so that the narrow scopes cost T passes through the heads
+//! plus one through the shared part), every task-specific parameter its own
 //! terms' plain sum (as PCGrad). Methods that need the gradient vectors
 //! themselves (not only G) may return an in-scope direction instead.
 //!
