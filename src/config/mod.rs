@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use crate::data::{DataConfig, DataError};
 use crate::models::{ModelKind, ModelsConfig};
-use crate::strategies::{StrategiesConfig, StrategyKind};
+use crate::strategies::{StrategiesConfig, StrategyError, StrategyKind};
 use crate::train::TrainConfig;
 
 pub use data_file::{load_data_config, parse_data_config};
@@ -112,6 +112,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub fn parse_grid(text: &str, file: &Path) -> Result<GridFile, ConfigError> {
     let grid: GridFile = data_file::deserialize(text, file, "")?;
     check::check_grid(&grid, text, file)?;
+    grid.strategies.validate().map_err(|e| strategy_invalid(text, file, e))?;
     grid.data.check_encodings().map_err(|e| data_invalid(text, file, e))?;
     Ok(grid)
 }
@@ -123,6 +124,17 @@ pub fn plan_grid(text: &str, file: &Path) -> Result<Plan, ConfigError> {
     let plan = expand(&parse_grid(text, file)?, file)?;
     check::check_cells(&plan, text, file)?;
     Ok(plan)
+}
+
+/// A refused strategy setting as a grid error, with the line of its key.
+fn strategy_invalid(text: &str, file: &Path, e: StrategyError) -> ConfigError {
+    match e {
+        StrategyError::Config { key, message } => {
+            let line = LineInfo(spans::line_of_key(text, &key));
+            ConfigError::Invalid { file: file.to_path_buf(), key, line, message }
+        }
+        other => invalid(file, "strategies", other.to_string()),
+    }
 }
 
 /// A data-stage refusal as a grid error, with the line of its key.

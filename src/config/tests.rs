@@ -110,6 +110,10 @@ fn grids_without_the_new_keys_serialize_as_before() {
     for key in ["single_task", "search", "static"] {
         assert!(!text.contains(key), "{key} in {text}");
     }
+    assert!(text.contains("[strategies.gradnorm]"), "{text}");
+    for kind in StrategyKind::ALL.iter().skip(5) {
+        assert!(!text.contains(&format!("[strategies.{}]", kind.name())), "{} in {text}", kind.name());
+    }
 }
 
 #[test]
@@ -281,4 +285,41 @@ mod never_panics {
             let _ = plan_grid(&chars.into_iter().collect::<String>(), Path::new("p.toml"));
         }
     }
+
+#[test]
+fn bad_strategy_settings_are_refused_when_the_grid_is_read() {
+    for (section, key, value, says) in [
+        ("dwa", "temperature", "0.0", "positive"),
+        ("famo", "lr", "-0.025", "positive"),
+        ("famo", "weight_decay", "-1.0", ">= 0"),
+        ("stch", "mu", "0.0", "positive"),
+        ("stch", "warmup_epochs", "0", "at least 1"),
+    ] {
+        let text = format!("{BASE}\n[strategies.{section}]\n{key} = {value}\n");
+        let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+        let e = parse_grid(&text, Path::new("t.toml")).unwrap_err().to_string();
+        assert!(e.contains(&format!("t.toml: key `strategies.{section}.{key}` (line {line})")) && e.contains(says), "{e}");
+    }
+    // A value of an axis is refused too, before any cell runs.
+    let text = format!("{BASE}[grid.overrides]\n\"strategies.dwa.temperature\" = [1.0, 0.0]\n");
+    let g = parse_grid(&text, Path::new("t.toml")).unwrap();
+    let e = expand(&g, Path::new("t.toml")).unwrap_err().to_string();
+    assert!(e.contains("strategies.dwa.temperature") && e.contains("[grid.overrides]"), "{e}");
+}
+
+#[test]
+fn a_cell_key_takes_its_strategys_section_in_full() {
+    let with = |extra: &str| {
+        let text = BASE.replace(r#"["equal", "gradnorm"]"#, r#"["equal", "dwa"]"#);
+        let g = parse_grid(&format!("{text}{extra}"), Path::new("t.toml")).unwrap();
+        let p = expand(&g, Path::new("t.toml")).unwrap();
+        (configs(&p, StrategyKind::Dwa), configs(&p, StrategyKind::Equal))
+    };
+    let (dwa, equal) = with("");
+    // The default spelled out is the same configuration; another value is not,
+    // and the other strategies' cells do not move.
+    assert_eq!(with("[strategies.dwa]\ntemperature = 2.0\n"), (dwa.clone(), equal.clone()));
+    let (other, equal_after) = with("[strategies.dwa]\ntemperature = 3.0\n");
+    assert_ne!(other, dwa);
+    assert_eq!(equal_after, equal);
 }

@@ -146,7 +146,7 @@ impl Ctnocvr {
 
 impl MultiTaskModel for Ctnocvr {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
-        let (raw, gates) = self.stack.forward_t(batch, train);
+        let (raw, gates, rep) = self.stack.forward_t(batch, train);
         let (a, b) = (&raw[self.funnel.click], &raw[self.funnel.conversion]);
         let ctnocvr = match self.cfg.form {
             CtnocvrForm::Product => logit_of_product(a, &(-b)),
@@ -166,6 +166,7 @@ impl MultiTaskModel for Ctnocvr {
             heads,
             extra: vec![("pcvr".into(), pcvr), ("pctnocvr".into(), pctnocvr), ("fusion".into(), fusion)],
             gates,
+            representation: Some(rep),
         }
     }
 

@@ -76,7 +76,7 @@ impl Esmm {
 
 impl MultiTaskModel for Esmm {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
-        let (raw, gates) = self.stack.forward_t(batch, train);
+        let (raw, gates, rep) = self.stack.forward_t(batch, train);
         let (a, b) = (&raw[self.funnel.click], &raw[self.funnel.conversion]);
         let ctcvr = logit_of_product(a, b);
         // Per dataset task: pCTR, pCTCVR for the conversion task, own towers otherwise.
@@ -90,6 +90,7 @@ impl MultiTaskModel for Esmm {
             heads,
             extra: vec![("pcvr".into(), probs_of(b))],
             gates,
+            representation: Some(rep),
         }
     }
 

@@ -191,6 +191,9 @@ pub struct ModelOutput {
     pub extra: Vec<(String, Tensor)>,
     /// Gate weights of mixture-of-experts backbones, [B, n_experts] each.
     pub gates: Vec<GateWeights>,
+    /// The shared representation every head reads (for representation-level
+    /// strategies); `None` where the model does not expose one.
+    pub representation: Option<Tensor>,
 }
 
 /// The parameters a strategy needs to tell apart.

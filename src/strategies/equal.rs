@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{StepReport, Strategy, StrategyError};
-use crate::models::ParamGroups;
+use super::{StepInput, StepReport, Strategy, StrategyError};
 
 /// `[strategies.equal]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,7 +61,8 @@ pub fn weighted_sum(losses: &[Tensor], weights: &[f64]) -> Tensor {
 }
 
 impl Strategy for Equal {
-    fn backward(&mut self, losses: &[Tensor], _params: &ParamGroups) -> Result<StepReport, StrategyError> {
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        let losses = input.losses;
         weighted_sum(losses, &self.weights).f_backward()?;
         Ok(StepReport { weights: self.weights.clone() })
     }
@@ -101,7 +101,7 @@ mod tests {
             let (vs_a, la) = model(3);
             (&la[0] * w[0] + &la[1] * w[1]).backward();
             let (vs_b, lb) = model(3);
-            let r = Equal::new(&EqualConfig { weights: w.to_vec() }, 2).unwrap().backward(&lb, &p).unwrap();
+            let r = Equal::new(&EqualConfig { weights: w.to_vec() }, 2).unwrap().backward(&StepInput::new(&lb, &p)).unwrap();
             assert_eq!(r.weights, w.to_vec());
             let (ga, gb) = (all_grads(&vs_a), all_grads(&vs_b));
             assert_eq!(ga.len(), 6);
@@ -111,7 +111,7 @@ mod tests {
         let (vs_a, la) = model(4);
         (&la[0] + &la[1]).backward();
         let (vs_b, lb) = model(4);
-        Equal::new(&EqualConfig::default(), 2).unwrap().backward(&lb, &p).unwrap();
+        Equal::new(&EqualConfig::default(), 2).unwrap().backward(&StepInput::new(&lb, &p)).unwrap();
         assert_eq!(all_grads(&vs_a), all_grads(&vs_b));
     }
 

@@ -9,16 +9,26 @@
 //! Formulas: `docs/reference.md` section 5.
 
 pub mod combine;
+pub mod dbmtl;
+pub mod dwa;
 pub mod equal;
+pub mod famo;
+pub mod gradcraft;
 pub mod gradnorm;
+pub mod gradvac;
+pub mod gramian;
 pub mod pcgrad;
+pub mod rlw;
 pub mod static_weights;
+pub mod stch;
 pub mod uncertainty;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 use thiserror::Error;
 
+pub use gramian::GradDiagnostics;
+use gramian::{gram_of, GramianStrategy};
 use crate::models::ParamGroups;
 use crate::optim::{OptimSettings, Optimizer};
 
@@ -33,6 +43,13 @@ pub enum StrategyError {
     Torch(#[from] tch::TchError),
 }
 
+impl StrategyError {
+    /// A refused setting of `[strategies.<strategy>]`.
+    pub(crate) fn config(strategy: &str, key: &str, message: String) -> Self {
+        StrategyError::Config { key: format!("strategies.{strategy}.{key}"), message }
+    }
+}
+
 /// The strategy registry: every name a grid file may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -45,11 +62,58 @@ pub enum StrategyKind {
     PcGrad,
     /// Fixed weights at one point of a weight sweep (the scalarisation front).
     Static,
+    Dwa,
+    Rlw,
+    Famo,
+    Stch,
+    Mgda,
+    MgdaUb,
+    #[serde(rename = "cagrad")]
+    CaGrad,
+    NashMtl,
+    ImtlG,
+    AlignedMtl,
+    #[serde(rename = "upgrad")]
+    UpGrad,
+    #[serde(rename = "dualproj")]
+    DualProj,
+    /// ConFIG.
+    Config,
+    #[serde(rename = "fairgrad")]
+    FairGrad,
+    #[serde(rename = "db-mtl")]
+    DbMtl,
+    #[serde(rename = "gradvac")]
+    GradVac,
+    #[serde(rename = "gradcraft")]
+    GradCraft,
 }
 
 impl StrategyKind {
-    pub const ALL: &'static [StrategyKind] =
-        &[StrategyKind::Equal, StrategyKind::Uncertainty, StrategyKind::GradNorm, StrategyKind::PcGrad, StrategyKind::Static];
+    pub const ALL: &'static [StrategyKind] = &[
+        StrategyKind::Equal,
+        StrategyKind::Uncertainty,
+        StrategyKind::GradNorm,
+        StrategyKind::PcGrad,
+        StrategyKind::Static,
+        StrategyKind::Dwa,
+        StrategyKind::Rlw,
+        StrategyKind::Famo,
+        StrategyKind::Stch,
+        StrategyKind::Mgda,
+        StrategyKind::MgdaUb,
+        StrategyKind::CaGrad,
+        StrategyKind::NashMtl,
+        StrategyKind::ImtlG,
+        StrategyKind::AlignedMtl,
+        StrategyKind::UpGrad,
+        StrategyKind::DualProj,
+        StrategyKind::Config,
+        StrategyKind::FairGrad,
+        StrategyKind::DbMtl,
+        StrategyKind::GradVac,
+        StrategyKind::GradCraft,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -58,6 +122,23 @@ impl StrategyKind {
             StrategyKind::GradNorm => "gradnorm",
             StrategyKind::PcGrad => "pcgrad",
             StrategyKind::Static => "static",
+            StrategyKind::Dwa => "dwa",
+            StrategyKind::Rlw => "rlw",
+            StrategyKind::Famo => "famo",
+            StrategyKind::Stch => "stch",
+            StrategyKind::Mgda => "mgda",
+            StrategyKind::MgdaUb => "mgda-ub",
+            StrategyKind::CaGrad => "cagrad",
+            StrategyKind::NashMtl => "nash-mtl",
+            StrategyKind::ImtlG => "imtl-g",
+            StrategyKind::AlignedMtl => "aligned-mtl",
+            StrategyKind::UpGrad => "upgrad",
+            StrategyKind::DualProj => "dualproj",
+            StrategyKind::Config => "config",
+            StrategyKind::FairGrad => "fairgrad",
+            StrategyKind::DbMtl => "db-mtl",
+            StrategyKind::GradVac => "gradvac",
+            StrategyKind::GradCraft => "gradcraft",
         }
     }
 
@@ -69,6 +150,23 @@ impl StrategyKind {
             StrategyKind::GradNorm => ("GradNorm", "https://arxiv.org/abs/1711.02257"),
             StrategyKind::PcGrad => ("PCGrad", "https://arxiv.org/abs/2001.06782"),
             StrategyKind::Static => ("Static weights (sweep)", "https://arxiv.org/abs/2209.11379"),
+            StrategyKind::Dwa => ("Dynamic Weight Average", "https://arxiv.org/abs/1803.10704"),
+            StrategyKind::Rlw => ("Random Loss Weighting", "https://arxiv.org/abs/2111.10603"),
+            StrategyKind::Famo => ("FAMO", "https://arxiv.org/abs/2306.03792"),
+            StrategyKind::Stch => ("Smooth Tchebycheff", "https://arxiv.org/abs/2402.19078"),
+            StrategyKind::Mgda => ("MGDA", "https://arxiv.org/abs/1810.04650"),
+            StrategyKind::MgdaUb => ("MGDA-UB", "https://arxiv.org/abs/1810.04650"),
+            StrategyKind::CaGrad => ("CAGrad", "https://arxiv.org/abs/2110.14048"),
+            StrategyKind::NashMtl => ("Nash-MTL", "https://arxiv.org/abs/2202.01017"),
+            StrategyKind::ImtlG => ("IMTL-G", "https://openreview.net/forum?id=IMPnRXEWpvr"),
+            StrategyKind::AlignedMtl => ("Aligned-MTL", "https://arxiv.org/abs/2305.19000"),
+            StrategyKind::UpGrad => ("UPGrad", "https://arxiv.org/abs/2406.16232"),
+            StrategyKind::DualProj => ("DualProj", "https://arxiv.org/abs/2406.16232"),
+            StrategyKind::Config => ("ConFIG", "https://arxiv.org/abs/2408.11104"),
+            StrategyKind::FairGrad => ("FairGrad", "https://arxiv.org/abs/2402.15638"),
+            StrategyKind::DbMtl => ("DB-MTL", "https://arxiv.org/abs/2308.12029"),
+            StrategyKind::GradVac => ("GradVac", "https://arxiv.org/abs/2010.05874"),
+            StrategyKind::GradCraft => ("GradCraft", "https://arxiv.org/abs/2407.19682"),
         }
     }
 
@@ -93,6 +191,101 @@ pub struct StrategiesConfig {
     /// so that grids without it keep their hash.
     #[serde(default, rename = "static", skip_serializing_if = "static_weights::StaticConfig::is_default")]
     pub static_weights: static_weights::StaticConfig,
+    // The sections below are left out of the serialized grid while default,
+    // so that grids without them keep their hash; a cell's key takes its
+    // strategy's section in full ([`StrategiesConfig::section`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dwa: dwa::DwaConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rlw: rlw::RlwConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub famo: famo::FamoConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub stch: stch::StchConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mgda: gramian::mgda::MgdaConfig,
+    #[serde(default, rename = "mgda-ub", skip_serializing_if = "is_default")]
+    pub mgda_ub: gramian::mgda::MgdaUbConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cagrad: gramian::cagrad::CagradConfig,
+    #[serde(default, rename = "nash-mtl", skip_serializing_if = "is_default")]
+    pub nash_mtl: gramian::nash_mtl::NashMtlConfig,
+    #[serde(default, rename = "imtl-g", skip_serializing_if = "is_default")]
+    pub imtl_g: gramian::imtl_g::ImtlGConfig,
+    #[serde(default, rename = "aligned-mtl", skip_serializing_if = "is_default")]
+    pub aligned_mtl: gramian::aligned_mtl::AlignedMtlConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub upgrad: gramian::upgrad::UpgradConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dualproj: gramian::dualproj::DualProjConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub config: gramian::config_grad::ConfigGradConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fairgrad: gramian::fairgrad::FairGradConfig,
+    #[serde(default, rename = "db-mtl", skip_serializing_if = "is_default")]
+    pub db_mtl: dbmtl::DbMtlConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub gradvac: gradvac::GradVacConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub gradcraft: gradcraft::GradCraftConfig,
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+impl StrategiesConfig {
+    /// Settings that are wrong whatever the model (temperature 0, negative
+    /// c, tau outside [0, 1], ...): checked when the grid is read, before any
+    /// training. The error is a [`StrategyError::Config`] naming the full key.
+    pub fn validate(&self) -> Result<(), StrategyError> {
+        fn key(section: &'static str) -> impl Fn((&'static str, String)) -> StrategyError {
+            move |(k, m)| StrategyError::config(section, k, m)
+        }
+        self.static_weights.validate().map_err(key("static"))?;
+        self.dwa.validate().map_err(key("dwa"))?;
+        self.famo.validate().map_err(key("famo"))?;
+        self.stch.validate().map_err(key("stch"))?;
+        self.db_mtl.validate().map_err(key("db-mtl"))?;
+        self.gradvac.validate().map_err(key("gradvac"))?;
+        self.gradcraft.validate().map_err(key("gradcraft"))?;
+        self.mgda.validate("mgda")?;
+        self.mgda_ub.as_mgda().validate("mgda-ub")?;
+        self.cagrad.validate()?;
+        self.nash_mtl.validate()?;
+        self.upgrad.validate()?;
+        self.dualproj.validate()?;
+        self.fairgrad.validate()
+    }
+
+    /// The section of `kind` in full (defaults included), for its cells' keys.
+    pub fn section(&self, kind: StrategyKind) -> Result<serde_json::Value, serde_json::Error> {
+        use serde_json::to_value;
+        match kind {
+            StrategyKind::Equal => to_value(&self.equal),
+            StrategyKind::Uncertainty => to_value(&self.uncertainty),
+            StrategyKind::GradNorm => to_value(&self.gradnorm),
+            StrategyKind::PcGrad => to_value(&self.pcgrad),
+            StrategyKind::Static => to_value(&self.static_weights),
+            StrategyKind::Dwa => to_value(&self.dwa),
+            StrategyKind::Rlw => to_value(&self.rlw),
+            StrategyKind::Famo => to_value(&self.famo),
+            StrategyKind::Stch => to_value(&self.stch),
+            StrategyKind::Mgda => to_value(&self.mgda),
+            StrategyKind::MgdaUb => to_value(&self.mgda_ub),
+            StrategyKind::CaGrad => to_value(&self.cagrad),
+            StrategyKind::NashMtl => to_value(&self.nash_mtl),
+            StrategyKind::ImtlG => to_value(&self.imtl_g),
+            StrategyKind::AlignedMtl => to_value(&self.aligned_mtl),
+            StrategyKind::UpGrad => to_value(&self.upgrad),
+            StrategyKind::DualProj => to_value(&self.dualproj),
+            StrategyKind::Config => to_value(&self.config),
+            StrategyKind::FairGrad => to_value(&self.fairgrad),
+            StrategyKind::DbMtl => to_value(&self.db_mtl),
+            StrategyKind::GradVac => to_value(&self.gradvac),
+            StrategyKind::GradCraft => to_value(&self.gradcraft),
+        }
+    }
 }
 
 /// Which shared parameters a gradient-based strategy acts on.
@@ -122,12 +315,72 @@ pub struct StepReport {
     pub weights: Vec<f64>,
 }
 
+/// What one step hands a strategy.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInput<'a> {
+    /// The loss terms the model declares, in order, each a scalar.
+    pub losses: &'a [Tensor],
+    /// The model's parameter groups.
+    pub params: &'a ParamGroups,
+    /// The shared representation of this forward pass (the tensor every
+    /// head reads), for representation-level variants; `None` where the
+    /// model does not expose one.
+    pub representation: Option<&'a Tensor>,
+}
+
+impl<'a> StepInput<'a> {
+    /// Losses and parameters, no representation.
+    pub fn new(losses: &'a [Tensor], params: &'a ParamGroups) -> Self {
+        StepInput { losses, params, representation: None }
+    }
+
+    /// The same with the forward pass's shared representation.
+    pub fn with_representation(self, representation: Option<&'a Tensor>) -> Self {
+        StepInput { representation, ..self }
+    }
+}
+
 /// The contract every strategy fulfils.
 pub trait Strategy {
     /// Computes gradients of the weighted objective into the parameters'
     /// `.grad` (they are zero or undefined on entry) and reports the weights
     /// used. A strategy with state of its own (learned weights) updates it here.
-    fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError>;
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError>;
+
+    /// Called once the optimiser has stepped on this step's gradients, with
+    /// `reforward`: it recomputes the loss terms on the same batch, without
+    /// gradient, after the step. It costs a forward pass only when called
+    /// (FAMO does). The default does nothing.
+    fn after_step(&mut self, _reforward: &mut Reforward) -> Result<(), StrategyError> {
+        Ok(())
+    }
+
+    /// Called at the end of every training epoch (`epoch` from 1) with each
+    /// loss term's mean training loss over the epoch's steps (DWA's loss
+    /// ratios, STCH's nadir point). The default does nothing.
+    fn end_of_epoch(&mut self, _epoch: usize, _mean_losses: &[f64]) -> Result<(), StrategyError> {
+        Ok(())
+    }
+}
+
+/// Recomputes the step's loss terms after the optimiser step (see
+/// [`Strategy::after_step`]).
+pub type Reforward<'a> = dyn FnMut() -> Result<Vec<f64>, StrategyError> + 'a;
+
+/// Refuses a step or epoch whose number of loss terms is not the strategy's.
+pub(crate) fn check_terms(strategy: &'static str, given: usize, expected: usize) -> Result<(), StrategyError> {
+    if given != expected {
+        return Err(StrategyError::Step { strategy, message: format!("{given} loss terms given, {expected} expected") });
+    }
+    Ok(())
+}
+
+/// scale * softmax(x), computed stably (DWA, RLW and STCH weights).
+pub fn scaled_softmax(x: &[f64], scale: f64) -> Vec<f64> {
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| scale * v / s).collect()
 }
 
 /// What a strategy may need from the run besides its own section.
@@ -168,7 +421,46 @@ pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> R
         StrategyKind::GradNorm => Box::new(gradnorm::GradNorm::new(&cfg.gradnorm, ctx)?),
         StrategyKind::PcGrad => Box::new(pcgrad::PcGrad::new(&cfg.pcgrad, ctx)?),
         StrategyKind::Static => Box::new(static_weights::Static::new(&cfg.static_weights, ctx.n_terms)?),
+        StrategyKind::Dwa => Box::new(dwa::Dwa::new(&cfg.dwa, ctx.n_terms)?),
+        StrategyKind::Rlw => Box::new(rlw::Rlw::new(&cfg.rlw, ctx)?),
+        StrategyKind::Famo => Box::new(famo::Famo::new(&cfg.famo, ctx)?),
+        StrategyKind::Stch => Box::new(stch::Stch::new(&cfg.stch, ctx.n_terms)?),
+        StrategyKind::DbMtl => Box::new(dbmtl::DbMtl::new(&cfg.db_mtl, ctx.n_terms)?),
+        _ => Box::new(build_gramian(kind, cfg, ctx)?),
     })
+}
+
+/// The Gramian-engine strategies: each method on its scope.
+fn build_gramian(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> Result<GramianStrategy, StrategyError> {
+    use gramian::*;
+    let n = ctx.n_terms;
+    let (scope, method): (GramScope, Box<dyn GramMethod>) = match kind {
+        StrategyKind::Mgda => (cfg.mgda.scope, Box::new(mgda::Mgda::new(&cfg.mgda, "mgda", n)?)),
+        StrategyKind::MgdaUb => (GramScope::Representation, Box::new(mgda::Mgda::new(&cfg.mgda_ub.as_mgda(), "mgda-ub", n)?)),
+        StrategyKind::CaGrad => (cfg.cagrad.scope, Box::new(cagrad::Cagrad::new(&cfg.cagrad)?)),
+        StrategyKind::NashMtl => (cfg.nash_mtl.scope, Box::new(nash_mtl::NashMtl::new(&cfg.nash_mtl, n)?)),
+        StrategyKind::ImtlG => (cfg.imtl_g.scope, Box::new(imtl_g::ImtlG)),
+        StrategyKind::AlignedMtl => (cfg.aligned_mtl.scope, Box::new(aligned_mtl::AlignedMtl::new(&cfg.aligned_mtl))),
+        StrategyKind::UpGrad => (cfg.upgrad.scope, Box::new(upgrad::Upgrad::new(&cfg.upgrad)?)),
+        StrategyKind::DualProj => (cfg.dualproj.scope, Box::new(dualproj::DualProj::new(&cfg.dualproj)?)),
+        StrategyKind::Config => (cfg.config.scope, Box::new(config_grad::ConfigGrad)),
+        StrategyKind::FairGrad => (cfg.fairgrad.scope, Box::new(fairgrad::FairGrad::new(&cfg.fairgrad)?)),
+        StrategyKind::GradVac => (cfg.gradvac.scope, Box::new(gradvac::GradVac::new(&cfg.gradvac, n, ctx.seed))),
+        StrategyKind::GradCraft => (cfg.gradcraft.scope, Box::new(gradcraft::GradCraft::new(&cfg.gradcraft))),
+        StrategyKind::Equal
+        | StrategyKind::Uncertainty
+        | StrategyKind::GradNorm
+        | StrategyKind::PcGrad
+        | StrategyKind::Static
+        | StrategyKind::Dwa
+        | StrategyKind::Rlw
+        | StrategyKind::Famo
+        | StrategyKind::Stch
+        | StrategyKind::DbMtl => {
+            return Err(StrategyError::Config { key: "strategies".into(), message: format!("{} is not a Gramian method", kind.name()) })
+        }
+    };
+    Ok(GramianStrategy::new(kind.name(), scope, n, method))
 }
 
 /// Gradients of `loss` with respect to `inputs` (zeros where unused), keeping
@@ -259,44 +551,15 @@ pub(crate) fn to_f64s(t: &Tensor) -> Vec<f64> {
     (0..flat.size()[0]).map(|i| flat.double_value(&[i])).collect()
 }
 
-/// Per-task gradient diagnostics on a parameter set.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GradDiagnostics {
-    /// ||grad L_t|| per task.
-    pub norms: Vec<f64>,
-    /// cos(g_i, g_j) for i < j, in row order (0,1), (0,2), ..., (1,2), ...
-    pub cosines: Vec<f64>,
-    /// Share of task pairs whose gradients conflict (cosine < 0).
-    pub conflict_rate: f64,
-}
-
 /// Measures per-task gradient norms and pairwise cosines on `params`
-/// without touching `.grad` (the graph is kept). A pair where either
-/// gradient is zero has cosine 0 and does not count as a conflict.
+/// without touching `.grad` (the graph is kept): the Gramian of the per-term
+/// gradients, read off by [`gramian::Gram::diagnostics`].
 pub fn diagnostics(losses: &[Tensor], params: &[Tensor]) -> Result<GradDiagnostics, tch::TchError> {
     if params.is_empty() {
         return Ok(GradDiagnostics::default());
     }
-    let flat = losses
-        .iter()
-        .map(|l| Ok(flatten(&grads_of(l, params)?).detach().to_kind(tch::Kind::Double)))
-        .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
-    let norms: Vec<f64> = flat.iter().map(|g| g.norm().double_value(&[])).collect();
-    let mut cosines = Vec::new();
-    let mut conflicts = 0usize;
-    for i in 0..flat.len() {
-        for j in i + 1..flat.len() {
-            let dot = flat[i].dot(&flat[j]).double_value(&[]);
-            let denom = norms[i] * norms[j];
-            let c = if denom > 0.0 { dot / denom } else { 0.0 };
-            if c < 0.0 {
-                conflicts += 1;
-            }
-            cosines.push(c);
-        }
-    }
-    let pairs = cosines.len();
-    Ok(GradDiagnostics { norms, cosines, conflict_rate: if pairs > 0 { conflicts as f64 / pairs as f64 } else { 0.0 } })
+    let rows = losses.iter().map(|l| Ok(flatten(&grads_of(l, params)?))).collect::<Result<Vec<Tensor>, tch::TchError>>()?;
+    Ok(gram_of(&rows)?.diagnostics())
 }
 
 #[cfg(test)]
@@ -400,9 +663,13 @@ mod tests {
         struct G {
             s: Vec<StrategyKind>,
         }
-        let g: G = toml::from_str(r#"s = ["equal", "uncertainty", "gradnorm", "pcgrad", "static"]"#).unwrap();
+        let all = [
+            "equal", "uncertainty", "gradnorm", "pcgrad", "static", "dwa", "rlw", "famo", "stch", "mgda", "mgda-ub", "cagrad",
+            "nash-mtl", "imtl-g", "aligned-mtl", "upgrad", "dualproj", "config", "fairgrad", "db-mtl", "gradvac", "gradcraft",
+        ];
+        let g: G = toml::from_str(&format!("s = {all:?}")).unwrap();
         assert_eq!(g.s, StrategyKind::ALL);
-        assert_eq!(StrategyKind::names(), vec!["equal", "uncertainty", "gradnorm", "pcgrad", "static"]);
+        assert_eq!(StrategyKind::names(), all.to_vec());
         assert!(toml::from_str::<G>(r#"s = ["grad-norm"]"#).is_err());
     }
 }

@@ -18,11 +18,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 
 use super::equal::{Equal, EqualConfig};
-use super::{StepReport, Strategy, StrategyError};
-use crate::models::ParamGroups;
+use super::{StepInput, StepReport, Strategy, StrategyError};
 
 /// Most points a weight sweep may have.
 pub const MAX_POINTS: usize = 64;
@@ -117,8 +115,8 @@ impl Static {
 }
 
 impl Strategy for Static {
-    fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError> {
-        self.inner.backward(losses, params)
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        self.inner.backward(input)
     }
 }
 

@@ -249,6 +249,8 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         total_train += train_seconds;
+        let mean_losses: Vec<f64> = sums.iter().map(|s| s / steps.max(1) as f64).collect();
+        stepper.end_of_epoch(epoch, &mean_losses)?;
         let t1 = Instant::now();
         let pred = evaluate::predict(model.as_ref(), &valid_t, &data.schema, cfg.eval_batch_size)?;
         let valid = evaluate::task_metrics(&pred, &data.valid);
@@ -256,7 +258,7 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
         let rec = EpochRecord {
             epoch,
             steps,
-            train_loss: term_names.iter().cloned().zip(sums.iter().map(|s| s / steps.max(1) as f64)).collect(),
+            train_loss: term_names.iter().cloned().zip(mean_losses).collect(),
             valid: valid.clone(),
             select_value: value,
             train_seconds,
@@ -350,13 +352,22 @@ mod tests {
         data: &Dataset,
         seed: u64,
     ) -> (Result<TrainResult, TrainError>, Recorder) {
+        run_with(strategy, &StrategiesConfig::default(), train_cfg, data, seed)
+    }
+
+    fn run_with(
+        strategy: StrategyKind,
+        s: &StrategiesConfig,
+        train_cfg: &TrainConfig,
+        data: &Dataset,
+        seed: u64,
+    ) -> (Result<TrainResult, TrainError>, Recorder) {
         let m = models();
-        let s = StrategiesConfig::default();
         let spec = RunSpec {
             model: ModelKind::SharedBottom,
             models: &m,
             strategy,
-            strategies: &s,
+            strategies: s,
             train: train_cfg,
             seed,
         };
@@ -406,7 +417,19 @@ mod tests {
             for t in &rec.traces {
                 assert_eq!(t.terms, vec!["click", "like", "share"]);
                 assert_eq!(t.weights.len(), 3);
-                assert!(t.weights.iter().all(|w| *w > 0.0 && w.is_finite()), "{}: {:?}", kind.name(), t.weights);
+                assert!(t.weights.iter().all(|w| w.is_finite()), "{}: {:?}", kind.name(), t.weights);
+                // MGDA may put a term at weight 0, IMTL-G, Aligned-MTL, ConFIG and
+                // CAGrad's weights may be of any sign; the others are positive.
+                let signed = matches!(
+                    kind,
+                    StrategyKind::Mgda
+                        | StrategyKind::MgdaUb
+                        | StrategyKind::ImtlG
+                        | StrategyKind::AlignedMtl
+                        | StrategyKind::Config
+                        | StrategyKind::CaGrad
+                );
+                assert!(signed || t.weights.iter().all(|w| *w > 0.0), "{}: {:?}", kind.name(), t.weights);
                 if kind == StrategyKind::GradNorm {
                     assert!((t.weights.iter().sum::<f64>() - 3.0).abs() < 1e-4, "{:?}", t.weights);
                 }
@@ -420,10 +443,54 @@ mod tests {
             // The adaptive strategies move away from the equal weights.
             let last = &rec.traces[rec.traces.len() - 1].weights;
             match kind {
-                StrategyKind::Equal | StrategyKind::PcGrad => assert_eq!(last, &vec![1.0; 3]),
+                // DWA keeps weights 1 for its first two epochs (this run's two).
+                StrategyKind::Equal | StrategyKind::PcGrad | StrategyKind::Dwa => assert_eq!(last, &vec![1.0; 3]),
                 _ => assert!(last.iter().any(|w| (w - 1.0).abs() > 1e-3), "{}: {last:?}", kind.name()),
             }
             assert_eq!(a.test.len(), 3);
+        }
+    }
+
+    #[test]
+    fn the_epoch_hook_receives_the_recorded_epoch_means() {
+        // DWA's weights in epoch 3 and STCH's after a one-epoch warm-up are
+        // functions of the epoch means the loop records: recompute them from the records.
+        let d = data(&["click", "like"]);
+        let cfg = TrainConfig { epochs: 3, trace_every: 4, ..small_train() };
+        let means = |rec: &Recorder, e: usize| rec.epochs[e].train_loss.iter().map(|(_, v)| *v).collect::<Vec<f64>>();
+        let (r, rec) = run(StrategyKind::Dwa, &cfg, &d, 3);
+        r.unwrap();
+        let want = strategies::dwa::weights(&means(&rec, 0), &means(&rec, 1), 2.0);
+        for t in &rec.traces {
+            let expected = if t.epoch < 3 { vec![1.0, 1.0] } else { want.clone() };
+            assert_eq!(t.weights, expected, "epoch {}", t.epoch);
+        }
+        assert!(rec.traces.iter().any(|t| t.epoch == 3));
+        let s = StrategiesConfig { stch: strategies::stch::StchConfig { mu: 0.5, warmup_epochs: 1 }, ..Default::default() };
+        let (r, rec) = run_with(StrategyKind::Stch, &s, &cfg, &d, 3);
+        r.unwrap();
+        for t in rec.traces.iter().filter(|t| t.epoch > 1) {
+            let want = strategies::stch::stch_weights(&t.losses, &means(&rec, 0), 0.5);
+            for (g, w) in t.weights.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-6 * w.abs(), "{:?} vs {want:?}", t.weights);
+            }
+        }
+    }
+
+    #[test]
+    fn the_after_step_hook_sees_the_losses_after_the_optimiser_step() {
+        // FAMO's logits start at 0: the first step's weights are 1/L normalised;
+        // they differ on the second step only if the hook moved the logits.
+        let d = data(&["click", "like"]);
+        let cfg = TrainConfig { epochs: 1, trace_every: 1, max_steps_per_epoch: Some(2), ..small_train() };
+        let (r, rec) = run(StrategyKind::Famo, &cfg, &d, 5);
+        r.unwrap();
+        assert_eq!(rec.traces.len(), 2);
+        for (i, t) in rec.traces.iter().enumerate() {
+            let uniform = strategies::famo::loss_weights(&[0.5, 0.5], &t.losses);
+            let same = t.weights.iter().zip(&uniform).all(|(a, b)| (a - b).abs() < 1e-9);
+            assert_eq!(same, i == 0, "step {i}: {:?} vs {uniform:?}", t.weights);
+            assert!((t.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         }
     }
 
