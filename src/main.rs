@@ -219,6 +219,11 @@ fn cmd_worker(db: &Path, opts: &WorkerOptions, events: bool) -> Result<()> {
     let mut progress = if events { Progress::events(opts.run.verbosity) } else { Progress::new(opts.run.verbosity, 0) };
     let s = run::worker::work(&store, opts, &mut progress).context("working the queue")?;
     drop(progress);
+    if events {
+        // The parent counts the cells from the events and says what happened.
+        let code = if s.interrupted { run::jobs::INTERRUPTED_EXIT } else { i32::from(!s.failed.is_empty()) };
+        std::process::exit(code);
+    }
     println!(
         "worker {} (pid {}): {} cells trained, {} failed, {} superseded",
         opts.run.host,

@@ -12,3 +12,4 @@ mod fusion;
 mod report;
 mod resume;
 mod training;
+mod workers;

@@ -90,13 +90,27 @@ pub fn run_jobs(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOptions
         children.push(child);
     }
     drop(tx);
-    let mut failed_by = vec![false; n];
+    let failed_by = relay(&rx, &children, &mut summary, &mut view);
+    for (w, mut c) in children.into_iter().enumerate() {
+        let status = c.wait().map_err(|source| RunError::Spawn { index: w + 1, program: jobs.program.display().to_string(), source })?;
+        if let Some(why) = abnormal(status, failed_by[w]) {
+            summary.failed.push((format!("worker {}", w + 1), why));
+        }
+    }
+    Ok(summary)
+}
+
+/// Shows and counts the workers' events until every worker's stdout is
+/// closed; at Ctrl-C, asks each worker once to stop. Returns which workers
+/// reported a failed cell.
+fn relay(rx: &mpsc::Receiver<(usize, WorkerEvent)>, children: &[Child], summary: &mut RunSummary, view: &mut View) -> Vec<bool> {
+    let mut failed_by = vec![false; children.len()];
     let mut stopping = false;
     loop {
         if interrupt::requested() && !stopping {
             stopping = true;
             summary.interrupted = true;
-            for c in &children {
+            for c in children {
                 // SAFETY: kill sends a signal to a child this process started.
                 unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
             }
@@ -105,21 +119,14 @@ pub fn run_jobs(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOptions
             Ok((w, e)) => {
                 if let WorkerEvent::Done { cell, kind, text } = &e {
                     failed_by[w] |= *kind == DoneKind::Failed;
-                    count(&mut summary, cell, *kind, text);
+                    count(summary, cell, *kind, text);
                 }
                 view.event(w, e);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return failed_by,
         }
     }
-    for (w, mut c) in children.into_iter().enumerate() {
-        let status = c.wait().map_err(|source| RunError::Spawn { index: w + 1, program: jobs.program.display().to_string(), source })?;
-        if let Some(why) = abnormal(status, failed_by[w]) {
-            summary.failed.push((format!("worker {}", w + 1), why));
-        }
-    }
-    Ok(summary)
 }
 
 /// Starts one worker on the sweep, in a process group of its own.
@@ -237,5 +244,43 @@ impl Drop for View {
             grid.finish_and_clear();
             let _ = multi.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn threads_split_the_cores_and_never_fall_to_zero() {
+        assert_eq!(threads_per_cell(2, 1), 2);
+        assert_eq!(threads_per_cell(2, 2), 1);
+        assert_eq!(threads_per_cell(16, 3), 5);
+        assert_eq!(threads_per_cell(2, 4), 1);
+        assert_eq!(threads_per_cell(8, 0), 8);
+    }
+
+    #[test]
+    fn a_worker_exit_is_its_own_failure_only_when_no_cell_explains_it() {
+        let exit = |code: i32| ExitStatus::from_raw(code << 8);
+        assert_eq!(abnormal(exit(0), false), None);
+        assert_eq!(abnormal(exit(INTERRUPTED_EXIT), false), None);
+        assert_eq!(abnormal(exit(1), true), None, "it reported the failed cell");
+        assert_eq!(abnormal(exit(1), false).as_deref(), Some("exited with code 1 (its error is printed above)"));
+        let killed = abnormal(ExitStatus::from_raw(libc::SIGKILL), false).unwrap();
+        assert!(killed.starts_with("ended by a signal"), "{killed}");
+    }
+
+    #[test]
+    fn done_events_count_into_the_summary() {
+        let mut s = RunSummary::default();
+        count(&mut s, "a", DoneKind::Finished, "");
+        count(&mut s, "b", DoneKind::Failed, "b: failed: nan");
+        count(&mut s, "c", DoneKind::Superseded, "");
+        assert_eq!((s.trained, s.superseded, s.interrupted), (1, 1, false));
+        assert_eq!(s.failed, vec![("b".to_string(), "b: failed: nan".to_string())]);
+        count(&mut s, "d", DoneKind::Killed, "");
+        assert!(s.interrupted);
     }
 }

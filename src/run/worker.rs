@@ -112,6 +112,7 @@ impl Worker<'_> {
         for sweep in select_sweeps(self.store, self.opts.sweep.as_deref())? {
             if !self.plans.contains_key(&sweep.id) {
                 let plan = plan_of(&sweep)?;
+                progress.set_total(plan.cells.len());
                 progress.grid_started(&plan.name, self.store.path());
                 self.plans.insert(sweep.id.clone(), plan);
             }
