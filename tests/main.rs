@@ -4,6 +4,7 @@
 mod common;
 mod compare;
 mod data_cli;
+mod fence;
 mod cli_end_to_end;
 mod grid_errors;
 mod leaderboard;

@@ -1,6 +1,7 @@
 //! Claiming a cell: a finished cell is skipped (unless forced), a cell
 //! another live process is training is left to it, and a run left `running`
-//! by a dead process is marked killed and the cell trained again. The claim
+//! by a dead process is marked killed and the cell trained again (a dead
+//! forced rerun of a finished cell is marked killed, and the cell skipped). The claim
 //! itself is one INSERT that the store lets only one process win; it
 //! returns the claim token every later write of the run is fenced by.
 //!
@@ -102,22 +103,24 @@ pub struct ClaimPolicy<'a> {
 
 /// Claims a cell (see the module header for the rules).
 pub fn claim(store: &Store, c: &CellToClaim, policy: ClaimPolicy) -> Result<Claim, StoreError> {
-    if !policy.force {
-        if let Some(done) = store.finished_run_for_cell(c.cell_key)? {
-            return Ok(Claim::AlreadyFinished { run_id: done.id });
-        }
-    }
+    let finished = if policy.force { None } else { store.finished_run_for_cell(c.cell_key)? };
     let mut recovered = None;
     if let Some(running) = store.running_run_for_cell(c.cell_key)? {
         let reason = stale_reason(&running, policy.host, policy.stale_after_seconds);
         // Marked only if it is still the attempt read above: one that beat since is alive.
         match reason {
             Some(reason) if store.mark_stale(&running, &reason)? => recovered = Some((running.id, reason)),
+            // A live forced rerun of a finished cell: the cell is still finished.
+            _ if finished.is_some() => {}
             _ => {
                 let host = running.host.unwrap_or_else(|| "?".into());
                 return Ok(Claim::Busy { run_id: running.id, pid: running.pid.unwrap_or(0), host });
             }
         }
+    }
+    // A dead forced rerun of a finished cell is marked above; the cell stays done.
+    if let Some(done) = finished {
+        return Ok(Claim::AlreadyFinished { run_id: done.id });
     }
     let if_finished = if policy.force { IfFinished::Rerun } else { IfFinished::Refuse };
     let run_id = new_run_id(c.cell_key);
