@@ -14,3 +14,4 @@ mod report;
 mod resume;
 mod training;
 mod validation;
+mod workers;

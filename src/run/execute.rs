@@ -104,13 +104,23 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Trains a claimed cell under `claim`, recording as it goes.
-pub fn train_cell(cell: &Cell, data: &Dataset, store: &Store, claim: &ClaimToken, progress: &mut Progress) -> Result<Trained, CellError> {
+/// `threads`: libtorch threads when the cell's `train.threads` is unset.
+pub fn train_cell(
+    cell: &Cell,
+    data: &Dataset,
+    store: &Store,
+    claim: &ClaimToken,
+    threads: Option<usize>,
+    progress: &mut Progress,
+) -> Result<Trained, CellError> {
+    let mut train_cfg = cell.config.train.clone();
+    train_cfg.threads = train_cfg.threads.or(threads);
     let spec = RunSpec {
         model: cell.model,
         models: &cell.config.models,
         strategy: cell.strategy,
         strategies: &cell.config.strategies,
-        train: &cell.config.train,
+        train: &train_cfg,
         seed: cell.seed,
     };
     let mut obs = StoreObserver { store, claim, progress, lost: None, last_beat: Instant::now(), samples: 0.0, train_seconds: 0.0 };

@@ -8,9 +8,13 @@
 //! goes through [`Progress`].
 
 pub mod claim;
+pub mod events;
 mod execute;
+pub mod jobs;
+pub mod manifest;
 pub mod progress;
 pub mod record;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,6 +45,14 @@ pub enum RunError {
     Data { cell: String, cause: DataError },
     #[error(transparent)]
     StaleTimeout(#[from] StaleTimeoutError),
+    #[error("no sweep matches `{0}` (give a sweep id prefix or name, see `bench list`; register one with `bench run GRID --enqueue`)")]
+    NoSuchSweep(String),
+    #[error("sweep {id} ({name}): its grid {grid} now expands to sweep {now} (another version of mtlbench?); register it again with `bench run {grid} --enqueue`")]
+    SweepChanged { id: String, name: String, grid: String, now: String },
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    #[error("starting worker {index} ({program}): {source}")]
+    Spawn { index: usize, program: String, source: std::io::Error },
 }
 
 /// A grid file's path and text (or the embedded demo grid).
@@ -87,11 +99,31 @@ pub struct RunOptions {
     /// (a run of this host whose process is gone is dead at once); at
     /// least [`claim::MIN_STALE_SECONDS`].
     pub stale_after_seconds: f64,
+    /// libtorch threads of a cell whose grid leaves `train.threads` unset
+    /// (`None`: libtorch's default, the number of cores).
+    pub threads: Option<usize>,
+    /// The host name recorded with each claim (stale runs of this host are
+    /// recognised by their process being gone).
+    pub host: String,
 }
 
 impl RunOptions {
     pub fn new(cache_dir: PathBuf) -> Self {
-        RunOptions { force: false, cache_dir, verbosity: Verbosity::Normal, stale_after_seconds: claim::DEFAULT_STALE_SECONDS }
+        RunOptions {
+            force: false,
+            cache_dir,
+            verbosity: Verbosity::Normal,
+            stale_after_seconds: claim::DEFAULT_STALE_SECONDS,
+            threads: None,
+            host: env::hostname(),
+        }
+    }
+
+    /// The stale timeout, checked (at least [`claim::MIN_STALE_SECONDS`]).
+    fn check(&self) -> Result<(), RunError> {
+        let stale = self.stale_after_seconds;
+        claim::check_stale_seconds(stale, "the stale timeout (RunOptions::stale_after_seconds)", &stale.to_string())?;
+        Ok(())
     }
 }
 
@@ -202,21 +234,27 @@ struct Grid<'a> {
     plan: &'a Plan,
     store: &'a Store,
     opts: &'a RunOptions,
-    host: String,
 }
 
 /// Runs every cell of a plan that is not finished yet.
 pub fn run_plan(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOptions) -> Result<RunSummary, RunError> {
-    let stale = opts.stale_after_seconds;
-    claim::check_stale_seconds(stale, "the stale timeout (RunOptions::stale_after_seconds)", &stale.to_string())?;
+    run_cells(plan, grid, store, opts, None)
+}
+
+/// Runs the cell at position `only` of a plan (or every cell), unless finished.
+pub fn run_cells(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOptions, only: Option<usize>) -> Result<RunSummary, RunError> {
+    opts.check()?;
     store.upsert_sweep(&plan.grid_hash, &plan.name, &grid.path.display().to_string(), &grid.text)?;
-    let mut summary =
-        RunSummary { sweep_id: plan.grid_hash.clone(), sweep_name: plan.name.clone(), cells: plan.cells.len(), ..Default::default() };
+    let cells = if only.is_some() { 1 } else { plan.cells.len() };
+    let mut summary = RunSummary { sweep_id: plan.grid_hash.clone(), sweep_name: plan.name.clone(), cells, ..Default::default() };
     let mut progress = Progress::new(opts.verbosity, plan.cells.len());
     progress.grid_started(&plan.name, store.path());
-    let g = Grid { plan, store, opts, host: env::hostname() };
+    let g = Grid { plan, store, opts };
     let mut datasets = Datasets::default();
     for (i, cell) in plan.cells.iter().enumerate() {
+        if only.is_some_and(|n| n != i) {
+            continue;
+        }
         if interrupt::requested() {
             summary.interrupted = true;
             break;
@@ -237,15 +275,19 @@ fn run_cell(g: &Grid, i: usize, cell: &Cell, data: &Dataset, data_seconds: f64, 
     let cell_key = cell.cell_key(&data.digest);
     g.store.add_sweep_cell(&g.plan.grid_hash, &cell_key, i)?;
     let to_claim = claim::CellToClaim { plan: g.plan, cell, data, cell_key: &cell_key, data_seconds };
-    let policy = claim::ClaimPolicy { force: g.opts.force, stale_after_seconds: g.opts.stale_after_seconds, host: &g.host };
+    let policy = claim::ClaimPolicy { force: g.opts.force, stale_after_seconds: g.opts.stale_after_seconds, host: &g.opts.host };
     let c = claim::claim(g.store, &to_claim, policy)?;
     progress.claimed(&c, cell.config.train.epochs);
-    let claim = match c {
-        Claim::Claimed { claim, .. } => claim,
-        Claim::AlreadyFinished { .. } => return Ok(CellOutcome::Skipped),
-        Claim::Busy { .. } | Claim::LostRace => return Ok(CellOutcome::Busy),
-    };
-    match execute::train_cell(cell, data, g.store, &claim, progress) {
+    match c {
+        Claim::Claimed { claim, .. } => train_claimed(g, cell, data, &claim, progress),
+        Claim::AlreadyFinished { .. } => Ok(CellOutcome::Skipped),
+        Claim::Busy { .. } | Claim::LostRace => Ok(CellOutcome::Busy),
+    }
+}
+
+/// A claimed cell: train -> record (or fail, or keep a lost claim's attempt).
+fn train_claimed(g: &Grid, cell: &Cell, data: &Dataset, claim: &ClaimToken, progress: &mut Progress) -> Result<CellOutcome, RunError> {
+    match execute::train_cell(cell, data, g.store, claim, g.opts.threads, progress) {
         Ok(trained) => {
             let outcome = record::outcome(&trained.result, trained.resources);
             let predictions = record::predictions_file(&trained.result.test_predictions, &data.test);

@@ -20,6 +20,7 @@ mod entries;
 pub mod fixture;
 pub mod fixture_runs;
 mod gates;
+mod queue;
 mod read;
 mod record;
 mod rows;
@@ -37,6 +38,7 @@ pub use rows::{CurveRow, EpochRow, MetricRow, ParamRow, RunRow, SweepRow, TraceR
 pub use gates::GateRow;
 pub use read::TraceStepRow;
 pub use claims::{ClaimToken, IfFinished};
+pub use queue::SweepCellRow;
 pub use entries::{GateWeights, MetricValue, NewEpoch, NewRun, NewTrace, RunOutcome, Split};
 pub use status::{RunStatus, UnknownStatus};
 pub use verdict_rows::VerdictRows;
