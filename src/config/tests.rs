@@ -285,6 +285,7 @@ mod never_panics {
             let _ = plan_grid(&chars.into_iter().collect::<String>(), Path::new("p.toml"));
         }
     }
+}
 
 #[test]
 fn bad_strategy_settings_are_refused_when_the_grid_is_read() {
