@@ -12,10 +12,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "bench", version = mtlbench::env::VERSION, about, long_about)]
 pub struct Cli {
-    /// The experiment database (SQLite). `bench run` creates it when missing;
-    /// the other verbs open only an existing file.
+    /// The experiment database: a SQLite file, or a PostgreSQL URL
+    /// (postgres://user:password@host/db). `bench run` creates a missing
+    /// SQLite file; the other verbs open only an existing one.
     #[arg(long, global = true, default_value = "results/bench.sqlite", env = "MTLBENCH_DB")]
-    pub db: PathBuf,
+    pub db: mtlbench::store::DbLocation,
 
     #[command(subcommand)]
     pub command: Command,
@@ -110,6 +111,18 @@ pub enum Command {
         /// Write the cells, the grid's path and its hash here (JSON).
         #[arg(long)]
         manifest: Option<PathBuf>,
+    },
+    /// Copy finished runs (with their sweeps, metrics and predictions) from
+    /// one database to another: a SQLite file into the team's PostgreSQL
+    /// database, or back. A cell already finished at the destination is
+    /// skipped, so syncing again copies nothing.
+    Sync {
+        /// The database to copy from (a SQLite file or a PostgreSQL URL).
+        #[arg(long)]
+        from: mtlbench::store::DbLocation,
+        /// The database to copy into (a missing SQLite file is created).
+        #[arg(long)]
+        to: mtlbench::store::DbLocation,
     },
     /// List recorded runs (all, or filtered).
     List {

@@ -77,10 +77,9 @@ fn load_member(store: &Store, run: &RunRow) -> Result<PredictionFile, FusionErro
         .predictions_path
         .as_deref()
         .ok_or_else(|| FusionError::Invalid(format!("run {} has no saved test predictions", run.id)))?;
-    let path = store.artifact_dir().join(file);
-    let p = PredictionFile::read(&path)?;
+    let p = store.load_predictions(file)?;
     if p.tasks.is_empty() || p.columns.len() < p.tasks.len() {
-        return Err(FusionError::Invalid(format!("{}: predictions of run {} lack task columns", path.display(), run.id)));
+        return Err(FusionError::Invalid(format!("{}: predictions of run {} lack task columns", store.predictions_place(file), run.id)));
     }
     Ok(p)
 }

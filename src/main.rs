@@ -15,7 +15,7 @@ use mtlbench::run::jobs::HOST_VAR;
 use mtlbench::run::manifest::{self, Manifest};
 use mtlbench::run::worker::WorkerOptions;
 use mtlbench::run::{self, GridSource, Progress, RunOptions, Verbosity};
-use mtlbench::store::{OpenMode, Store};
+use mtlbench::store::{DbLocation, OpenMode, Store};
 
 fn main() {
     mtlbench::env::init_process();
@@ -46,8 +46,8 @@ fn causes_once(e: &anyhow::Error) -> String {
 
 /// Opens the database: `bench run` creates it when missing, every other
 /// verb opens only an existing file.
-fn open_store(db: &Path, mode: OpenMode) -> Result<Store> {
-    Store::open_with(db, mode).with_context(|| format!("opening the database {}", db.display()))
+fn open_store(db: &DbLocation, mode: OpenMode) -> Result<Store> {
+    Store::open_at(db, mode).with_context(|| format!("opening the database {db}"))
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
@@ -70,6 +70,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             cmd_worker(&cli.db, &opts, events)
         }
         Command::Plan { grid, manifest } => cmd_plan(grid.as_deref(), manifest.as_deref()),
+        Command::Sync { from, to } => cmd_sync(&from, &to),
         Command::List { sweep, model, strategy, status, format } => {
             let filter = report::listing::RunFilter { sweep, model, strategy, status };
             cmd_list(&cli.db, &filter, format)
@@ -178,7 +179,7 @@ fn grid_of(grid: Option<&Path>, mode: &RunMode) -> Result<(GridSource, Plan, Opt
     Ok((source, plan, Some(index)))
 }
 
-fn cmd_run(db: &Path, grid: Option<&Path>, force: bool, verbosity: Verbosity, dry_run: bool, mode: RunMode) -> Result<()> {
+fn cmd_run(db: &DbLocation, grid: Option<&Path>, force: bool, verbosity: Verbosity, dry_run: bool, mode: RunMode) -> Result<()> {
     let (source, plan, only) = grid_of(grid, &mode)?;
     let mut opts = run_options(verbosity)?;
     opts.force = force;
@@ -206,7 +207,7 @@ fn cmd_run(db: &Path, grid: Option<&Path>, force: bool, verbosity: Verbosity, dr
                 plan.grid_hash,
                 plan.name,
                 plan.cells.len(),
-                db.display(),
+                db,
                 plan.grid_hash
             );
             return Ok(());
@@ -217,7 +218,7 @@ fn cmd_run(db: &Path, grid: Option<&Path>, force: bool, verbosity: Verbosity, dr
 }
 
 /// The exit of a run or worker: 130 when interrupted, an error when cells failed.
-fn finish(db: &Path, interrupted: bool, failed: &[(String, String)], cells: usize) -> Result<()> {
+fn finish(db: &DbLocation, interrupted: bool, failed: &[(String, String)], cells: usize) -> Result<()> {
     if interrupted {
         eprintln!("interrupted: the running run is marked killed and its cell queued again; run the grid again to resume");
         std::process::exit(run::jobs::INTERRUPTED_EXIT);
@@ -226,12 +227,12 @@ fn finish(db: &Path, interrupted: bool, failed: &[(String, String)], cells: usiz
         for (name, err) in failed {
             eprintln!("  failed: {name}: {err}");
         }
-        bail!("{} of {} cells failed (recorded in {})", failed.len(), cells, db.display());
+        bail!("{} of {} cells failed (recorded in {})", failed.len(), cells, db);
     }
     Ok(())
 }
 
-fn cmd_worker(db: &Path, opts: &WorkerOptions, events: bool) -> Result<()> {
+fn cmd_worker(db: &DbLocation, opts: &WorkerOptions, events: bool) -> Result<()> {
     let store = open_store(db, OpenMode::ReadExisting)?;
     mtlbench::interrupt::install();
     let mut progress = if events { Progress::events(opts.run.verbosity) } else { Progress::new(opts.run.verbosity, 0) };
@@ -253,6 +254,20 @@ fn cmd_worker(db: &Path, opts: &WorkerOptions, events: bool) -> Result<()> {
     finish(db, s.interrupted, &s.failed, s.cells)
 }
 
+fn cmd_sync(from: &DbLocation, to: &DbLocation) -> Result<()> {
+    if from == to {
+        bail!("bench sync: --from and --to are the same database ({from})");
+    }
+    let src = open_store(from, OpenMode::ReadExisting)?;
+    let dst = open_store(to, OpenMode::CreateIfMissing)?;
+    let r = dst.sync_from(&src).with_context(|| format!("copying runs from {from} to {to}"))?;
+    for (id, name, there) in &r.skipped {
+        println!("skipped {id} ({name}): its cell is already finished in {to} as run {there}");
+    }
+    println!("{from} -> {to}: {} runs copied, {} skipped (cell already finished there)", r.copied.len(), r.skipped.len());
+    Ok(())
+}
+
 fn cmd_plan(grid: Option<&Path>, manifest: Option<&Path>) -> Result<()> {
     let source = GridSource::read(grid)?;
     let plan = source.plan()?;
@@ -265,7 +280,7 @@ fn cmd_plan(grid: Option<&Path>, manifest: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn cmd_compare(db: &Path, targets: &[String], format: Format, html: Option<&Path>, no_delong: bool) -> Result<()> {
+fn cmd_compare(db: &DbLocation, targets: &[String], format: Format, html: Option<&Path>, no_delong: bool) -> Result<()> {
     use report::compare as render;
     let store = open_store(db, OpenMode::ReadExisting)?;
     let opts = mtlbench::compare::CompareOptions { delong: !no_delong };
@@ -283,7 +298,7 @@ fn cmd_compare(db: &Path, targets: &[String], format: Format, html: Option<&Path
     Ok(())
 }
 
-fn cmd_leaderboard(db: &Path, sweeps: &[String], task: Option<String>, format: Format) -> Result<()> {
+fn cmd_leaderboard(db: &DbLocation, sweeps: &[String], task: Option<String>, format: Format) -> Result<()> {
     use report::leaderboard as lb;
     let store = open_store(db, OpenMode::ReadExisting)?;
     let what = if sweeps.is_empty() { "the latest sweep".to_string() } else { sweeps.join(" ") };
@@ -297,7 +312,7 @@ fn cmd_leaderboard(db: &Path, sweeps: &[String], task: Option<String>, format: F
     Ok(())
 }
 
-fn cmd_list(db: &Path, filter: &report::listing::RunFilter, format: Format) -> Result<()> {
+fn cmd_list(db: &DbLocation, filter: &report::listing::RunFilter, format: Format) -> Result<()> {
     let store = open_store(db, OpenMode::ReadExisting)?;
     let runs = report::listing::select_runs(&store, filter)?;
     if let Format::Json = format {
@@ -305,7 +320,7 @@ fn cmd_list(db: &Path, filter: &report::listing::RunFilter, format: Format) -> R
         return Ok(());
     }
     if runs.is_empty() && matches!(format, Format::Table) {
-        println!("no runs match in {}; try `bench run`", db.display());
+        println!("no runs match in {}; try `bench run`", db);
         return Ok(());
     }
     let table = report::listing::runs_table(&store, &runs)?;
@@ -322,7 +337,7 @@ fn render_table(t: &report::table::Table, format: Format) -> String {
     }
 }
 
-fn cmd_report(db: &Path, out: &Path, open: bool) -> Result<()> {
+fn cmd_report(db: &DbLocation, out: &Path, open: bool) -> Result<()> {
     let store = open_store(db, OpenMode::ReadExisting)?;
     let r = report::render(&store, out).with_context(|| format!("rendering the report into {}", out.display()))?;
     println!("report: {} ({} chart(s))", r.index.display(), r.charts.len());

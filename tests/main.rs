@@ -9,6 +9,7 @@ mod cli_end_to_end;
 mod grid_errors;
 mod leaderboard;
 mod perf;
+mod postgres;
 mod fusion;
 mod report;
 mod resume;

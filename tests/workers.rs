@@ -10,17 +10,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mtlbench::store::{RunStatus, Store};
+use mtlbench::store::{DbLocation, OpenMode, RunStatus, Store};
 
 use crate::common::*;
 
 /// Four cells of the tiny grid.
-fn grid4() -> String {
+pub fn grid4() -> String {
     TINY_GRID.replace("seeds = [1, 2]", "seeds = [1, 2, 3, 4]")
 }
 
 /// Six cells of a few seconds each: slow enough to kill a worker mid-cell.
-fn slow_grid6() -> String {
+pub fn slow_grid6() -> String {
     TINY_GRID
         .replace("rows = 3000", "rows = 40000")
         .replace("epochs = 2", "epochs = 5")
@@ -30,8 +30,8 @@ fn slow_grid6() -> String {
 
 /// Test metrics of each cell's finished run, by cell name; asserts every
 /// cell is finished exactly once and nothing is left running.
-fn finished_metrics(db: &Path, cells: usize) -> BTreeMap<String, Vec<(String, String, f64)>> {
-    let store = Store::open(db).unwrap();
+pub fn finished_metrics(db: impl Into<DbLocation>, cells: usize) -> BTreeMap<String, Vec<(String, String, f64)>> {
+    let store = Store::open_at(&db.into(), OpenMode::ReadExisting).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     let runs = store.list_runs().unwrap();
     assert!(runs.iter().all(|r| r.status != RunStatus::Running), "a run is left running: {runs:#?}");
@@ -48,18 +48,30 @@ fn finished_metrics(db: &Path, cells: usize) -> BTreeMap<String, Vec<(String, St
 }
 
 /// A single-process `bench run` of `grid` in a fresh folder: the reference.
-fn reference(grid: &str, cells: usize) -> BTreeMap<String, Vec<(String, String, f64)>> {
+pub fn reference(grid: &str, cells: usize) -> BTreeMap<String, Vec<(String, String, f64)>> {
     let dir = tempfile::tempdir().unwrap();
     let g = write(dir.path(), "g.toml", grid);
     let o = bench(dir.path(), &["run", g.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    finished_metrics(&dir.path().join("db.sqlite"), cells)
+    finished_metrics(dir.path().join("db.sqlite"), cells)
 }
 
 fn spawn_worker(dir: &Path, host: &str) -> Child {
+    spawn_worker_on(dir, &dir.join("db.sqlite").display().to_string(), host)
+}
+
+/// A `bench worker` in `dir` (its machine: its own data cache) on database `db`.
+/// The single-process reference of [`slow_grid6`], computed once for the
+/// tests that compare with it.
+pub fn slow_reference() -> &'static BTreeMap<String, Vec<(String, String, f64)>> {
+    static REFERENCE: std::sync::OnceLock<BTreeMap<String, Vec<(String, String, f64)>>> = std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| reference(&slow_grid6(), 6))
+}
+
+pub fn spawn_worker_on(dir: &Path, db: &str, host: &str) -> Child {
     Command::new(bench_bin())
         .current_dir(dir)
-        .env("MTLBENCH_DB", dir.join("db.sqlite"))
+        .env("MTLBENCH_DB", db)
         .env("MTLBENCH_CACHE", dir.join("cache"))
         .env("MTLBENCH_STALE_SECONDS", "30")
         .env("MTLBENCH_HOST", host)
@@ -85,7 +97,7 @@ fn jobs_2_and_jobs_1_give_the_metrics_of_one_process_and_reach_the_predictions()
         assert_eq!(done.len(), 4, "{err}");
         assert!(done.iter().all(|l| l.starts_with("w1 [") || l.starts_with("w2 [")), "{done:?}");
         assert!(stdout(&o).contains("4 cells, 4 trained, 0 already finished"), "{}", stdout(&o));
-        assert_eq!(finished_metrics(&d.join("db.sqlite"), 4), expected, "--jobs {jobs}");
+        assert_eq!(finished_metrics(d.join("db.sqlite"), 4), expected, "--jobs {jobs}");
         // Another process reaches the predictions the workers wrote: DeLong reads them.
         let store = Store::open(&d.join("db.sqlite")).unwrap();
         let ids: Vec<String> = store.list_runs().unwrap().into_iter().map(|r| r.id).collect();
@@ -101,12 +113,13 @@ fn jobs_2_and_jobs_1_give_the_metrics_of_one_process_and_reach_the_predictions()
 }
 
 /// Waits until a run of `host` is training (and has recorded an epoch).
-fn wait_for_running(db: &Path, host: &str) -> String {
+pub fn wait_for_running(db: impl Into<DbLocation>, host: &str) -> String {
+    let db = db.into();
     let t0 = Instant::now();
     loop {
         assert!(t0.elapsed() < Duration::from_secs(180), "no run of {host} started");
         std::thread::sleep(Duration::from_millis(50));
-        let Ok(store) = Store::open(db) else { continue };
+        let Ok(store) = Store::open_at(&db, OpenMode::ReadExisting) else { continue };
         let Ok(runs) = store.list_runs() else { continue };
         let mine = runs.iter().find(|r| r.status == RunStatus::Running && r.host.as_deref() == Some(host));
         if let Some(r) = mine {
@@ -119,7 +132,7 @@ fn wait_for_running(db: &Path, host: &str) -> String {
 
 #[test]
 fn three_workers_drain_a_grid_and_a_killed_workers_cell_is_trained_again_after_its_lease() {
-    let expected = reference(&slow_grid6(), 6);
+    let expected = slow_reference();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let g = write(d, "g.toml", &slow_grid6());
@@ -133,7 +146,7 @@ fn three_workers_drain_a_grid_and_a_killed_workers_cell_is_trained_again_after_i
     let mut doomed = spawn_worker(d, "host-a");
     let b = spawn_worker(d, "host-b");
     let c = spawn_worker(d, "host-c");
-    let lost = wait_for_running(&db, "host-a");
+    let lost = wait_for_running(db.as_path(), "host-a");
     doomed.kill().unwrap(); // SIGKILL in the middle of a cell
     doomed.wait().unwrap();
     let killed_at = Instant::now();
@@ -142,7 +155,7 @@ fn three_workers_drain_a_grid_and_a_killed_workers_cell_is_trained_again_after_i
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert!(killed_at.elapsed() >= Duration::from_secs(25), "the cell was taken over before its lease expired");
-    assert_eq!(finished_metrics(&db, 6), expected);
+    assert_eq!(&finished_metrics(db.as_path(), 6), expected);
     let store = Store::open(&db).unwrap();
     let old = store.find_run(&lost).unwrap();
     assert_eq!(old.status, RunStatus::Killed, "{old:?}");
@@ -176,7 +189,7 @@ fn a_manifest_run_index_by_index_trains_each_cell_once_also_when_an_index_repeat
         let trained = if i == 3 { "0 trained, 1 already finished" } else { "1 trained, 0 already finished" };
         assert!(stdout(&o).contains(&format!("1 cells, {trained}")), "index {index}: {}", stdout(&o));
     }
-    assert_eq!(finished_metrics(&d.join("db.sqlite"), 4), expected);
+    assert_eq!(finished_metrics(d.join("db.sqlite"), 4), expected);
     assert_eq!(Store::open(&d.join("db.sqlite")).unwrap().list_runs().unwrap().len(), 4, "a retried index trained again");
     // Out of range, and a grid edited after planning: refused, naming the manifest.
     let o = bench(d, &["run", "--manifest", "cells.json", "--cell", "4"]);
@@ -204,7 +217,7 @@ fn ctrl_c_of_jobs_stops_every_worker_with_its_run_killed_and_a_rerun_finishes() 
         .spawn()
         .unwrap();
     let host = mtlbench::env::hostname();
-    wait_for_running(&db, &host);
+    wait_for_running(db.as_path(), &host);
     // SAFETY: sending SIGINT to our own child process (the parent only: its workers have their own group).
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
@@ -216,5 +229,5 @@ fn ctrl_c_of_jobs_stops_every_worker_with_its_run_killed_and_a_rerun_finishes() 
     drop(store);
     let o = bench(d, &["run", g.to_str().unwrap(), "--jobs", "2", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    finished_metrics(&db, 6);
+    finished_metrics(db.as_path(), 6);
 }

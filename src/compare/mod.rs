@@ -464,19 +464,18 @@ pub fn build(mode: Mode, groups: &[Vec<RunData>], delong: &BTreeMap<(usize, Stri
 fn load_predictions(store: &Store, r: &RunData) -> Result<PredictionFile> {
     let err = |message: String| CompareError::Predictions { id: r.id.clone(), message };
     let file = r.predictions_path.as_deref().ok_or_else(|| err("no saved test predictions; pass --no-delong".into()))?;
-    let path = store.artifact_dir().join(file);
-    let p = PredictionFile::read(&path)?;
+    let place = store.predictions_place(file);
+    let p = store.load_predictions(file)?;
     for ((task, metric), &stored) in &r.test {
         if metric != "auc" {
             continue;
         }
-        let labels = task_labels(&p, task).ok_or_else(|| err(format!("{}: no labels for task {task}", path.display())))?;
-        let scores = task_scores(&p, task).ok_or_else(|| err(format!("{}: no score column for task {task}", path.display())))?;
+        let labels = task_labels(&p, task).ok_or_else(|| err(format!("{place}: no labels for task {task}")))?;
+        let scores = task_scores(&p, task).ok_or_else(|| err(format!("{place}: no score column for task {task}")))?;
         let recomputed = auc(&labels, scores);
         if recomputed.is_none_or(|a| (a - stored).abs() > AUC_MATCH_TOL) {
             return Err(err(format!(
-                "{} does not match the run: task {task} AUC {} from the file vs {stored:.6} recorded",
-                path.display(),
+                "{place} does not match the run: task {task} AUC {} from the file vs {stored:.6} recorded",
                 recomputed.map_or("undefined".into(), |a| format!("{a:.6}"))
             )));
         }

@@ -157,7 +157,7 @@ fn render_to(env: &minijinja::Environment, name: &str, ctx: impl Serialize, path
 pub fn render(store: &Store, out_dir: &Path) -> Result<Rendered, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let env = templates()?;
-    let meta = PageMeta { generated_at: crate::store::now(), db_path: store.path().display().to_string(), version: env!("CARGO_PKG_VERSION") };
+    let meta = PageMeta { generated_at: crate::store::now(), db_path: store.location().to_string(), version: env!("CARGO_PKG_VERSION") };
     let mut charts = Vec::new();
     let mut pages = Vec::new();
     let mut sweeps = Vec::new();

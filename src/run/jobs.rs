@@ -67,7 +67,7 @@ pub fn run_jobs(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOptions
         "grid {}: {} cells ({finished} finished), {n} workers x {threads} libtorch threads (unless the grid sets train.threads), database {}",
         plan.name,
         plan.cells.len(),
-        store.path().display()
+        store.location()
     ));
     let (tx, rx) = mpsc::channel();
     let mut children = Vec::with_capacity(n);
@@ -132,7 +132,7 @@ fn relay(rx: &mpsc::Receiver<(usize, WorkerEvent)>, children: &[Child], summary:
 /// Starts one worker on the sweep, in a process group of its own.
 fn spawn(program: &Path, store: &Store, sweep: &str, opts: &RunOptions, threads: usize) -> std::io::Result<Child> {
     let mut cmd = Command::new(program);
-    cmd.arg("--db").arg(store.path()).args(["worker", "--sweep", sweep, "--events", "--threads", &threads.to_string()]);
+    cmd.env("MTLBENCH_DB", store.location().as_arg()).args(["worker", "--sweep", sweep, "--events", "--threads", &threads.to_string()]);
     match opts.verbosity {
         Verbosity::Quiet => cmd.arg("--quiet"),
         Verbosity::Verbose => cmd.arg("--verbose"),

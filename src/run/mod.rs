@@ -248,7 +248,7 @@ pub fn run_cells(plan: &Plan, grid: &GridSource, store: &Store, opts: &RunOption
     let cells = if only.is_some() { 1 } else { plan.cells.len() };
     let mut summary = RunSummary { sweep_id: plan.grid_hash.clone(), sweep_name: plan.name.clone(), cells, ..Default::default() };
     let mut progress = Progress::new(opts.verbosity, plan.cells.len());
-    progress.grid_started(&plan.name, store.path());
+    progress.grid_started(&plan.name, store.location());
     let g = Grid { plan, store, opts };
     let mut datasets = Datasets::default();
     for (i, cell) in plan.cells.iter().enumerate() {

@@ -212,8 +212,8 @@ impl Progress {
         self.say(Verbosity::Quiet, &format!("warning: {line}"));
     }
 
-    pub fn grid_started(&self, name: &str, db: &std::path::Path) {
-        self.say(Verbosity::Normal, &format!("grid {name}: {} cells, database {}", self.total, db.display()));
+    pub fn grid_started(&self, name: &str, db: &crate::store::DbLocation) {
+        self.say(Verbosity::Normal, &format!("grid {name}: {} cells, database {db}", self.total));
     }
 
     pub fn data_loaded(&self, ds: &Dataset, seconds: f64) {

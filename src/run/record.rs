@@ -124,18 +124,20 @@ pub enum Finished {
     Superseded { reason: String },
 }
 
-/// Finishes a claimed run: writes its test predictions next to the
-/// database, then its outcome and status `finished` in one transaction. A
+/// Finishes a claimed run: saves its test predictions where the store
+/// keeps them (next to a SQLite file, in a PostgreSQL database), then its outcome and status `finished` in one transaction. A
 /// prediction file that cannot be written fails the run (and is returned
 /// as the error): a finished run always has its predictions.
 pub fn finish(store: &Store, claim: &ClaimToken, outcome: &RunOutcome, predictions: &PredictionFile) -> Result<Finished, StoreError> {
-    let file = format!("{}.bin", claim.run_id);
-    if let Err(e) = predictions.write(&store.artifact_dir().join(&file)) {
-        return match store.fail_run(claim, RunStatus::Failed, &e.to_string()) {
-            Ok(()) | Err(StoreError::ClaimLost { .. }) => Err(e),
-            Err(other) => Err(other),
-        };
-    }
+    let file = match store.save_predictions(&claim.run_id, predictions) {
+        Ok(name) => name,
+        Err(e) => {
+            return match store.fail_run(claim, RunStatus::Failed, &e.to_string()) {
+                Ok(()) | Err(StoreError::ClaimLost { .. }) => Err(e),
+                Err(other) => Err(other),
+            }
+        }
+    };
     match store.finish_run(claim, outcome, Some(&file)) {
         Ok(()) => Ok(Finished::Recorded),
         Err(lost @ StoreError::ClaimLost { .. }) => {

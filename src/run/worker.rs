@@ -113,7 +113,7 @@ impl Worker<'_> {
             if !self.plans.contains_key(&sweep.id) {
                 let plan = plan_of(&sweep)?;
                 progress.set_total(plan.cells.len());
-                progress.grid_started(&plan.name, self.store.path());
+                progress.grid_started(&plan.name, self.store.location());
                 self.plans.insert(sweep.id.clone(), plan);
             }
             for registered in self.store.sweep_cells(&sweep.id)? {

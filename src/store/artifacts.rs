@@ -1,5 +1,6 @@
-//! Saved test predictions: a compact little-endian binary file per run,
-//! referenced from the store. It carries the users and labels of the rows so
+//! Saved test predictions: a compact little-endian binary format, one per
+//! run, referenced from the store (a file next to a SQLite database, a row
+//! of a PostgreSQL database: `predictions.rs`). It carries the users and labels of the rows so
 //! that statistics (DeLong) and fusion can check they compare the same rows.
 //!
 //! Layout: b"MTLPRED1", u64 rows, u32 columns, u32 tasks; per task a
@@ -26,8 +27,8 @@ pub struct PredictionFile {
     pub columns: Vec<(String, Vec<f32>)>,
 }
 
-fn err(path: &Path, message: impl Into<String>) -> StoreError {
-    StoreError::Artifact { path: path.to_path_buf(), message: message.into() }
+fn err(place: impl std::fmt::Display, message: impl Into<String>) -> StoreError {
+    StoreError::Artifact { place: place.to_string(), message: message.into() }
 }
 
 fn put_name(buf: &mut Vec<u8>, s: &str) {
@@ -49,8 +50,8 @@ impl PredictionFile {
         h.finalize().to_hex()[..16].to_string()
     }
 
-    /// Writes atomically (temp file + rename).
-    pub fn write(&self, path: &Path) -> Result<(), StoreError> {
+    /// The bytes of the format (see the module header).
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(16 + self.rows * (8 + 4 * (self.tasks.len() + self.columns.len())));
         buf.extend(MAGIC);
         buf.extend((self.rows as u64).to_le_bytes());
@@ -73,19 +74,31 @@ impl PredictionFile {
                 buf.extend(v.to_le_bytes());
             }
         }
+        buf
+    }
+
+    /// Writes atomically (temp file + rename).
+    pub fn write(&self, path: &Path) -> Result<(), StoreError> {
+        let buf = self.to_bytes();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| err(path, e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| err(path.display(), e.to_string()))?;
         }
         let tmp = PathBuf::from(format!("{}.tmp{}", path.display(), std::process::id()));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| err(&tmp, e.to_string()))?;
-        f.write_all(&buf).and_then(|_| f.sync_all()).map_err(|e| err(&tmp, e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(path, e.to_string()))
+        let mut f = std::fs::File::create(&tmp).map_err(|e| err(tmp.display(), e.to_string()))?;
+        f.write_all(&buf).and_then(|_| f.sync_all()).map_err(|e| err(tmp.display(), e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(path.display(), e.to_string()))
     }
 
     pub fn read(path: &Path) -> Result<PredictionFile, StoreError> {
         let mut bytes = Vec::new();
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| err(path, e.to_string()))?;
-        let mut r = Reader { b: &bytes, pos: 0, path };
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| err(path.display(), e.to_string()))?;
+        PredictionFile::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Parses the format; `place` names where the bytes came from in errors.
+    pub fn from_bytes(bytes: &[u8], place: &str) -> Result<PredictionFile, StoreError> {
+        let path = place;
+        let mut r = Reader { b: bytes, pos: 0, path };
         if r.take(8)? != MAGIC {
             return Err(err(path, "not an mtlbench predictions file (bad magic)"));
         }
@@ -111,7 +124,7 @@ impl PredictionFile {
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
-    path: &'a Path,
+    path: &'a str,
 }
 
 impl<'a> Reader<'a> {

@@ -11,8 +11,20 @@
 //! returns [`StoreError::ClaimLost`]. The token, not the run id, is what a
 //! writer holds, so a run claimed again (a requeued cell) fences out its
 //! earlier holder too.
+//!
+//! The transactions that change which run of a cell is running or
+//! finished (a claim, a finish) begin with [`lock_cell`]: `BEGIN IMMEDIATE`
+//! on SQLite (one writer at a time, taken before the first read), a
+//! transaction-scoped advisory lock on the cell on PostgreSQL. Without it,
+//! PostgreSQL's READ COMMITTED would let a claim that waited on the unique
+//! index of a finishing run pass once that run is no longer `running`, and
+//! train a finished cell again. The lock serialises only transactions of
+//! the same cell; the claim itself stays the unique-index INSERT on both
+//! databases (there is no queue row to `SELECT ... FOR UPDATE SKIP LOCKED`).
 
-use super::{now, q, NewRun, Result, RunRow, RunStatus, Store, StoreError};
+use sqlx::any::Any;
+
+use super::{now, q, Dialect, NewRun, Result, RunRow, RunStatus, Store, StoreError};
 
 /// A claim held on a run: the run's id and the token its writes are fenced by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +49,7 @@ impl Store {
         self.rt
             .block_on(
                 sqlx::query(
-                    "INSERT INTO sweeps (id, name, grid_path, grid_toml, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                    "INSERT INTO sweeps (id, name, grid_path, grid_toml, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at, grid_path = excluded.grid_path",
                 )
                 .bind(id)
@@ -55,7 +67,7 @@ impl Store {
     pub fn add_sweep_cell(&self, sweep_id: &str, cell_key: &str, position: usize) -> Result<()> {
         self.rt
             .block_on(
-                sqlx::query("INSERT OR IGNORE INTO sweep_cells (sweep_id, cell_key, position) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO sweep_cells (sweep_id, cell_key, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(sweep_id)
                     .bind(cell_key)
                     .bind(position as i64)
@@ -69,7 +81,7 @@ impl Store {
     pub fn finished_run_for_cell(&self, cell_key: &str) -> Result<Option<RunRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE cell_key = ? AND status = ?")
+                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE cell_key = $1 AND status = $2")
                     .bind(cell_key)
                     .bind(RunStatus::Finished)
                     .fetch_optional(&self.pool),
@@ -81,7 +93,7 @@ impl Store {
     pub fn running_run_for_cell(&self, cell_key: &str) -> Result<Option<RunRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE cell_key = ? AND status = ?")
+                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE cell_key = $1 AND status = $2")
                     .bind(cell_key)
                     .bind(RunStatus::Running)
                     .fetch_optional(&self.pool),
@@ -96,12 +108,12 @@ impl Store {
     pub fn start_run(&self, r: &NewRun, if_finished: IfFinished) -> Result<Option<ClaimToken>> {
         let claim = ClaimToken { run_id: r.id.to_string(), token: format!("{:032x}", rand::random::<u128>()) };
         let res = self.rt.block_on(async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_cell(r.cell_key).await?;
             if !insert_run(&mut tx, r, &claim.token, if_finished).await? {
                 return Ok(false);
             }
             for (k, v) in r.params {
-                sqlx::query("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO params (run_id, key, value) VALUES ($1, $2, $3)")
                     .bind(r.id)
                     .bind(k)
                     .bind(v)
@@ -136,8 +148,8 @@ impl Store {
             .rt
             .block_on(
                 sqlx::query(
-                    "UPDATE runs SET status = ?, error = ?, finished_at = ?
-                     WHERE id = ? AND status = ? AND claim_token IS ? AND heartbeat_at IS ?",
+                    "UPDATE runs SET status = $1, error = $2, finished_at = $3
+                     WHERE id = $4 AND status = $5 AND claim_token IS NOT DISTINCT FROM $6 AND heartbeat_at IS NOT DISTINCT FROM $7",
                 )
                 .bind(RunStatus::Killed)
                 .bind(reason)
@@ -156,7 +168,7 @@ impl Store {
     /// [`StoreError::ClaimLost`] (and no change) when the claim is not held.
     pub fn fail_run(&self, claim: &ClaimToken, status: RunStatus, error: &str) -> Result<()> {
         let held = self.rt.block_on(async {
-            let r = sqlx::query("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND claim_token = ? AND status = ?")
+            let r = sqlx::query("UPDATE runs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND claim_token = $5 AND status = $6")
                 .bind(status)
                 .bind(error)
                 .bind(now())
@@ -176,7 +188,7 @@ impl Store {
         if held.map_err(q(what))? {
             return Ok(());
         }
-        let row = self.rt.block_on(sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE id = ?").bind(&claim.run_id).fetch_optional(&self.pool));
+        let row = self.rt.block_on(sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE id = $1").bind(&claim.run_id).fetch_optional(&self.pool));
         let now = match row.map_err(q(what))? {
             None => "gone".to_string(),
             Some(r) if r.claim_token.as_deref() != Some(claim.token.as_str()) => format!("{}, claimed by another attempt", r.status),
@@ -189,10 +201,40 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Begins a transaction that changes a cell's running or finished run,
+    /// holding the cell's lock (see the module header) until it ends.
+    pub(super) async fn begin_cell(&self, cell_key: &str) -> sqlx::Result<sqlx::Transaction<'static, Any>> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                lock_cell(&mut *tx, cell_key).await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// [`Store::begin_cell`] for the cell of run `run_id`.
+    pub(super) async fn begin_run_cell(&self, run_id: &str) -> sqlx::Result<sqlx::Transaction<'static, Any>> {
+        let cell: Option<String> =
+            sqlx::query_scalar("SELECT cell_key FROM runs WHERE id = $1").bind(run_id).fetch_optional(&self.pool).await?;
+        self.begin_cell(cell.as_deref().unwrap_or("")).await
+    }
+}
+
+/// Takes PostgreSQL's advisory lock of a cell for the rest of the
+/// transaction (a 64-bit hash of the key: two cells that share a hash only
+/// wait on each other).
+async fn lock_cell(conn: &mut sqlx::AnyConnection, cell_key: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS locked").bind(cell_key).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Refreshes the heartbeat of a run only while `claim` holds it: the fence
 /// every write of a claimed run begins with, in the write's transaction.
-pub(super) async fn fence(conn: &mut sqlx::SqliteConnection, claim: &ClaimToken) -> sqlx::Result<bool> {
-    let r = sqlx::query("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND claim_token = ? AND status = ?")
+pub(super) async fn fence(conn: &mut sqlx::AnyConnection, claim: &ClaimToken) -> sqlx::Result<bool> {
+    let r = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND claim_token = $3 AND status = $4")
         .bind(now())
         .bind(&claim.run_id)
         .bind(&claim.token)
@@ -204,14 +246,14 @@ pub(super) async fn fence(conn: &mut sqlx::SqliteConnection, claim: &ClaimToken)
 
 /// Inserts the claimed run; false when the cell is finished and
 /// `if_finished` refuses (the check and the insert are one statement).
-async fn insert_run(tx: &mut sqlx::SqliteConnection, r: &NewRun<'_>, token: &str, if_finished: IfFinished) -> sqlx::Result<bool> {
+async fn insert_run(tx: &mut sqlx::AnyConnection, r: &NewRun<'_>, token: &str, if_finished: IfFinished) -> sqlx::Result<bool> {
     let t = now();
     let res = sqlx::query(
         "INSERT INTO runs (id, sweep_id, name, model, strategy, seed, config_hash, cell_key, dataset_name,
             dataset_digest, config_json, status, created_at, started_at, heartbeat_at, env_json,
             pid, host, data_seconds, claim_token, pid_start)
-         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-         WHERE ? OR NOT EXISTS (SELECT 1 FROM runs WHERE cell_key = ? AND status = ?)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
+         WHERE $22 OR NOT EXISTS (SELECT 1 FROM runs WHERE cell_key = $23 AND status = $24)",
     )
     .bind(r.id)
     .bind(r.sweep_id)

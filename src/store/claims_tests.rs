@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::pg_testing::on_each_database;
 use super::*;
 
 pub(super) fn new_run<'a>(id: &'a str, cell_key: &'a str) -> NewRun<'a> {
@@ -42,10 +43,6 @@ pub(super) fn claimed(store: &Store, id: &str) -> ClaimToken {
     claim
 }
 
-fn open(dir: &Path) -> Store {
-    Store::open(&dir.join("db.sqlite")).unwrap()
-}
-
 fn outcome(auc: f64) -> RunOutcome {
     let metrics = vec![MetricValue { split: Split::Test, task: "click".into(), metric: "auc".into(), value: auc }];
     RunOutcome { metrics, n_params: 3, best_epoch: 1, epochs_run: 1, ..Default::default() }
@@ -65,103 +62,103 @@ fn is_lost(r: Result<()>) -> bool {
 
 #[test]
 fn a_stale_run_is_marked_once_and_its_holder_can_no_longer_end_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let claim = claimed(&store, "a1");
-    let running = store.running_run_for_cell("k").unwrap().unwrap();
-    assert_eq!((running.status, running.pid_start), (RunStatus::Running, Some(7)));
-    assert!(store.mark_stale(&running, "stale: gone").unwrap());
-    assert!(!store.mark_stale(&running, "again").unwrap(), "only a running run is marked stale");
-    let e = store.fail_run(&claim, RunStatus::Failed, "diverged").unwrap_err();
-    assert_eq!(e.to_string(), "run a1 no longer holds its claim on the cell (the run is now killed: stale: gone)");
-    let run = row(&store, "a1");
-    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Killed, Some("stale: gone")));
+    on_each_database("a_stale_run_is_marked_once_and_its_holder_can_no_longer_end_it", |store| {
+        let claim = claimed(store, "a1");
+        let running = store.running_run_for_cell("k").unwrap().unwrap();
+        assert_eq!((running.status, running.pid_start), (RunStatus::Running, Some(7)));
+        assert!(store.mark_stale(&running, "stale: gone").unwrap());
+        assert!(!store.mark_stale(&running, "again").unwrap(), "only a running run is marked stale");
+        let e = store.fail_run(&claim, RunStatus::Failed, "diverged").unwrap_err();
+        assert_eq!(e.to_string(), "run a1 no longer holds its claim on the cell (the run is now killed: stale: gone)");
+        let run = row(store, "a1");
+        assert_eq!((run.status, run.error.as_deref()), (RunStatus::Killed, Some("stale: gone")));
+    });
 }
 
 #[test]
 fn a_run_that_beat_after_it_was_read_is_not_marked_stale() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let claim = claimed(&store, "a1");
-    let read = store.running_run_for_cell("k").unwrap().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    store.heartbeat(&claim).unwrap();
-    assert!(!store.mark_stale(&read, "stale: no heartbeat for 700s").unwrap());
-    assert_eq!(row(&store, "a1").status, RunStatus::Running);
+    on_each_database("a_run_that_beat_after_it_was_read_is_not_marked_stale", |store| {
+        let claim = claimed(store, "a1");
+        let read = store.running_run_for_cell("k").unwrap().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store.heartbeat(&claim).unwrap();
+        assert!(!store.mark_stale(&read, "stale: no heartbeat for 700s").unwrap());
+        assert_eq!(row(store, "a1").status, RunStatus::Running);
+    });
 }
 
 #[test]
 fn a_lost_claim_writes_nothing_and_is_kept_as_a_superseded_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let a = claimed(&store, "a1");
-    store.record_epoch(&a, &epoch(1)).unwrap();
-    // Another process takes the cell over.
-    assert!(store.mark_stale(&store.running_run_for_cell("k").unwrap().unwrap(), "stale: no heartbeat for 40s").unwrap());
-    let b = store.start_run(&new_run("b2", "k"), IfFinished::Refuse).unwrap().unwrap();
-    // Every write of the first holder is refused and changes nothing.
-    assert!(is_lost(store.heartbeat(&a)));
-    assert!(is_lost(store.record_epoch(&a, &epoch(2))));
-    let trace = NewTrace { step: 1, epoch: 1, terms: vec!["t".into()], weights: vec![1.0], losses: vec![0.1], grad_norms: vec![1.0], cosines: vec![], conflict_rate: 0.0 };
-    assert!(is_lost(store.record_trace(&a, &trace)));
-    assert!(is_lost(store.finish_run(&a, &outcome(0.9), Some("a1.bin"))));
-    assert_eq!(store.epochs("a1").unwrap().len(), 1);
-    assert!(store.traces("a1").unwrap().is_empty() && store.metrics("a1").unwrap().is_empty());
-    assert_eq!(row(&store, "a1").status, RunStatus::Killed);
-    // A forged token of the new holder's run is refused too.
-    let forged = ClaimToken { run_id: "b2".into(), token: a.token.clone() };
-    assert!(is_lost(store.heartbeat(&forged)));
-    store.finish_run(&b, &outcome(0.7), Some("b2.bin")).unwrap();
-    // The first holder keeps its result, visibly, as a superseded attempt.
-    assert!(store.supersede_attempt(&a, Some(&outcome(0.9)), Some("a1.bin"), "superseded: lost").unwrap());
-    assert!(!store.supersede_attempt(&a, None, None, "again").unwrap(), "only once");
-    let old = row(&store, "a1");
-    assert_eq!((old.status, old.superseded_by.as_deref(), old.error.as_deref()), (RunStatus::Superseded, Some("b2"), Some("superseded: lost")));
-    assert_eq!(store.metrics("a1").unwrap()[0].value, 0.9);
-    assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("b2".into()));
-    assert_eq!(store.metrics("b2").unwrap()[0].value, 0.7);
+    on_each_database("a_lost_claim_writes_nothing_and_is_kept_as_a_superseded_attempt", |store| {
+        let a = claimed(store, "a1");
+        store.record_epoch(&a, &epoch(1)).unwrap();
+        // Another process takes the cell over.
+        assert!(store.mark_stale(&store.running_run_for_cell("k").unwrap().unwrap(), "stale: no heartbeat for 40s").unwrap());
+        let b = store.start_run(&new_run("b2", "k"), IfFinished::Refuse).unwrap().unwrap();
+        // Every write of the first holder is refused and changes nothing.
+        assert!(is_lost(store.heartbeat(&a)));
+        assert!(is_lost(store.record_epoch(&a, &epoch(2))));
+        let trace = NewTrace { step: 1, epoch: 1, terms: vec!["t".into()], weights: vec![1.0], losses: vec![0.1], grad_norms: vec![1.0], cosines: vec![], conflict_rate: 0.0 };
+        assert!(is_lost(store.record_trace(&a, &trace)));
+        assert!(is_lost(store.finish_run(&a, &outcome(0.9), Some("a1.bin"))));
+        assert_eq!(store.epochs("a1").unwrap().len(), 1);
+        assert!(store.traces("a1").unwrap().is_empty() && store.metrics("a1").unwrap().is_empty());
+        assert_eq!(row(store, "a1").status, RunStatus::Killed);
+        // A forged token of the new holder's run is refused too.
+        let forged = ClaimToken { run_id: "b2".into(), token: a.token.clone() };
+        assert!(is_lost(store.heartbeat(&forged)));
+        store.finish_run(&b, &outcome(0.7), Some("b2.bin")).unwrap();
+        // The first holder keeps its result, visibly, as a superseded attempt.
+        assert!(store.supersede_attempt(&a, Some(&outcome(0.9)), Some("a1.bin"), "superseded: lost").unwrap());
+        assert!(!store.supersede_attempt(&a, None, None, "again").unwrap(), "only once");
+        let old = row(store, "a1");
+        assert_eq!((old.status, old.superseded_by.as_deref(), old.error.as_deref()), (RunStatus::Superseded, Some("b2"), Some("superseded: lost")));
+        assert_eq!(store.metrics("a1").unwrap()[0].value, 0.9);
+        assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("b2".into()));
+        assert_eq!(store.metrics("b2").unwrap()[0].value, 0.7);
+    });
 }
 
 #[test]
 fn a_forced_rerun_leaves_the_finished_run_the_result_until_it_finishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let a = claimed(&store, "a1");
-    store.finish_run(&a, &outcome(0.6), Some("a1.bin")).unwrap();
-    assert_eq!(store.start_run(&new_run("b2", "k"), IfFinished::Refuse).unwrap(), None, "a finished cell is not claimed");
-    let b = store.start_run(&new_run("b2", "k"), IfFinished::Rerun).unwrap().unwrap();
-    assert_eq!(store.start_run(&new_run("c3", "k"), IfFinished::Rerun).unwrap(), None, "one rerun at a time");
-    // While the rerun trains (or after it died), the old run is the cell's result.
-    assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("a1".into()));
-    assert_eq!(store.running_run_for_cell("k").unwrap().map(|r| r.id), Some("b2".into()));
-    store.finish_run(&b, &outcome(0.65), Some("b2.bin")).unwrap();
-    let old = row(&store, "a1");
-    assert_eq!((old.status, old.superseded_by.as_deref()), (RunStatus::Superseded, Some("b2")));
-    assert_eq!(old.error.as_deref(), Some("superseded by run b2, a forced rerun"));
-    assert_eq!(store.metrics("a1").unwrap()[0].value, 0.6, "the old run keeps its metrics");
-    assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("b2".into()));
+    on_each_database("a_forced_rerun_leaves_the_finished_run_the_result_until_it_finishes", |store| {
+        let a = claimed(store, "a1");
+        store.finish_run(&a, &outcome(0.6), Some("a1.bin")).unwrap();
+        assert_eq!(store.start_run(&new_run("b2", "k"), IfFinished::Refuse).unwrap(), None, "a finished cell is not claimed");
+        let b = store.start_run(&new_run("b2", "k"), IfFinished::Rerun).unwrap().unwrap();
+        assert_eq!(store.start_run(&new_run("c3", "k"), IfFinished::Rerun).unwrap(), None, "one rerun at a time");
+        // While the rerun trains (or after it died), the old run is the cell's result.
+        assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("a1".into()));
+        assert_eq!(store.running_run_for_cell("k").unwrap().map(|r| r.id), Some("b2".into()));
+        store.finish_run(&b, &outcome(0.65), Some("b2.bin")).unwrap();
+        let old = row(store, "a1");
+        assert_eq!((old.status, old.superseded_by.as_deref()), (RunStatus::Superseded, Some("b2")));
+        assert_eq!(old.error.as_deref(), Some("superseded by run b2, a forced rerun"));
+        assert_eq!(store.metrics("a1").unwrap()[0].value, 0.6, "the old run keeps its metrics");
+        assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("b2".into()));
+    });
 }
 
 #[test]
 fn run_ids_are_found_by_exact_hex_prefix_never_by_pattern() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    store.upsert_sweep("s", "s", "g.toml", "").unwrap();
-    for (id, cell) in [("abc123", "k1"), ("abd456", "k2"), ("d075a0", "k3")] {
-        store.start_run(&new_run(id, cell), IfFinished::Refuse).unwrap().unwrap();
-    }
-    for bad in ["", "%", "_", "d%75a", "ab_", "a%", "g", "abc 1", "0x1"] {
-        let e = store.find_run(bad).unwrap_err();
-        assert!(matches!(e, StoreError::BadRunId(_)), "{bad:?}: {e}");
-        assert!(e.to_string().contains("hex digits"), "{e}");
-    }
-    assert_eq!(row(&store, "abc").id, "abc123");
-    assert_eq!(row(&store, "ABC1").id, "abc123", "hex in upper case is hex");
-    assert_eq!(row(&store, "d075a0").id, "d075a0");
-    assert!(matches!(store.find_run("abe"), Err(StoreError::NoSuchRun(_))));
-    assert!(matches!(store.find_run("abc1234"), Err(StoreError::NoSuchRun(_))));
-    let e = store.find_run("ab").unwrap_err().to_string();
-    assert!(e.contains("abc123 (n, running)") && e.contains("abd456 (n, running)") && !e.contains("d075a0"), "{e}");
+    on_each_database("run_ids_are_found_by_exact_hex_prefix_never_by_pattern", |store| {
+        store.upsert_sweep("s", "s", "g.toml", "").unwrap();
+        for (id, cell) in [("abc123", "k1"), ("abd456", "k2"), ("d075a0", "k3")] {
+            store.start_run(&new_run(id, cell), IfFinished::Refuse).unwrap().unwrap();
+        }
+        for bad in ["", "%", "_", "d%75a", "ab_", "a%", "g", "abc 1", "0x1"] {
+            let e = store.find_run(bad).unwrap_err();
+            assert!(matches!(e, StoreError::BadRunId(_)), "{bad:?}: {e}");
+            assert!(e.to_string().contains("hex digits"), "{e}");
+        }
+        assert_eq!(row(store, "abc").id, "abc123");
+        assert_eq!(row(store, "ABC1").id, "abc123", "hex in upper case is hex");
+        assert_eq!(row(store, "d075a0").id, "d075a0");
+        assert!(matches!(store.find_run("abe"), Err(StoreError::NoSuchRun(_))));
+        assert!(matches!(store.find_run("abc1234"), Err(StoreError::NoSuchRun(_))));
+        let e = store.find_run("ab").unwrap_err().to_string();
+        assert!(e.contains("abc123 (n, running)") && e.contains("abd456 (n, running)") && !e.contains("d075a0"), "{e}");
+    });
 }
 
 #[test]

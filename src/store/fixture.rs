@@ -6,7 +6,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{now, q, Result, RunStatus, Store};
 
@@ -61,8 +61,8 @@ impl FixtureRun<'_> {
     }
 }
 
-async fn insert_sweep(tx: &mut SqliteConnection, id: &str, name: &str, t: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO sweeps (id, name, grid_path, grid_toml, created_at, updated_at) VALUES (?, ?, 'fixture.toml', '', ?, ?)")
+async fn insert_sweep(tx: &mut AnyConnection, id: &str, name: &str, t: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO sweeps (id, name, grid_path, grid_toml, created_at, updated_at) VALUES ($1, $2, 'fixture.toml', '', $3, $4)")
         .bind(id)
         .bind(name)
         .bind(t)
@@ -73,8 +73,8 @@ async fn insert_sweep(tx: &mut SqliteConnection, id: &str, name: &str, t: &str) 
 }
 
 /// The run row, its sweep cell and its params.
-async fn insert_run(tx: &mut SqliteConnection, r: &FixtureRun<'_>, pos: i64, spec: &FixtureSpec, t: &str, rng: &mut ChaCha8Rng) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO sweep_cells (sweep_id, cell_key, position) VALUES (?, ?, ?)")
+async fn insert_run(tx: &mut AnyConnection, r: &FixtureRun<'_>, pos: i64, spec: &FixtureSpec, t: &str, rng: &mut ChaCha8Rng) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO sweep_cells (sweep_id, cell_key, position) VALUES ($1, $2, $3)")
         .bind(r.sweep_id)
         .bind(&r.cell_key)
         .bind(pos)
@@ -85,8 +85,8 @@ async fn insert_run(tx: &mut SqliteConnection, r: &FixtureRun<'_>, pos: i64, spe
             dataset_digest, config_json, status, created_at, started_at, finished_at, heartbeat_at, env_json,
             n_params, best_epoch, epochs_run, train_seconds, test_seconds, predictions_path, pid, host,
             data_seconds, peak_rss_mib, samples_per_second)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'fixture (synthetic)', 'd1g3st', '{}', ?, ?, ?, ?, ?,
-            '{\"hostname\":\"fixture\",\"cores\":2}', 1000, ?, ?, ?, 0.5, NULL, 1, 'fixture', 0.1, 200.0, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'fixture (synthetic)', 'd1g3st', '{}', $9, $10, $11, $12, $13,
+            '{\"hostname\":\"fixture\",\"cores\":2}', 1000, $14, $15, $16, 0.5, NULL, 1, 'fixture', 0.1, 200.0, $17)",
     )
     .bind(&r.id)
     .bind(r.sweep_id)
@@ -107,7 +107,7 @@ async fn insert_run(tx: &mut SqliteConnection, r: &FixtureRun<'_>, pos: i64, spe
     .bind(rng.gen_range(10_000.0..50_000.0))
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO params (run_id, key, value) VALUES (?, 'model.kind', ?), (?, 'strategy.kind', ?), (?, 'data.tasks', ?)")
+    sqlx::query("INSERT INTO params (run_id, key, value) VALUES ($1, 'model.kind', $2), ($3, 'strategy.kind', $4), ($5, 'data.tasks', $6)")
         .bind(&r.id)
         .bind(r.model)
         .bind(&r.id)
@@ -120,14 +120,14 @@ async fn insert_run(tx: &mut SqliteConnection, r: &FixtureRun<'_>, pos: i64, spe
 }
 
 /// Final metrics, curves and traces of one task of a run.
-async fn insert_task(tx: &mut SqliteConnection, r: &FixtureRun<'_>, ti: usize, task: &str, spec: &FixtureSpec, rng: &mut ChaCha8Rng) -> sqlx::Result<()> {
+async fn insert_task(tx: &mut AnyConnection, r: &FixtureRun<'_>, ti: usize, task: &str, spec: &FixtureSpec, rng: &mut ChaCha8Rng) -> sqlx::Result<()> {
     let base = r.base();
     for (split, metric, v) in [
         ("test", "auc", base + 0.02 * ti as f64 + rng.gen_range(-0.01..0.01)),
         ("test", "logloss", 0.2 + rng.gen_range(0.0..0.05)),
         ("valid", "auc", base + rng.gen_range(-0.01..0.01)),
     ] {
-        sqlx::query("INSERT INTO metrics (run_id, split, task, metric, value) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO metrics (run_id, split, task, metric, value) VALUES ($1, $2, $3, $4, $5)")
             .bind(&r.id)
             .bind(split)
             .bind(task)
@@ -137,7 +137,7 @@ async fn insert_task(tx: &mut SqliteConnection, r: &FixtureRun<'_>, ti: usize, t
             .await?;
     }
     for e in 1..=spec.epochs {
-        sqlx::query("INSERT INTO curves (run_id, epoch, split, task, metric, value) VALUES (?, ?, 'valid', ?, 'auc', ?), (?, ?, 'train', ?, 'loss', ?)")
+        sqlx::query("INSERT INTO curves (run_id, epoch, split, task, metric, value) VALUES ($1, $2, 'valid', $3, 'auc', $4), ($5, $6, 'train', $7, 'loss', $8)")
             .bind(&r.id)
             .bind(e as i64)
             .bind(task)
@@ -150,7 +150,7 @@ async fn insert_task(tx: &mut SqliteConnection, r: &FixtureRun<'_>, ti: usize, t
             .await?;
     }
     for p in 0..spec.trace_points {
-        sqlx::query("INSERT INTO traces (run_id, step, epoch, term, weight, loss, grad_norm) VALUES (?, ?, 1, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO traces (run_id, step, epoch, term, weight, loss, grad_norm) VALUES ($1, $2, 1, $3, $4, $5, $6)")
             .bind(&r.id)
             .bind((p * 10) as i64)
             .bind(task)
@@ -164,9 +164,9 @@ async fn insert_task(tx: &mut SqliteConnection, r: &FixtureRun<'_>, ti: usize, t
 }
 
 /// Conflict rates, epochs and (MMOE only) gate weights of a run.
-async fn insert_run_extras(tx: &mut SqliteConnection, r: &FixtureRun<'_>, spec: &FixtureSpec, rng: &mut ChaCha8Rng) -> sqlx::Result<()> {
+async fn insert_run_extras(tx: &mut AnyConnection, r: &FixtureRun<'_>, spec: &FixtureSpec, rng: &mut ChaCha8Rng) -> sqlx::Result<()> {
     for p in 0..spec.trace_points {
-        sqlx::query("INSERT INTO trace_steps (run_id, step, conflict_rate) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO trace_steps (run_id, step, conflict_rate) VALUES ($1, $2, $3)")
             .bind(&r.id)
             .bind((p * 10) as i64)
             .bind(rng.gen_range(0..=3) as f64 / 3.0)
@@ -174,7 +174,7 @@ async fn insert_run_extras(tx: &mut SqliteConnection, r: &FixtureRun<'_>, spec: 
             .await?;
     }
     for e in 1..=spec.epochs {
-        sqlx::query("INSERT INTO epochs (run_id, epoch, steps, train_seconds, eval_seconds, samples_per_second, select_value) VALUES (?, ?, 100, 1.0, 0.1, 20000, ?)")
+        sqlx::query("INSERT INTO epochs (run_id, epoch, steps, train_seconds, eval_seconds, samples_per_second, select_value) VALUES ($1, $2, 100, 1.0, 0.1, 20000, $3)")
             .bind(&r.id)
             .bind(e as i64)
             .bind(r.base() - 0.05 / e as f64)
@@ -185,7 +185,7 @@ async fn insert_run_extras(tx: &mut SqliteConnection, r: &FixtureRun<'_>, spec: 
         for (ti, task) in spec.tasks.iter().enumerate() {
             for k in 0..3 {
                 let w = if k == ti % 3 { 0.5 } else { 0.25 };
-                sqlx::query("INSERT INTO gates (run_id, split, gate, expert, label, weight) VALUES (?, 'test', ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO gates (run_id, split, gate, expert, label, weight) VALUES ($1, 'test', $2, $3, $4, $5)")
                     .bind(&r.id)
                     .bind(format!("mmoe/{task}"))
                     .bind(k as i64)
@@ -200,7 +200,7 @@ async fn insert_run_extras(tx: &mut SqliteConnection, r: &FixtureRun<'_>, spec: 
 }
 
 /// One sweep: every model x strategy x seed, in cell order.
-async fn insert_sweep_runs(tx: &mut SqliteConnection, s: usize, seed: u64, spec: &FixtureSpec, t: &str, rng: &mut ChaCha8Rng, ids: &mut Vec<String>) -> sqlx::Result<()> {
+async fn insert_sweep_runs(tx: &mut AnyConnection, s: usize, seed: u64, spec: &FixtureSpec, t: &str, rng: &mut ChaCha8Rng, ids: &mut Vec<String>) -> sqlx::Result<()> {
     let sweep_id = format!("fixture{s:04}{seed:06x}");
     insert_sweep(tx, &sweep_id, &format!("fixture-{s}{}", spec.name_suffix), t).await?;
     let mut pos = 0i64;

@@ -41,7 +41,7 @@ impl Store {
                     let id = format!("{sweep_name}-{pos:04}");
                     let cell_key = format!("{}|{}|{sweep_name}", r.config_hash, r.seed);
                     let name = r.name.clone().unwrap_or_else(|| format!("{}-{}-s{}", r.model, r.strategy, r.seed));
-                    sqlx::query("INSERT INTO sweep_cells (sweep_id, cell_key, position) VALUES (?, ?, ?)")
+                    sqlx::query("INSERT INTO sweep_cells (sweep_id, cell_key, position) VALUES ($1, $2, $3)")
                         .bind(&sweep_id)
                         .bind(&cell_key)
                         .bind(pos as i64)
@@ -51,7 +51,7 @@ impl Store {
                         "INSERT INTO runs (id, sweep_id, name, model, strategy, seed, config_hash, cell_key, dataset_name,
                             dataset_digest, config_json, status, created_at, started_at, finished_at, heartbeat_at, best_epoch,
                             epochs_run, train_seconds)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'fixture (hand)', ?, '{}', 'finished', ?, ?, ?, ?, 1, 1, ?)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'fixture (hand)', $9, '{}', 'finished', $10, $11, $12, $13, 1, 1, $14)",
                     )
                     .bind(&id)
                     .bind(&sweep_id)
@@ -73,11 +73,11 @@ impl Store {
                     params.push(("seed".into(), r.seed.to_string()));
                     params.extend(r.params.iter().cloned());
                     for (k, v) in params {
-                        sqlx::query("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)").bind(&id).bind(k).bind(v).execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO params (run_id, key, value) VALUES ($1, $2, $3)").bind(&id).bind(k).bind(v).execute(&mut *tx).await?;
                     }
                     for (split, values) in [("valid", &r.valid_auc), ("test", &r.test_auc)] {
                         for (task, v) in values {
-                            sqlx::query("INSERT INTO metrics (run_id, split, task, metric, value) VALUES (?, ?, ?, 'auc', ?)")
+                            sqlx::query("INSERT INTO metrics (run_id, split, task, metric, value) VALUES ($1, $2, $3, 'auc', $4)")
                                 .bind(&id)
                                 .bind(split)
                                 .bind(task)
@@ -86,7 +86,7 @@ impl Store {
                                 .await?;
                         }
                     }
-                    sqlx::query("INSERT INTO epochs (run_id, epoch, steps, train_seconds, eval_seconds, samples_per_second, select_value) VALUES (?, 1, ?, ?, 0.1, 1000, 0.5)")
+                    sqlx::query("INSERT INTO epochs (run_id, epoch, steps, train_seconds, eval_seconds, samples_per_second, select_value) VALUES ($1, 1, $2, $3, 0.1, 1000, 0.5)")
                         .bind(&id)
                         .bind(r.steps)
                         .bind(r.train_seconds)

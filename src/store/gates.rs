@@ -4,7 +4,7 @@
 //! because a gate has one value per expert, not one per task.
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{q, GateWeights, Result, Store};
 
@@ -19,10 +19,10 @@ pub struct GateRow {
 }
 
 /// Inserts gate weights inside the caller's transaction.
-pub(super) async fn insert(conn: &mut SqliteConnection, run_id: &str, gates: &[GateWeights]) -> sqlx::Result<()> {
+pub(super) async fn insert(conn: &mut AnyConnection, run_id: &str, gates: &[GateWeights]) -> sqlx::Result<()> {
     for g in gates {
         for (k, (label, w)) in g.labels.iter().zip(&g.weights).enumerate() {
-            sqlx::query("INSERT OR REPLACE INTO gates (run_id, split, gate, expert, label, weight) VALUES (?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO gates (run_id, split, gate, expert, label, weight) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, split, gate, expert) DO UPDATE SET label = excluded.label, weight = excluded.weight")
                 .bind(run_id)
                 .bind(g.split.as_str())
                 .bind(&g.gate)
@@ -42,7 +42,7 @@ impl Store {
     pub fn gates(&self, run_id: &str) -> Result<Vec<GateRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, GateRow>("SELECT * FROM gates WHERE run_id = ? ORDER BY split, gate, expert")
+                sqlx::query_as::<_, GateRow>("SELECT * FROM gates WHERE run_id = $1 ORDER BY split, gate, expert")
                     .bind(run_id)
                     .fetch_all(&self.pool),
             )

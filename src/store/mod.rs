@@ -1,11 +1,18 @@
-//! The experiment store: SQLite through sqlx, the only module that speaks
-//! SQL. Migrations are embedded from `migrations/`; the database runs in WAL
-//! mode with foreign keys on. Queries are runtime `query`/`query_as` with
-//! `FromRow` rows, one function per query. The API is synchronous (each call
-//! blocks on a private single-thread runtime) because the callers are a CLI
-//! and a training loop. The store owns its types: what it is given to record
-//! (`entries`), the rows it reads back (`rows`) and the run status; it
-//! imports nothing from the stages that feed it.
+//! The experiment store: SQLite or PostgreSQL through sqlx, the only module
+//! that speaks SQL. [`DbLocation`] chooses the database by the `--db`
+//! text's scheme. Queries run on sqlx's Any driver: one SQL text serves
+//! both databases (`$N` placeholders, `ON CONFLICT`, `IS NOT DISTINCT
+//! FROM`), and the few that cannot be one text are chosen by [`Dialect`]
+//! in the function that owns the query (docs/store.md says why). Each
+//! database has its embedded migrations (`migrations/` for SQLite,
+//! `migrations/postgres/` for PostgreSQL, the same schema); a SQLite file
+//! runs in WAL mode with foreign keys on. Queries are runtime
+//! `query`/`query_as` with `FromRow` rows, one function per query. The API
+//! is synchronous (each call blocks on a private single-thread runtime)
+//! because the callers are a CLI and a training loop. The store owns its
+//! types: what it is given to record (`entries`), the rows it reads back
+//! (`rows`) and the run status; it imports nothing from the stages that
+//! feed it.
 //!
 //! Every write of a run after its claim is fenced by the claim's token
 //! (`claims.rs`): a process that lost its claim gets
@@ -20,18 +27,21 @@ mod entries;
 pub mod fixture;
 pub mod fixture_runs;
 mod gates;
+mod location;
+mod open;
+pub mod pg_testing;
+mod predictions;
 mod queue;
 mod read;
 mod record;
 mod rows;
 mod status;
+mod sync;
 mod verdict_rows;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::AnyPool;
 use thiserror::Error;
 
 pub use rows::{CurveRow, EpochRow, MetricRow, ParamRow, RunRow, SweepRow, TraceRow};
@@ -40,23 +50,25 @@ pub use read::TraceStepRow;
 pub use claims::{ClaimToken, IfFinished};
 pub use queue::SweepCellRow;
 pub use entries::{GateWeights, MetricValue, NewEpoch, NewRun, NewTrace, RunOutcome, Split};
+pub use location::{mask_password, DbLocation};
 pub use status::{RunStatus, UnknownStatus};
+pub use sync::{SyncReport, TracePairRow};
 pub use verdict_rows::VerdictRows;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open { path: PathBuf, source: sqlx::Error },
-    #[error("database {path}: migration failed: {source}")]
-    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    #[error("database {db}: {source}")]
+    Open { db: DbLocation, source: sqlx::Error },
+    #[error("database {db}: migration failed: {source}")]
+    Migrate { db: DbLocation, source: sqlx::migrate::MigrateError },
     #[error("database query `{what}`: {source}")]
     Query { what: &'static str, source: sqlx::Error },
     #[error("database {} does not exist (give an existing file with --db or MTLBENCH_DB, or record runs first with `bench run`)", .0.display())]
     Missing(PathBuf),
     #[error("database {} is a directory, not a SQLite file", .0.display())]
     IsDirectory(PathBuf),
-    #[error("database {path}: foreign keys broken after migrating: {rows}")]
-    ForeignKeys { path: PathBuf, rows: String },
+    #[error("database {db}: foreign keys broken after migrating: {rows}")]
+    ForeignKeys { db: DbLocation, rows: String },
     #[error("no run matches `{0}` (see `bench list`)")]
     NoSuchRun(String),
     #[error("no run matches `{0}`: a run id is hex digits (0-9, a-f), e.g. 3f2a9c1e (see `bench list`)")]
@@ -67,8 +79,8 @@ pub enum StoreError {
     Ambiguous { prefix: String, matches: String },
     #[error("{0}")]
     Runtime(std::io::Error),
-    #[error("predictions file {path}: {message}")]
-    Artifact { path: PathBuf, message: String },
+    #[error("predictions file {place}: {message}")]
+    Artifact { place: String, message: String },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -99,57 +111,49 @@ pub fn run_id_prefix(text: &str) -> Result<String> {
     Ok(text.to_ascii_lowercase())
 }
 
+/// The SQL dialect of the database a store is open on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
     rt: tokio::runtime::Runtime,
-    path: PathBuf,
+    location: DbLocation,
+    dialect: Dialect,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and applies migrations.
+    /// Opens (creating if needed) a SQLite database and applies migrations.
     pub fn open(path: &Path) -> Result<Store> {
         Store::open_with(path, OpenMode::CreateIfMissing)
     }
 
-    /// Opens the database as `mode` says and applies migrations. The
-    /// migrations run on a connection of their own with foreign keys off
-    /// (a table rebuild must not cascade), then the keys are checked.
+    /// Opens a SQLite database as `mode` says and applies migrations.
     pub fn open_with(path: &Path, mode: OpenMode) -> Result<Store> {
-        if path.is_dir() {
-            return Err(StoreError::IsDirectory(path.to_path_buf()));
-        }
-        match mode {
-            OpenMode::ReadExisting if !path.exists() => return Err(StoreError::Missing(path.to_path_buf())),
-            OpenMode::ReadExisting => {}
-            OpenMode::CreateIfMissing => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(StoreError::Runtime)?;
-                }
-            }
-        }
+        Store::open_at(&DbLocation::Sqlite(path.to_path_buf()), mode)
+    }
+
+    /// Opens the database at `db` (SQLite or PostgreSQL) as `mode` says and
+    /// applies its migrations (see `open.rs`).
+    pub fn open_at(db: &DbLocation, mode: OpenMode) -> Result<Store> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Runtime)?;
-        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-        let opts = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(open_err)?
-            .filename(path)
-            .create_if_missing(mode == OpenMode::CreateIfMissing)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
-        rt.block_on(migrate(path, opts.clone().foreign_keys(false)))?;
-        let pool = rt
-            .block_on(SqlitePoolOptions::new().max_connections(2).connect_with(opts.foreign_keys(true)))
-            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        Ok(Store { pool, rt, path: path.to_path_buf() })
+        let (pool, dialect) = match db {
+            DbLocation::Sqlite(path) => (open::sqlite(&rt, path, mode)?, Dialect::Sqlite),
+            DbLocation::Postgres(url) => (open::postgres(&rt, db, url)?, Dialect::Postgres),
+        };
+        Ok(Store { pool, rt, location: db.clone(), dialect })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is (Display masks a URL's password).
+    pub fn location(&self) -> &DbLocation {
+        &self.location
     }
 
-    /// Folder for artifacts (predictions) next to the database.
-    pub fn artifact_dir(&self) -> PathBuf {
-        self.path.parent().unwrap_or(Path::new(".")).join("predictions")
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     pub fn list_runs(&self) -> Result<Vec<RunRow>> {
@@ -165,7 +169,7 @@ impl Store {
         let rows = self
             .rt
             .block_on(
-                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 6")
+                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE substr(id, 1, length($1)) = $1 ORDER BY id LIMIT 6")
                     .bind(&hex)
                     .fetch_all(&self.pool),
             )
@@ -195,9 +199,9 @@ impl Store {
             .block_on(
                 sqlx::query_as::<_, RunRow>(
                     "SELECT r.* FROM sweep_cells c JOIN runs r ON r.cell_key = c.cell_key
-                     WHERE c.sweep_id = ?
+                     WHERE c.sweep_id = $1
                        AND r.id = (SELECT r2.id FROM runs r2 WHERE r2.cell_key = c.cell_key
-                                   ORDER BY (r2.status = ?) DESC, r2.created_at DESC LIMIT 1)
+                                   ORDER BY (r2.status = $2) DESC, r2.created_at DESC LIMIT 1)
                      ORDER BY c.position",
                 )
                 .bind(sweep_id)
@@ -209,14 +213,14 @@ impl Store {
 
     pub fn params(&self, run_id: &str) -> Result<Vec<ParamRow>> {
         self.rt
-            .block_on(sqlx::query_as::<_, ParamRow>("SELECT * FROM params WHERE run_id = ? ORDER BY key").bind(run_id).fetch_all(&self.pool))
+            .block_on(sqlx::query_as::<_, ParamRow>("SELECT * FROM params WHERE run_id = $1 ORDER BY key").bind(run_id).fetch_all(&self.pool))
             .map_err(q("params"))
     }
 
     pub fn metrics(&self, run_id: &str) -> Result<Vec<MetricRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, MetricRow>("SELECT * FROM metrics WHERE run_id = ? ORDER BY split, task, metric")
+                sqlx::query_as::<_, MetricRow>("SELECT * FROM metrics WHERE run_id = $1 ORDER BY split, task, metric")
                     .bind(run_id)
                     .fetch_all(&self.pool),
             )
@@ -226,7 +230,7 @@ impl Store {
     pub fn curves(&self, run_id: &str) -> Result<Vec<CurveRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, CurveRow>("SELECT * FROM curves WHERE run_id = ? ORDER BY split, task, metric, epoch")
+                sqlx::query_as::<_, CurveRow>("SELECT * FROM curves WHERE run_id = $1 ORDER BY split, task, metric, epoch")
                     .bind(run_id)
                     .fetch_all(&self.pool),
             )
@@ -235,45 +239,27 @@ impl Store {
 
     pub fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>> {
         self.rt
-            .block_on(sqlx::query_as::<_, EpochRow>("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch").bind(run_id).fetch_all(&self.pool))
+            .block_on(sqlx::query_as::<_, EpochRow>("SELECT * FROM epochs WHERE run_id = $1 ORDER BY epoch").bind(run_id).fetch_all(&self.pool))
             .map_err(q("epochs"))
     }
 
     pub fn traces(&self, run_id: &str) -> Result<Vec<TraceRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, TraceRow>("SELECT * FROM traces WHERE run_id = ? ORDER BY step, term").bind(run_id).fetch_all(&self.pool),
+                sqlx::query_as::<_, TraceRow>("SELECT * FROM traces WHERE run_id = $1 ORDER BY step, term").bind(run_id).fetch_all(&self.pool),
             )
             .map_err(q("traces"))
     }
 
-    /// `PRAGMA integrity_check` result ("ok" when healthy).
+    /// The database's own consistency check: SQLite's `PRAGMA
+    /// integrity_check` ("ok" when healthy); PostgreSQL checks its pages
+    /// itself, so there "ok" says the server answers.
     pub fn integrity_check(&self) -> Result<String> {
-        let row: (String,) = self
-            .rt
-            .block_on(sqlx::query_as("PRAGMA integrity_check").fetch_one(&self.pool))
-            .map_err(q("integrity check"))?;
+        let sql = match self.dialect {
+            Dialect::Sqlite => "PRAGMA integrity_check",
+            Dialect::Postgres => "SELECT 'ok'",
+        };
+        let row: (String,) = self.rt.block_on(sqlx::query_as(sql).fetch_one(&self.pool)).map_err(q("integrity check"))?;
         Ok(row.0)
     }
-}
-
-/// Applies the embedded migrations on one connection (foreign keys off),
-/// then checks that every foreign key still holds.
-async fn migrate(path: &Path, opts: SqliteConnectOptions) -> Result<()> {
-    use sqlx::Connection;
-    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-    let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.map_err(open_err)?;
-    sqlx::migrate!("./migrations")
-        .run(&mut conn)
-        .await
-        .map_err(|source| StoreError::Migrate { path: path.to_path_buf(), source })?;
-    let broken: Vec<(String, i64, String)> = sqlx::query_as("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
-        .fetch_all(&mut conn)
-        .await
-        .map_err(q("foreign key check"))?;
-    if !broken.is_empty() {
-        let rows = broken.iter().take(5).map(|(t, id, p)| format!("{t} row {id} -> {p}")).collect::<Vec<_>>().join(", ");
-        return Err(StoreError::ForeignKeys { path: path.to_path_buf(), rows });
-    }
-    conn.close().await.map_err(open_err)
 }

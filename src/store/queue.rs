@@ -20,7 +20,7 @@ impl Store {
     pub fn sweep_cells(&self, sweep_id: &str) -> Result<Vec<SweepCellRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, SweepCellRow>("SELECT position, cell_key FROM sweep_cells WHERE sweep_id = ? ORDER BY position")
+                sqlx::query_as::<_, SweepCellRow>("SELECT position, cell_key FROM sweep_cells WHERE sweep_id = $1 ORDER BY position")
                     .bind(sweep_id)
                     .fetch_all(&self.pool),
             )
@@ -30,7 +30,7 @@ impl Store {
     /// The sweep with this id, if any.
     pub fn sweep(&self, sweep_id: &str) -> Result<Option<SweepRow>> {
         self.rt
-            .block_on(sqlx::query_as::<_, SweepRow>("SELECT * FROM sweeps WHERE id = ?").bind(sweep_id).fetch_optional(&self.pool))
+            .block_on(sqlx::query_as::<_, SweepRow>("SELECT * FROM sweeps WHERE id = $1").bind(sweep_id).fetch_optional(&self.pool))
             .map_err(q("sweep"))
     }
 
@@ -39,12 +39,15 @@ impl Store {
     pub fn failed_since(&self, cell_key: &str, since: &str) -> Result<bool> {
         self.rt
             .block_on(
-                sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM runs WHERE cell_key = ? AND status = ? AND finished_at >= ?)")
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT CASE WHEN EXISTS (SELECT 1 FROM runs WHERE cell_key = $1 AND status = $2 AND finished_at >= $3) THEN 1 ELSE 0 END",
+                )
                     .bind(cell_key)
                     .bind(RunStatus::Failed)
                     .bind(since)
                     .fetch_one(&self.pool),
             )
+            .map(|n| n == 1)
             .map_err(q("failed since"))
     }
 }
@@ -77,28 +80,28 @@ mod tests {
 
     #[test]
     fn registered_cells_come_in_grid_order_and_failures_count_from_a_time_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("q.sqlite")).unwrap();
-        store.upsert_sweep("s1", "grid", "g.toml", "").unwrap();
-        store.add_sweep_cell("s1", "kb", 1).unwrap();
-        store.add_sweep_cell("s1", "ka", 0).unwrap();
-        store.add_sweep_cell("s1", "ka", 0).unwrap();
-        let cells: Vec<(i64, String)> = store.sweep_cells("s1").unwrap().into_iter().map(|c| (c.position, c.cell_key)).collect();
-        assert_eq!(cells, vec![(0, "ka".to_string()), (1, "kb".to_string())]);
-        assert_eq!(store.sweep("s1").unwrap().unwrap().name, "grid");
-        assert!(store.sweep("nope").unwrap().is_none());
+        crate::store::pg_testing::on_each_database("registered_cells_come_in_grid_order_and_failures_count_from_a_time_on", |store| {
+            store.upsert_sweep("s1", "grid", "g.toml", "").unwrap();
+            store.add_sweep_cell("s1", "kb", 1).unwrap();
+            store.add_sweep_cell("s1", "ka", 0).unwrap();
+            store.add_sweep_cell("s1", "ka", 0).unwrap();
+            let cells: Vec<(i64, String)> = store.sweep_cells("s1").unwrap().into_iter().map(|c| (c.position, c.cell_key)).collect();
+            assert_eq!(cells, vec![(0, "ka".to_string()), (1, "kb".to_string())]);
+            assert_eq!(store.sweep("s1").unwrap().unwrap().name, "grid");
+            assert!(store.sweep("nope").unwrap().is_none());
 
-        let before = crate::store::now();
-        let claim: ClaimToken = store.start_run(&new_run("r1", "ka"), IfFinished::Refuse).unwrap().unwrap();
-        assert!(!store.failed_since("ka", &before).unwrap(), "a running run is no failure");
-        store.fail_run(&claim, RunStatus::Failed, "boom").unwrap();
-        assert!(store.failed_since("ka", &before).unwrap());
-        assert!(!store.failed_since("kb", &before).unwrap());
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(!store.failed_since("ka", &crate::store::now()).unwrap(), "a failure before the time does not count");
-        // A killed run is no failure: its cell is queued again.
-        let claim = store.start_run(&new_run("r2", "kb"), IfFinished::Refuse).unwrap().unwrap();
-        store.fail_run(&claim, RunStatus::Killed, "interrupted").unwrap();
-        assert!(!store.failed_since("kb", &before).unwrap());
+            let before = crate::store::now();
+            let claim: ClaimToken = store.start_run(&new_run("r1", "ka"), IfFinished::Refuse).unwrap().unwrap();
+            assert!(!store.failed_since("ka", &before).unwrap(), "a running run is no failure");
+            store.fail_run(&claim, RunStatus::Failed, "boom").unwrap();
+            assert!(store.failed_since("ka", &before).unwrap());
+            assert!(!store.failed_since("kb", &before).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            assert!(!store.failed_since("ka", &crate::store::now()).unwrap(), "a failure before the time does not count");
+            // A killed run is no failure: its cell is queued again.
+            let claim = store.start_run(&new_run("r2", "kb"), IfFinished::Refuse).unwrap().unwrap();
+            store.fail_run(&claim, RunStatus::Killed, "interrupted").unwrap();
+            assert!(!store.failed_since("kb", &before).unwrap());
+        });
     }
 }

@@ -6,14 +6,14 @@
 //! run in the same transaction (a forced rerun). A run that lost its claim
 //! may keep its outcome as a superseded attempt.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::claims::fence;
 use super::{gates, now, q, ClaimToken, MetricValue, NewEpoch, NewTrace, Result, RunOutcome, RunStatus, Store};
 
-async fn insert_metrics(conn: &mut SqliteConnection, run_id: &str, metrics: &[MetricValue]) -> sqlx::Result<()> {
+async fn insert_metrics(conn: &mut AnyConnection, run_id: &str, metrics: &[MetricValue]) -> sqlx::Result<()> {
     for m in metrics {
-        sqlx::query("INSERT OR REPLACE INTO metrics (run_id, split, task, metric, value) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO metrics (run_id, split, task, metric, value) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, split, task, metric) DO UPDATE SET value = excluded.value")
             .bind(run_id)
             .bind(m.split.as_str())
             .bind(&m.task)
@@ -25,10 +25,10 @@ async fn insert_metrics(conn: &mut SqliteConnection, run_id: &str, metrics: &[Me
     Ok(())
 }
 
-async fn insert_epoch(conn: &mut SqliteConnection, run_id: &str, e: &NewEpoch) -> sqlx::Result<()> {
+async fn insert_epoch(conn: &mut AnyConnection, run_id: &str, e: &NewEpoch) -> sqlx::Result<()> {
     let ep = e.epoch as i64;
     for c in &e.curves {
-        sqlx::query("INSERT OR REPLACE INTO curves (run_id, epoch, split, task, metric, value) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO curves (run_id, epoch, split, task, metric, value) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, epoch, split, task, metric) DO UPDATE SET value = excluded.value")
             .bind(run_id)
             .bind(ep)
             .bind(c.split.as_str())
@@ -39,8 +39,8 @@ async fn insert_epoch(conn: &mut SqliteConnection, run_id: &str, e: &NewEpoch) -
             .await?;
     }
     sqlx::query(
-        "INSERT OR REPLACE INTO epochs (run_id, epoch, steps, train_seconds, eval_seconds, samples_per_second, select_value)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO epochs (run_id, epoch, steps, train_seconds, eval_seconds, samples_per_second, select_value)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, epoch) DO UPDATE SET steps = excluded.steps, train_seconds = excluded.train_seconds, eval_seconds = excluded.eval_seconds, samples_per_second = excluded.samples_per_second, select_value = excluded.select_value",
     )
     .bind(run_id)
     .bind(ep)
@@ -54,10 +54,10 @@ async fn insert_epoch(conn: &mut SqliteConnection, run_id: &str, e: &NewEpoch) -
     Ok(())
 }
 
-async fn insert_trace(conn: &mut SqliteConnection, run_id: &str, t: &NewTrace) -> sqlx::Result<()> {
+async fn insert_trace(conn: &mut AnyConnection, run_id: &str, t: &NewTrace) -> sqlx::Result<()> {
     let step = t.step as i64;
     for (i, term) in t.terms.iter().enumerate() {
-        sqlx::query("INSERT OR REPLACE INTO traces (run_id, step, epoch, term, weight, loss, grad_norm) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO traces (run_id, step, epoch, term, weight, loss, grad_norm) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, step, term) DO UPDATE SET epoch = excluded.epoch, weight = excluded.weight, loss = excluded.loss, grad_norm = excluded.grad_norm")
             .bind(run_id)
             .bind(step)
             .bind(t.epoch as i64)
@@ -72,7 +72,7 @@ async fn insert_trace(conn: &mut SqliteConnection, run_id: &str, t: &NewTrace) -
     for a in 0..t.terms.len() {
         for b in a + 1..t.terms.len() {
             if let Some(c) = t.cosines.get(k) {
-                sqlx::query("INSERT OR REPLACE INTO trace_pairs (run_id, step, term_a, term_b, cosine) VALUES (?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO trace_pairs (run_id, step, term_a, term_b, cosine) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, step, term_a, term_b) DO UPDATE SET cosine = excluded.cosine")
                     .bind(run_id)
                     .bind(step)
                     .bind(&t.terms[a])
@@ -84,7 +84,7 @@ async fn insert_trace(conn: &mut SqliteConnection, run_id: &str, t: &NewTrace) -
             k += 1;
         }
     }
-    sqlx::query("INSERT OR REPLACE INTO trace_steps (run_id, step, conflict_rate) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO trace_steps (run_id, step, conflict_rate) VALUES ($1, $2, $3) ON CONFLICT (run_id, step) DO UPDATE SET conflict_rate = excluded.conflict_rate")
         .bind(run_id)
         .bind(step)
         .bind(t.conflict_rate)
@@ -95,12 +95,12 @@ async fn insert_trace(conn: &mut SqliteConnection, run_id: &str, t: &NewTrace) -
 
 /// Sets a run's outcome columns and `status`, where the run is `id` with
 /// claim `token` in status `from`; returns whether it did.
-async fn set_outcome(conn: &mut SqliteConnection, c: &ClaimToken, from: RunStatus, to: RunStatus, r: Option<&RunOutcome>, predictions_path: Option<&str>) -> sqlx::Result<bool> {
+async fn set_outcome(conn: &mut AnyConnection, c: &ClaimToken, from: RunStatus, to: RunStatus, r: Option<&RunOutcome>, predictions_path: Option<&str>) -> sqlx::Result<bool> {
     let t = now();
     let res = sqlx::query(
-        "UPDATE runs SET status = ?, finished_at = ?, heartbeat_at = ?, n_params = ?, best_epoch = ?,
-            epochs_run = ?, train_seconds = ?, test_seconds = ?, predictions_path = ?,
-            peak_rss_mib = ?, samples_per_second = ? WHERE id = ? AND claim_token = ? AND status = ?",
+        "UPDATE runs SET status = $1, finished_at = $2, heartbeat_at = $3, n_params = $4, best_epoch = $5,
+            epochs_run = $6, train_seconds = $7, test_seconds = $8, predictions_path = $9,
+            peak_rss_mib = $10, samples_per_second = $11 WHERE id = $12 AND claim_token = $13 AND status = $14",
     )
     .bind(to)
     .bind(&t)
@@ -122,10 +122,10 @@ async fn set_outcome(conn: &mut SqliteConnection, c: &ClaimToken, from: RunStatu
 }
 
 /// The cell's finished run, other than `c`'s, becomes superseded by it.
-async fn supersede_finished(conn: &mut SqliteConnection, c: &ClaimToken) -> sqlx::Result<()> {
+async fn supersede_finished(conn: &mut AnyConnection, c: &ClaimToken) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE runs SET status = ?, superseded_by = ?, error = ?
-         WHERE cell_key = (SELECT cell_key FROM runs WHERE id = ?) AND status = ? AND id <> ?",
+        "UPDATE runs SET status = $1, superseded_by = $2, error = $3
+         WHERE cell_key = (SELECT cell_key FROM runs WHERE id = $4) AND status = $5 AND id <> $6",
     )
     .bind(RunStatus::Superseded)
     .bind(&c.run_id)
@@ -170,7 +170,7 @@ impl Store {
     /// predecessor) becomes superseded in the same transaction.
     pub fn finish_run(&self, claim: &ClaimToken, r: &RunOutcome, predictions_path: Option<&str>) -> Result<()> {
         let held = self.rt.block_on(async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_run_cell(&claim.run_id).await?;
             if !fence(&mut tx, claim).await? {
                 return Ok(false);
             }
@@ -180,7 +180,7 @@ impl Store {
             if !set_outcome(&mut tx, claim, RunStatus::Running, RunStatus::Finished, Some(r), predictions_path).await? {
                 return Ok(false);
             }
-            sqlx::query("UPDATE runs SET error = NULL WHERE id = ?").bind(&claim.run_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE runs SET error = NULL WHERE id = $1").bind(&claim.run_id).execute(&mut *tx).await?;
             tx.commit().await.map(|()| true)
         });
         self.fenced(claim, "finish run", held)
@@ -199,10 +199,10 @@ impl Store {
                     return Ok(false);
                 }
                 sqlx::query(
-                    "UPDATE runs SET error = ?, superseded_by = (SELECT r.id FROM runs r
-                         WHERE r.cell_key = runs.cell_key AND r.status IN (?, ?) AND r.id <> runs.id
-                         ORDER BY r.status = ? DESC, r.created_at DESC LIMIT 1)
-                     WHERE id = ?",
+                    "UPDATE runs SET error = $1, superseded_by = (SELECT r.id FROM runs r
+                         WHERE r.cell_key = runs.cell_key AND r.status IN ($2, $3) AND r.id <> runs.id
+                         ORDER BY r.status = $4 DESC, r.created_at DESC LIMIT 1)
+                     WHERE id = $5",
                 )
                 .bind(reason)
                 .bind(RunStatus::Running)
@@ -233,59 +233,59 @@ mod tests {
 
     #[test]
     fn epochs_traces_and_the_outcome_land_in_their_tables() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let claim = claimed(&store, "a1");
-        let epoch = NewEpoch {
-            epoch: 1,
-            steps: 7,
-            curves: vec![value(Split::Train, "click", "loss", 0.5), value(Split::Valid, "click", "auc", 0.61)],
-            train_seconds: 2.0,
-            eval_seconds: 0.5,
-            samples_per_second: 300.0,
-            select_value: 0.61,
-        };
-        store.record_epoch(&claim, &epoch).unwrap();
-        let trace = NewTrace {
-            step: 3,
-            epoch: 1,
-            terms: vec!["a".into(), "b".into(), "c".into()],
-            weights: vec![1.0, 2.0, 3.0],
-            losses: vec![0.1, 0.2, 0.3],
-            grad_norms: vec![4.0, 5.0, 6.0],
-            cosines: vec![0.5, -0.25, 0.75],
-            conflict_rate: 1.0 / 3.0,
-        };
-        store.record_trace(&claim, &trace).unwrap();
-        let outcome = RunOutcome {
-            metrics: vec![value(Split::Valid, "click", "auc", 0.6), value(Split::Test, "click", "auc", 0.7), value(Split::Test, "click", "auc", 0.71)],
-            gates: vec![GateWeights { split: Split::Test, gate: "g".into(), labels: vec!["e0".into(), "e1".into()], weights: vec![0.25, 0.75] }],
-            n_params: 42,
-            best_epoch: 1,
-            epochs_run: 1,
-            train_seconds: 2.0,
-            test_seconds: 0.1,
-            peak_rss_mib: Some(100.0),
-            samples_per_second: Some(300.0),
-        };
-        store.finish_run(&claim, &outcome, Some("a1.bin")).unwrap();
+        crate::store::pg_testing::on_each_database("epochs_traces_and_the_outcome_land_in_their_tables", |store| {
+            let claim = claimed(store, "a1");
+            let epoch = NewEpoch {
+                epoch: 1,
+                steps: 7,
+                curves: vec![value(Split::Train, "click", "loss", 0.5), value(Split::Valid, "click", "auc", 0.61)],
+                train_seconds: 2.0,
+                eval_seconds: 0.5,
+                samples_per_second: 300.0,
+                select_value: 0.61,
+            };
+            store.record_epoch(&claim, &epoch).unwrap();
+            let trace = NewTrace {
+                step: 3,
+                epoch: 1,
+                terms: vec!["a".into(), "b".into(), "c".into()],
+                weights: vec![1.0, 2.0, 3.0],
+                losses: vec![0.1, 0.2, 0.3],
+                grad_norms: vec![4.0, 5.0, 6.0],
+                cosines: vec![0.5, -0.25, 0.75],
+                conflict_rate: 1.0 / 3.0,
+            };
+            store.record_trace(&claim, &trace).unwrap();
+            let outcome = RunOutcome {
+                metrics: vec![value(Split::Valid, "click", "auc", 0.6), value(Split::Test, "click", "auc", 0.7), value(Split::Test, "click", "auc", 0.71)],
+                gates: vec![GateWeights { split: Split::Test, gate: "g".into(), labels: vec!["e0".into(), "e1".into()], weights: vec![0.25, 0.75] }],
+                n_params: 42,
+                best_epoch: 1,
+                epochs_run: 1,
+                train_seconds: 2.0,
+                test_seconds: 0.1,
+                peak_rss_mib: Some(100.0),
+                samples_per_second: Some(300.0),
+            };
+            store.finish_run(&claim, &outcome, Some("a1.bin")).unwrap();
 
-        let run = store.find_run("a1").unwrap();
-        assert_eq!(run.status, RunStatus::Finished);
-        assert_eq!((run.n_params, run.best_epoch, run.predictions_path.as_deref()), (Some(42), Some(1), Some("a1.bin")));
-        let curves: Vec<(String, String, f64)> = store.curves("a1").unwrap().into_iter().map(|c| (c.split, c.metric, c.value)).collect();
-        assert_eq!(curves, vec![("train".into(), "loss".into(), 0.5), ("valid".into(), "auc".into(), 0.61)]);
-        assert_eq!(store.epochs("a1").unwrap()[0].steps, 7);
-        let traces = store.traces("a1").unwrap();
-        assert_eq!(traces.iter().map(|t| t.grad_norm).collect::<Vec<_>>(), vec![4.0, 5.0, 6.0]);
-        assert_eq!(store.trace_steps("a1").unwrap()[0].conflict_rate, 1.0 / 3.0);
-        // A later value of the same key replaces the earlier one.
-        let m: Vec<(String, f64)> = store.metrics("a1").unwrap().into_iter().map(|m| (m.split, m.value)).collect();
-        assert_eq!(m, vec![("test".into(), 0.71), ("valid".into(), 0.6)]);
-        let gates: Vec<(String, f64)> = store.gates("a1").unwrap().into_iter().map(|g| (g.label, g.weight)).collect();
-        assert_eq!(gates, vec![("e0".into(), 0.25), ("e1".into(), 0.75)]);
-        // One finished run per cell: found by its cell, no longer running.
-        assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("a1".into()));
-        assert!(store.running_run_for_cell("k").unwrap().is_none());
+            let run = store.find_run("a1").unwrap();
+            assert_eq!(run.status, RunStatus::Finished);
+            assert_eq!((run.n_params, run.best_epoch, run.predictions_path.as_deref()), (Some(42), Some(1), Some("a1.bin")));
+            let curves: Vec<(String, String, f64)> = store.curves("a1").unwrap().into_iter().map(|c| (c.split, c.metric, c.value)).collect();
+            assert_eq!(curves, vec![("train".into(), "loss".into(), 0.5), ("valid".into(), "auc".into(), 0.61)]);
+            assert_eq!(store.epochs("a1").unwrap()[0].steps, 7);
+            let traces = store.traces("a1").unwrap();
+            assert_eq!(traces.iter().map(|t| t.grad_norm).collect::<Vec<_>>(), vec![4.0, 5.0, 6.0]);
+            assert_eq!(store.trace_steps("a1").unwrap()[0].conflict_rate, 1.0 / 3.0);
+            // A later value of the same key replaces the earlier one.
+            let m: Vec<(String, f64)> = store.metrics("a1").unwrap().into_iter().map(|m| (m.split, m.value)).collect();
+            assert_eq!(m, vec![("test".into(), 0.71), ("valid".into(), 0.6)]);
+            let gates: Vec<(String, f64)> = store.gates("a1").unwrap().into_iter().map(|g| (g.label, g.weight)).collect();
+            assert_eq!(gates, vec![("e0".into(), 0.25), ("e1".into(), 0.75)]);
+            // One finished run per cell: found by its cell, no longer running.
+            assert_eq!(store.finished_run_for_cell("k").unwrap().map(|r| r.id), Some("a1".into()));
+            assert!(store.running_run_for_cell("k").unwrap().is_none());
+        });
     }
 }

@@ -2,21 +2,25 @@
 //! program, stored as its lower-case name (the `runs.status` column and its
 //! CHECK constraint use the same names), serialized the same way in JSON,
 //! and parsed from user input (`bench list --status`) with an error that
-//! lists the choices.
+//! lists the choices. It is bound and read as text through sqlx's Any
+//! driver (both databases keep it in a TEXT column).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use sqlx::any::{Any, AnyTypeInfo};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Type};
 
 /// Where a run is in its life: claimed runs are `Running`; they end
 /// `Finished`, `Failed` (an error of the cell), `Killed` (interrupted, or
 /// left behind by a dead process) or `Superseded` (an attempt kept for the
 /// record that is not the cell's result: a finished run replaced by a
 /// forced rerun, or a run whose claim another process took over).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum RunStatus {
     Queued,
     Running,
@@ -46,6 +50,28 @@ impl RunStatus {
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Type<Any> for RunStatus {
+    fn type_info() -> AnyTypeInfo {
+        <str as Type<Any>>::type_info()
+    }
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <str as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'q> Encode<'q, Any> for RunStatus {
+    fn encode_by_ref(&self, buf: &mut <Any as Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+        <&'q str as Encode<'q, Any>>::encode(self.as_str(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Any> for RunStatus {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <&'r str as Decode<'r, Any>>::decode(value)?;
+        Ok(text.parse::<RunStatus>()?)
     }
 }
 

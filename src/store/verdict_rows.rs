@@ -23,7 +23,7 @@ impl Store {
     pub fn params_of(&self, run_ids: &[String]) -> Result<Vec<ParamRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, ParamRow>("SELECT * FROM params WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, key")
+                sqlx::query_as::<_, ParamRow>(&format!("SELECT * FROM params WHERE run_id IN ({}) ORDER BY run_id, key", self.id_set()))
                     .bind(id_list(run_ids))
                     .fetch_all(&self.pool),
             )
@@ -34,7 +34,7 @@ impl Store {
     pub fn epochs_of(&self, run_ids: &[String]) -> Result<Vec<EpochRow>> {
         self.rt
             .block_on(
-                sqlx::query_as::<_, EpochRow>("SELECT * FROM epochs WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, epoch")
+                sqlx::query_as::<_, EpochRow>(&format!("SELECT * FROM epochs WHERE run_id IN ({}) ORDER BY run_id, epoch", self.id_set()))
                     .bind(id_list(run_ids))
                     .fetch_all(&self.pool),
             )

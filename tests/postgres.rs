@@ -1,0 +1,113 @@
+//! The store on PostgreSQL, driven through `bench` as a team would: three
+//! workers on three "machines" (folders that share nothing but the
+//! database URL) drain one grid, one of them killed with SIGKILL in the
+//! middle of a cell; a fourth machine reads the results with every verb.
+//! Each test gets a database of its own (`store::pg_testing`); without a
+//! server the tests are skipped unless MTLBENCH_REQUIRE_POSTGRES is set.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use mtlbench::store::pg_testing::TestDatabase;
+use mtlbench::store::{OpenMode, RunStatus, Store};
+
+use crate::common::*;
+use crate::workers::{finished_metrics, slow_grid6, slow_reference, spawn_worker_on, wait_for_running};
+
+/// Runs `bench` in `dir` on database `db`.
+pub fn bench_on(dir: &Path, db: &str, args: &[&str]) -> Output {
+    Command::new(bench_bin())
+        .current_dir(dir)
+        .env("MTLBENCH_DB", db)
+        .env("MTLBENCH_CACHE", dir.join("cache"))
+        .args(args)
+        .output()
+        .expect("running bench")
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(o.status.success(), "{what}: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn three_workers_on_three_machines_drain_a_postgres_grid_and_a_killed_workers_cell_is_trained_again() {
+    let Some(pg) = TestDatabase::create("three_workers") else { return };
+    let url = pg.url();
+    let expected = slow_reference();
+    let machines: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let m = |i: usize| machines[i].path();
+    write(m(0), "g.toml", &slow_grid6());
+    let out = ok(bench_on(m(0), &url, &["run", "g.toml", "--enqueue"]), "enqueue");
+    assert!(out.contains("6 cells registered, 0 already finished"), "{out}");
+    assert!(!m(0).join("results").exists(), "nothing is written beside the grid");
+    let mut doomed = spawn_worker_on(m(1), &url, "host-a");
+    let b = spawn_worker_on(m(2), &url, "host-b");
+    let c = spawn_worker_on(m(3), &url, "host-c");
+    let lost = wait_for_running(pg.location.clone(), "host-a");
+    doomed.kill().unwrap(); // SIGKILL in the middle of a cell
+    doomed.wait().unwrap();
+    let killed_at = Instant::now();
+    for w in [b, c] {
+        let o = w.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert!(killed_at.elapsed() >= Duration::from_secs(25), "the cell was taken over before its lease expired");
+    assert_eq!(&finished_metrics(pg.location.clone(), 6), expected, "metrics differ from one process on SQLite");
+    let store = Store::open_at(&pg.location, OpenMode::ReadExisting).unwrap();
+    let old = store.find_run(&lost).unwrap();
+    assert_eq!(old.status, RunStatus::Killed, "{old:?}");
+    assert!(old.error.as_deref().unwrap_or("").contains("no heartbeat"), "{old:?}");
+    let runs = store.list_runs().unwrap();
+    let again = runs.iter().find(|r| r.cell_key == old.cell_key && r.status == RunStatus::Finished).unwrap();
+    assert_ne!(again.host.as_deref(), Some("host-a"));
+    // Every finished run's predictions are in the database, none on a worker's disk.
+    for r in runs.iter().filter(|r| r.status == RunStatus::Finished) {
+        let name = r.predictions_path.as_deref().unwrap();
+        assert_eq!(store.load_predictions(name).unwrap().rows, store.load_predictions(name).unwrap().users.len());
+    }
+    for i in 1..4 {
+        assert!(!m(i).join("results").exists() && !m(i).join("predictions").exists(), "machine {i} kept files");
+    }
+    drop(store);
+    let ids: Vec<String> = runs.iter().filter(|r| r.status == RunStatus::Finished).map(|r| r.id.clone()).collect();
+    readers_work_on_another_machine(&url, &ids);
+}
+
+/// list, show, compare (with DeLong, which reads predictions), report,
+/// fuse and leaderboard, from a folder that has nothing but the URL.
+fn readers_work_on_another_machine(url: &str, ids: &[String]) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let list = ok(bench_on(d, url, &["list"]), "list");
+    assert_eq!(list.lines().filter(|l| l.contains("finished")).count(), 6, "{list}");
+    let show = ok(bench_on(d, url, &["show", &ids[0]]), "show");
+    assert!(show.contains(&ids[0]), "{show}");
+    let cmp = ok(bench_on(d, url, &["compare", &ids[0], &ids[1], "--format", "json"]), "compare");
+    assert!(cmp.contains("\"delong\""), "{cmp}");
+    ok(bench_on(d, url, &["report", "--out", "site"]), "report");
+    let page = std::fs::read_to_string(d.join("site/index.html")).unwrap();
+    assert!(page.contains("tiny"), "the report shows the grid");
+    assert!(!page.contains("s3cret"));
+    let fused = ok(bench_on(d, url, &["fuse", &ids[0], &ids[1]]), "fuse");
+    assert!(fused.contains("fusion"), "{fused}");
+    let board = ok(bench_on(d, url, &["leaderboard", "--format", "json"]), "leaderboard");
+    let v: serde_json::Value = serde_json::from_str(&board).unwrap();
+    assert!(v.to_string().contains("tiny"), "{board}");
+    // The fused run is recorded, with its predictions, in the database.
+    let after = ok(bench_on(d, url, &["list"]), "list after fuse");
+    assert_eq!(after.lines().filter(|l| l.contains("finished")).count(), 7, "{after}");
+    assert!(std::fs::read_dir(d).unwrap().all(|e| e.unwrap().file_name() != "predictions"));
+}
+
+#[test]
+fn an_unreachable_postgres_url_is_named_with_its_password_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bench_on(dir.path(), "postgres://bench:s3cret@127.0.0.1:1/nowhere", &["list"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("database postgres://bench:***@127.0.0.1:1/nowhere"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_each_cause_once(&err);
+}
