@@ -111,3 +111,62 @@ fn an_unreachable_postgres_url_is_named_with_its_password_masked() {
     assert!(!err.contains("s3cret"), "{err}");
     assert_each_cause_once(&err);
 }
+
+/// The runs of a database as (name, status), sorted.
+fn names(db: &str) -> Vec<(String, RunStatus)> {
+    let store = Store::open_at(&mtlbench::store::DbLocation::parse(db), OpenMode::ReadExisting).unwrap();
+    let mut v: Vec<(String, RunStatus)> = store.list_runs().unwrap().into_iter().map(|r| (r.name, r.status)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn sync_moves_finished_runs_into_postgres_and_back_without_duplicating_a_cell() {
+    let Some(pg) = TestDatabase::create("sync") else { return };
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "g.toml", TINY_GRID);
+    ok(bench(d, &["run", "g.toml", "--quiet"]), "run on the laptop");
+    let laptop = d.join("db.sqlite").display().to_string();
+    let expected = finished_metrics(d.join("db.sqlite"), 2);
+
+    // Into the team database, twice: the second time copies nothing.
+    let out = ok(bench_on(d, &url, &["sync", "--from", &laptop, "--to", &url]), "sync up");
+    assert!(out.contains("2 runs copied, 0 skipped"), "{out}");
+    assert!(!out.contains("secret") && out.contains(&pg.location.to_string()), "{out}");
+    let out = ok(bench_on(d, &url, &["sync", "--from", &laptop, "--to", &url]), "sync up again");
+    assert!(out.contains("0 runs copied, 2 skipped"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("skipped ") && l.contains("already finished")).count(), 2, "{out}");
+    assert_eq!(finished_metrics(pg.location.clone(), 2), expected);
+    assert_eq!(names(&url), names(&laptop));
+
+    // A second laptop trained four cells, two of them the same cells: only the other two are copied.
+    let other = tempfile::tempdir().unwrap();
+    write(other.path(), "g.toml", &crate::workers::grid4());
+    ok(bench(other.path(), &["run", "g.toml", "--quiet"]), "run on the second laptop");
+    let second = other.path().join("db.sqlite").display().to_string();
+    let out = ok(bench_on(d, &url, &["sync", "--from", &second, "--to", &url]), "sync the second laptop");
+    assert!(out.contains("2 runs copied, 2 skipped"), "{out}");
+    let store = Store::open_at(&pg.location, OpenMode::ReadExisting).unwrap();
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), 4, "one finished run per cell: {runs:#?}");
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    drop(store);
+
+    // Back into a new SQLite file elsewhere: predictions become files, DeLong reads them.
+    let home = tempfile::tempdir().unwrap();
+    let back = home.path().join("team.sqlite").display().to_string();
+    let out = ok(bench_on(home.path(), &back, &["sync", "--from", &url, "--to", &back]), "sync down");
+    assert!(out.contains("4 runs copied, 0 skipped"), "{out}");
+    assert_eq!(names(&back), names(&url));
+    assert!(home.path().join("predictions").join(format!("{}.bin", ids[0])).exists());
+    let cmp = ok(bench_on(home.path(), &back, &["compare", &ids[0], &ids[1], "--format", "json"]), "compare after sync down");
+    assert!(cmp.contains("\"delong\""), "{cmp}");
+    let cmp = ok(bench_on(home.path(), &url, &["compare", &ids[0], &ids[1], "--format", "json"]), "compare on the team database");
+    assert!(cmp.contains("\"delong\""), "{cmp}");
+    let out = ok(bench_on(home.path(), &back, &["sync", "--from", &url, "--to", &back]), "sync down again");
+    assert!(out.contains("0 runs copied, 4 skipped"), "{out}");
+    let o = bench_on(home.path(), &back, &["sync", "--from", &back, "--to", &back]);
+    assert!(!o.status.success() && stderr(&o).contains("the same database"), "{}", stderr(&o));
+}

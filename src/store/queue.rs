@@ -54,7 +54,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{ClaimToken, IfFinished, NewRun, RunStatus, Store};
+    use crate::store::{ClaimToken, IfFinished, NewRun, RunStatus};
 
     fn new_run<'a>(id: &'a str, cell: &'a str) -> NewRun<'a> {
         NewRun {
