@@ -81,7 +81,7 @@ fn readers_work_on_another_machine(url: &str, ids: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let list = ok(bench_on(d, url, &["list"]), "list");
-    assert_eq!(list.lines().filter(|l| l.contains("finished")).count(), 6, "{list}");
+    assert_eq!(list.lines().filter(|l| l.contains(" finished ")).count(), 6, "{list}");
     let show = ok(bench_on(d, url, &["show", &ids[0]]), "show");
     assert!(show.contains(&ids[0]), "{show}");
     let cmp = ok(bench_on(d, url, &["compare", &ids[0], &ids[1], "--format", "json"]), "compare");
@@ -97,7 +97,7 @@ fn readers_work_on_another_machine(url: &str, ids: &[String]) {
     assert!(v.to_string().contains("tiny"), "{board}");
     // The fused run is recorded, with its predictions, in the database.
     let after = ok(bench_on(d, url, &["list"]), "list after fuse");
-    assert_eq!(after.lines().filter(|l| l.contains("finished")).count(), 7, "{after}");
+    assert_eq!(after.lines().filter(|l| l.contains(" finished ")).count(), 7, "{after}");
     assert!(std::fs::read_dir(d).unwrap().all(|e| e.unwrap().file_name() != "predictions"));
 }
 

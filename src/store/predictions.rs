@@ -25,9 +25,15 @@ impl Store {
         }
     }
 
-    fn artifact_file(&self, name: &str) -> PathBuf {
+    /// The folder of prediction files beside a SQLite database (a
+    /// PostgreSQL store keeps them in the database and uses no folder).
+    pub fn artifact_dir(&self) -> PathBuf {
         let dir = self.location.sqlite_path().and_then(|p| p.parent()).unwrap_or(std::path::Path::new("."));
-        dir.join("predictions").join(name)
+        dir.join("predictions")
+    }
+
+    fn artifact_file(&self, name: &str) -> PathBuf {
+        self.artifact_dir().join(name)
     }
 
     /// Saves the predictions of run `run_id` under
