@@ -17,7 +17,9 @@ pub mod child;
 pub mod exchange;
 pub mod machine;
 pub mod merge;
+pub mod rechub;
 mod report;
+pub mod tabular;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ use thiserror::Error;
 
 use mtlbench::data::batch::{epoch_order, to_vec_f32};
 use mtlbench::data::wechat::synth::wechat_shaped;
-use mtlbench::data::{DataError, SplitTensors};
+use mtlbench::data::{DataError, FeatureSchema, SplitData, SplitTensors};
 use mtlbench::models::{self, DropoutMasks, ModelKind, ModelsConfig};
 use mtlbench::train::TrainConfig;
 use exchange::{Manifest, ModelFiles, TrainSettings};
@@ -251,6 +253,56 @@ fn sample_rows(rows: usize, n: usize, seed: u64, stream: usize) -> Vec<usize> {
     epoch_order(rows, seed, stream).into_iter().take(n).map(|r| r as usize).collect()
 }
 
+/// The optimisation settings of both sides: the training loop's defaults.
+pub(crate) fn train_settings(batch_size: usize, steps: usize, warmup: usize, seed: u64) -> TrainSettings {
+    let defaults = TrainConfig::default();
+    TrainSettings {
+        batch_size,
+        steps,
+        warmup,
+        lr: defaults.lr,
+        beta1: defaults.beta1,
+        beta2: defaults.beta2,
+        eps: defaults.eps,
+        weight_decay: defaults.weight_decay,
+        eval_batch_size: defaults.eval_batch_size,
+        trace_every: defaults.trace_every,
+        seed,
+    }
+}
+
+/// Builds each model from `seed`, writes its initial weights and the
+/// eval-mode probabilities they give on the first test rows; returns the
+/// files and each model's FLOPs per training step at `batch_size`.
+pub(crate) fn write_models(
+    dir: &Path,
+    kinds: &[ModelKind],
+    schema: &FeatureSchema,
+    models_config: &ModelsConfig,
+    test: &SplitData,
+    seed: u64,
+    batch_size: usize,
+) -> Result<(Vec<ModelFiles>, Vec<(ModelKind, f64)>), PerfError> {
+    let check_rows = test.rows.min(1024);
+    let test_t = SplitTensors::new(test, schema, Device::Cpu);
+    let mut files = Vec::new();
+    let mut flops = Vec::new();
+    for &kind in kinds {
+        tch::manual_seed(seed as i64);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = models::build(kind, &vs, schema, models_config).map_err(|e| PerfError::Model(e.to_string()))?;
+        let weights_file = format!("weights_{}.bin", kind.name());
+        let weights = exchange::write_weights(dir, &weights_file, &exchange::model_variables(&vs, schema, models_config)?)?;
+        let probs = tch::no_grad(|| model.forward_t(&test_t.slice(0, check_rows), false).probs);
+        let probs = to_vec_f32(&probs)?;
+        let check_probs =
+            exchange::write_array(dir, &format!("check_{}.bin", kind.name()), &probs, vec![check_rows, schema.tasks.len()])?;
+        files.push(ModelFiles { kind, weights_file, weights, check_probs });
+        flops.push((kind, machine::train_step_flops(&vs, batch_size)));
+    }
+    Ok((files, flops))
+}
+
 /// Loads the data, takes the rows of the run and writes the exchange folder.
 fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<(Manifest, Vec<(ModelKind, f64)>), PerfError> {
     let t = Instant::now();
@@ -272,20 +324,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
     let schema = ds.schema.clone();
     let dataset = ds.name.clone();
     drop(ds);
-    let defaults = TrainConfig::default();
-    let settings = TrainSettings {
-        batch_size: o.batch_size,
-        steps: o.steps,
-        warmup: o.warmup,
-        lr: defaults.lr,
-        beta1: defaults.beta1,
-        beta2: defaults.beta2,
-        eps: defaults.eps,
-        weight_decay: defaults.weight_decay,
-        eval_batch_size: defaults.eval_batch_size,
-        trace_every: defaults.trace_every,
-        seed: o.seed,
-    };
+    let settings = train_settings(o.batch_size, o.steps, o.warmup, o.seed);
     let train_split = exchange::write_split(dir, "train", &train, &schema)?;
     let test_split = exchange::write_split(dir, "test", &test, &schema)?;
     let order = exchange::write_array(dir, "order.bin", &epoch_order(train.rows, o.seed, 1), vec![train.rows])?;
@@ -294,23 +333,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
         models_config.tower.dropout = p;
     }
     models_config.tower.dropout_masks = o.masks;
-    let check_rows = test.rows.min(1024);
-    let test_t = SplitTensors::new(&test, &schema, Device::Cpu);
-    let mut files = Vec::new();
-    let mut flops = Vec::new();
-    for &kind in &o.models {
-        tch::manual_seed(o.seed as i64);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = models::build(kind, &vs, &schema, &models_config).map_err(|e| PerfError::Model(e.to_string()))?;
-        let weights_file = format!("weights_{}.bin", kind.name());
-        let weights = exchange::write_weights(dir, &weights_file, &exchange::model_variables(&vs, &schema, &models_config)?)?;
-        let probs = tch::no_grad(|| model.forward_t(&test_t.slice(0, check_rows), false).probs);
-        let probs = to_vec_f32(&probs)?;
-        let check_probs =
-            exchange::write_array(dir, &format!("check_{}.bin", kind.name()), &probs, vec![check_rows, schema.tasks.len()])?;
-        files.push(ModelFiles { kind, weights_file, weights, check_probs });
-        flops.push((kind, machine::train_step_flops(&vs, o.batch_size)));
-    }
+    let (files, flops) = write_models(dir, &o.models, &schema, &models_config, &test, o.seed, o.batch_size)?;
     let manifest = Manifest {
         format: exchange::FORMAT,
         dataset,
@@ -328,7 +351,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
 }
 
 /// Environment both sides run under: same threads, passive OpenMP waiting.
-fn side_command(program: &Path, threads: usize) -> Command {
+pub(crate) fn side_command(program: &Path, threads: usize) -> Command {
     let mut c = Command::new(program);
     c.env("OMP_NUM_THREADS", threads.to_string()).env("MKL_NUM_THREADS", threads.to_string());
     if std::env::var_os("OMP_WAIT_POLICY").is_none() {
@@ -337,7 +360,7 @@ fn side_command(program: &Path, threads: usize) -> Command {
     c
 }
 
-fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfError> {
+pub(crate) fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfError> {
     let line = out.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
     let r: SideResult = serde_json::from_str(line).map_err(|e| PerfError::Child {
         what: what.into(),
@@ -388,7 +411,7 @@ fn median_run(mut runs: Vec<SideResult>) -> Option<SideResult> {
 
 /// A side must start from the function the parent wrote: the same eval-mode
 /// probabilities of the initial weights on the check rows.
-fn same_function(what: &str, r: &SideResult) -> Result<(), PerfError> {
+pub(crate) fn same_function(what: &str, r: &SideResult) -> Result<(), PerfError> {
     match r.check_max_abs_diff {
         Some(d) if d <= 1e-4 => Ok(()),
         Some(d) => Err(PerfError::Check(format!(
