@@ -73,6 +73,11 @@ pub struct PerfArgs {
     /// compared pairwise).
     #[arg(long, value_enum, default_value = "hashed")]
     pub masks: MasksArg,
+    /// How many of the first rounds also train the reference under
+    /// torch.compile (inductor; needs the interpreter's Python headers and
+    /// a C++ compiler), its compile time reported apart.
+    #[arg(long, default_value_t = 0)]
+    pub compiled_rounds: usize,
     /// Number of the first round (its dropout seed is seed + round):
     /// more rounds later without repeating earlier ones.
     #[arg(long, default_value_t = 0)]

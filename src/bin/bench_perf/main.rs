@@ -83,6 +83,7 @@ fn measure(a: PerfArgs) -> Result<()> {
         seed: a.seed,
         rounds: a.rounds,
         first_round: a.first_round,
+        compiled_rounds: a.compiled_rounds,
         dropout: a.dropout,
         masks: a.masks.into(),
         python,

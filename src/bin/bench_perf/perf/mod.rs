@@ -111,6 +111,9 @@ pub struct PerfOptions {
     /// Rows of the exact-AUC comparison (0 = skip it).
     pub auc_rows: usize,
     pub seed: u64,
+    /// Rounds (the first ones) that also run the reference under
+    /// torch.compile (inductor): its compiling takes minutes on few cores.
+    pub compiled_rounds: usize,
     /// The Python interpreter with torch (and scikit-learn); `None` = the
     /// mtlbench side only.
     pub python: Option<PathBuf>,
@@ -135,6 +138,13 @@ pub struct ModelComparison {
     /// dropout masks of both sides with seed + r).
     pub mtlbench_runs: Vec<SideResult>,
     pub reference_runs: Vec<SideResult>,
+    /// The median run of the torch.compile'd reference (inductor), which
+    /// runs in the first `--compiled-rounds` rounds only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled: Option<SideResult>,
+    /// Its runs, rounds first_round, first_round + 1, ... in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compiled_runs: Vec<SideResult>,
 }
 
 /// Exact AUC of the same scores by both.
@@ -372,25 +382,33 @@ pub(crate) fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResu
     Ok(r)
 }
 
-/// One side's run of one model: mtlbench's worker, or the reference under `python`.
-fn run_side(
-    o: &PerfOptions,
-    dir: &Path,
-    kind: ModelKind,
-    round: usize,
-    python: Option<&PathBuf>,
-    progress: &mut dyn FnMut(&str),
-) -> Result<SideResult, PerfError> {
-    let (what, mut c) = match python {
-        None => {
+/// Who trains in a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side<'a> {
+    Mtlbench,
+    /// The PyTorch reference under this interpreter, eager ...
+    Eager(&'a Path),
+    /// ... or under torch.compile.
+    Compiled(&'a Path),
+}
+
+/// One side's run of one model: mtlbench's worker, or the reference.
+fn run_side(o: &PerfOptions, dir: &Path, kind: ModelKind, round: usize, side: Side, progress: &mut dyn FnMut(&str)) -> Result<SideResult, PerfError> {
+    let (what, mut c) = match side {
+        Side::Mtlbench => {
             let mut c = side_command(&o.worker_exe, o.threads);
             c.arg("worker").arg(dir).arg("--model").arg(kind.name());
             (format!("mtlbench {}", kind.name()), c)
         }
-        Some(py) => {
+        Side::Eager(py) | Side::Compiled(py) => {
             let mut c = side_command(py, o.threads);
             c.arg(&o.script).arg("train").arg(dir).arg("--model").arg(kind.name());
-            (format!("pytorch {}", kind.name()), c)
+            if matches!(side, Side::Compiled(_)) {
+                c.arg("--compile");
+                (format!("pytorch compiled {}", kind.name()), c)
+            } else {
+                (format!("pytorch {}", kind.name()), c)
+            }
         }
     };
     c.arg("--round").arg(round.to_string());
@@ -500,20 +518,27 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
     progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", before.median_flops / 1e9, before.threads));
     let mut models = Vec::new();
     for (kind, step_flops) in flops {
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
+        let (mut ours, mut theirs, mut compiled) = (Vec::new(), Vec::new(), Vec::new());
         for round in o.first_round..o.first_round + o.rounds {
             // Alternate which side goes first, so that a drift in the machine's
             // load does not always favour the same side.
-            let reference_first = round % 2 == 1;
-            if !reference_first {
-                ours.push(run_side(o, &dir, kind, round, None, progress)?);
-            }
+            let mut sides = vec![Side::Mtlbench];
             if let Some(py) = &o.python {
-                theirs.push(run_side(o, &dir, kind, round, Some(py), progress)?);
+                sides.push(Side::Eager(py));
+                if round - o.first_round < o.compiled_rounds {
+                    sides.push(Side::Compiled(py));
+                }
             }
-            if reference_first {
-                ours.push(run_side(o, &dir, kind, round, None, progress)?);
+            if round % 2 == 1 {
+                sides.reverse();
+            }
+            for side in sides {
+                let r = run_side(o, &dir, kind, round, side, progress)?;
+                match side {
+                    Side::Mtlbench => ours.push(r),
+                    Side::Eager(_) => theirs.push(r),
+                    Side::Compiled(_) => compiled.push(r),
+                }
             }
         }
         let mtlbench = median_run(ours.clone())
@@ -525,6 +550,8 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
             reference: median_run(theirs.clone()),
             mtlbench_runs: ours,
             reference_runs: theirs,
+            compiled: median_run(compiled.clone()),
+            compiled_runs: compiled,
         });
     }
     let after = machine::sgemm(2048, 5);

@@ -347,6 +347,7 @@ mod tests {
             overhead: None,
             peak_rss_mib: None,
             losses: vec![],
+            compile_seconds: None,
         };
         Run { round, load_average: None, result }
     }

@@ -67,6 +67,10 @@ pub struct SideResult {
     /// Training loss (sum of the task terms) of every step, timed or not.
     #[serde(default)]
     pub losses: Vec<f64>,
+    /// torch.compile's side: seconds of its first step (tracing and
+    /// compiling the forward and backward graphs) beyond a timed step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_seconds: Option<f64>,
 }
 
 /// User + system CPU seconds of this process so far, all threads.
@@ -248,5 +252,6 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         overhead: Some(overhead),
         peak_rss_mib: mtlbench::env::peak_rss_mib(),
         losses,
+        compile_seconds: None,
     })
 }
