@@ -185,4 +185,7 @@ pub struct RechubArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Measure nothing: print the report saved by an earlier --json.
+    #[arg(long, value_name = "JSON")]
+    pub show: Option<PathBuf>,
 }

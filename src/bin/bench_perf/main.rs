@@ -99,6 +99,13 @@ fn measure(a: PerfArgs) -> Result<()> {
 
 /// Runs `bench-perf rechub` and prints (and with `--json` saves) its report.
 fn rechub(a: RechubArgs) -> Result<()> {
+    if let Some(path) = &a.show {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: perf::rechub::RechubReport = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a bench-perf rechub report (written by bench-perf rechub --json)", path.display()))?;
+        print!("{report}");
+        return Ok(());
+    }
     let cache_dir = mtlbench::data::default_cache_dir();
     let opts = perf::rechub::RechubOptions {
         steps: a.steps,

@@ -250,12 +250,23 @@ fn median_speed(runs: &[Run]) -> Option<f64> {
     median(runs.iter().map(|r| r.result.samples_per_second).collect())
 }
 
-/// mtlbench / `other` of each round both ran.
-pub fn round_ratios(ours: &[Run], other: &[Run]) -> Vec<f64> {
+/// Samples per second of wall time.
+pub fn wall_speed(r: &SideResult) -> f64 {
+    r.samples_per_second
+}
+
+/// Samples per CPU second (user + system, all threads): on shared cores
+/// less sensitive than wall time to what else runs.
+pub fn cpu_speed(r: &SideResult) -> f64 {
+    (r.timed_steps * r.batch_size) as f64 / r.timed_cpu_seconds.max(1e-12)
+}
+
+/// mtlbench / `other` by `speed`, for each round both ran.
+pub fn round_ratios(ours: &[Run], other: &[Run], speed: fn(&SideResult) -> f64) -> Vec<f64> {
     ours.iter()
         .filter_map(|a| {
             let b = other.iter().find(|b| b.round == a.round)?;
-            Some(a.result.samples_per_second / b.result.samples_per_second.max(1e-12))
+            Some(speed(&a.result) / speed(&b.result).max(1e-12))
         })
         .collect()
 }
@@ -275,29 +286,33 @@ impl fmt::Display for RechubReport {
         writeln!(f, "data: {}; {} train / {} test rows", self.dataset, self.train_rows, self.test_rows)?;
         writeln!(f, "MMOE 8 experts of [16], towers [8]; {} steps at batch {} ({} untimed)", self.steps, self.batch_size, self.warmup)?;
         writeln!(f)?;
-        writeln!(f, "{:<30} {:>6} {:>13} {:>10} {:>10} {:>10} {:>9}", "side", "runs", "samples/s", "step ms", "test AUC", "RSS MiB", "load")?;
+        writeln!(f, "{:<30} {:>5} {:>10} {:>8} {:>8} {:>9} {:>8} {:>8}", "side", "runs", "samples/s", "step ms", "CPU ms", "test AUC", "RSS MiB", "load")?;
         for (side, runs) in [(Side::Mtlbench, &self.mtlbench), (Side::RechubFast, &self.rechub_fast), (Side::RechubDataLoader, &self.rechub_dataloader)] {
             if runs.is_empty() {
                 continue;
             }
             let step = median(runs.iter().map(|r| r.result.median_step_ms).collect()).unwrap_or(f64::NAN);
+            let cpu = median(runs.iter().map(|r| 1e3 * r.result.timed_cpu_seconds / r.result.timed_steps.max(1) as f64).collect());
             let auc = median(runs.iter().filter_map(|r| super::report::mean_auc(&r.result)).collect());
             let rss = runs.iter().filter_map(|r| r.result.peak_rss_mib).fold(0.0, f64::max);
             writeln!(
                 f,
-                "{:<30} {:>6} {:>13.0} {:>10.2} {:>10} {:>10.0} {:>9}",
+                "{:<30} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>9} {:>8.0} {:>8}",
                 side.label(),
                 runs.len(),
                 median_speed(runs).unwrap_or(f64::NAN),
                 step,
+                cpu.unwrap_or(f64::NAN),
                 auc.map_or("-".into(), |a| format!("{a:.4}")),
                 rss,
                 fmt_load(runs)
             )?;
         }
         writeln!(f)?;
-        for (name, other, judged) in [("fast loader", &self.rechub_fast, true), ("its DataLoader", &self.rechub_dataloader, false)] {
-            let r = round_ratios(&self.mtlbench, other);
+        let sets = [("fast loader", &self.rechub_fast, true), ("its DataLoader", &self.rechub_dataloader, false)];
+        for ((name, other, judged), (per, speed)) in sets.iter().flat_map(|s| [(s, ("wall", wall_speed as fn(&SideResult) -> f64)), (s, ("CPU", cpu_speed))]) {
+            let (name, other, judged) = (*name, *other, *judged && per == "wall");
+            let r = round_ratios(&self.mtlbench, other, speed);
             let (Some(mid), Some(lo), Some(hi)) =
                 (median(r.clone()), r.iter().cloned().reduce(f64::min), r.iter().cloned().reduce(f64::max))
             else {
@@ -308,7 +323,7 @@ impl fmt::Display for RechubReport {
             } else {
                 String::new()
             };
-            writeln!(f, "mtlbench / torch-rechub, {name}: {mid:.2}x per round median, {lo:.2}-{hi:.2}x over {} round(s){target}", r.len())?;
+            writeln!(f, "mtlbench / torch-rechub, {name}, samples per {per} second: {mid:.2}x per round median, {lo:.2}-{hi:.2}x over {} round(s){target}", r.len())?;
         }
         Ok(())
     }
@@ -356,6 +371,8 @@ mod tests {
     fn ratios_pair_runs_by_round() {
         let ours = [run(0, 100.0), run(1, 90.0), run(2, 80.0)];
         let theirs = [run(1, 30.0), run(0, 20.0)];
-        assert_eq!(round_ratios(&ours, &theirs), vec![5.0, 3.0]);
+        assert_eq!(round_ratios(&ours, &theirs, wall_speed), vec![5.0, 3.0]);
+        // 5 steps x 1024 rows in 1 CPU second each: the same speed.
+        assert_eq!(round_ratios(&ours, &theirs, cpu_speed), vec![1.0, 1.0]);
     }
 }
