@@ -4,6 +4,7 @@
 #   make bench   criterion benchmarks
 #   make perf    bench-perf: MMOE and PLE side by side with a PyTorch eager reference (docs/performance.md)
 #   make perf-setup  only install the reference's Python (torch 2.11 CUDA wheels, ~4.3 GB; not needed by make test)
+#   make perf-rechub bench-perf rechub: a small tabular MMOE side by side with torch-rechub 0.9.0 (installs it)
 #   make setup   only install libtorch 2.11.0 (CPU) into ~/.cache/mtlbench and link ./libtorch
 #   make setup-cuda  the full CUDA libtorch set for GPU users
 
@@ -16,7 +17,7 @@ BENCH_PERF := target/release/bench-perf
 # libtorch's OpenMP workers must not spin (docs/architecture.md, Known pitfalls).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all setup setup-cuda build demo test bench perf perf-build perf-paired perf-setup clean-results
+.PHONY: all setup setup-cuda build demo test bench perf perf-build perf-paired perf-setup perf-rechub clean-results
 
 all: demo
 
@@ -65,6 +66,12 @@ perf: perf-build perf-setup
 # Same dropout masks on both sides (libtorch's): each round's test AUCs pair up.
 perf-paired: perf-build perf-setup
 	$(BENCH_PERF) --rounds 5 --masks libtorch --auc-rows 0 --python "$$(scripts/setup-perf-python.sh --print)" --json results/perf-same-masks.json
+
+# Small tabular MMOE against torch-rechub's MTLTrainer (fast loader and its
+# own DataLoader), one thread per side: a few minutes on 2 cores.
+RECHUB_ROUNDS ?= 5
+perf-rechub: perf-build perf-setup
+	$(BENCH_PERF) rechub --rounds $(RECHUB_ROUNDS) --python "$$(scripts/setup-perf-python.sh --rechub)" --json results/perf-rechub.json
 
 clean-results:
 	rm -rf results/bench.sqlite* results/predictions reports/*.html reports/*.svg

@@ -7,15 +7,34 @@
 # The PyPI Linux torch wheel is a CUDA build: `import torch` loads the CUDA
 # wheel set (cuDNN, cuBLAS, NCCL, ...), about 4.3 GB, even on a CPU machine.
 #
+# With --rechub it also installs torch-rechub (pinned, for `bench-perf
+# rechub`) into the same environment, marked with .complete-rechub.
+#
 #   scripts/setup-perf-python.sh            install (once), print the interpreter path
 #   scripts/setup-perf-python.sh --print    only print the path (exit 1 if not installed)
+#   scripts/setup-perf-python.sh --rechub   as the first, plus torch-rechub==0.9.0
 set -euo pipefail
+
+RECHUB_VERSION="0.9.0"
 
 TORCH_VERSION="${MTLBENCH_TORCH_VERSION:-2.11.0}"
 CACHE="${MTLBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mtlbench}"
 PYTHON="${PYTHON:-python3}"
 dest="$CACHE/perf-python-torch-$TORCH_VERSION"
 
+if [ "${1:-}" = "--rechub" ]; then
+  "$0" >/dev/null
+  if [ ! -f "$dest/.complete-rechub" ]; then
+    echo "Installing torch-rechub==$RECHUB_VERSION into $dest (one time) ..." >&2
+    # torch stays the pinned one: pip must not up- or downgrade it.
+    "$dest/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
+      "torch-rechub==$RECHUB_VERSION" "torch==$TORCH_VERSION" >&2
+    "$dest/venv/bin/python" -c "import torch, torch_rechub.trainers; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__" >&2
+    touch "$dest/.complete-rechub"
+  fi
+  echo "$dest/venv/bin/python"
+  exit 0
+fi
 if [ -f "$dest/.complete" ]; then
   echo "$dest/venv/bin/python"
   exit 0

@@ -235,3 +235,71 @@ fn the_committed_report_reprints_the_documented_numbers() {
         assert!(out.contains(want), "missing {want:?} in\n{out}");
     }
 }
+
+#[test]
+fn rechub_comparison_names_a_missing_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bench_perf(dir.path(), &["rechub", "--python", "/nonexistent/python"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--python") && stderr(&o).contains("/nonexistent/python does not exist"), "{}", stderr(&o));
+    let o = bench_perf(dir.path(), &["rechub", "--steps", "3", "--warmup", "5"]);
+    assert!(stderr(&o).contains("--steps") && stderr(&o).contains("must exceed --warmup"), "{}", stderr(&o));
+}
+
+#[test]
+fn rechub_comparison_trains_both_sides_over_several_epochs() {
+    let Some(py) = reference_python() else {
+        eprintln!("note: the perf Python is not installed (make perf-setup); bench-perf rechub is not tested here");
+        return;
+    };
+    if !py.parent().and_then(|p| p.parent()).and_then(|p| p.parent()).is_some_and(|d| d.join(".complete-rechub").exists()) {
+        eprintln!("note: torch-rechub is not installed (scripts/setup-perf-python.sh --rechub); bench-perf rechub is not tested here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("rechub.json");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rechub_reference.py");
+    // 2,000 rows -> 1,792 (7 batches of 256); 16 steps run into a third epoch.
+    let args = [
+        "rechub", "--steps", "16", "--warmup", "2", "--batch", "256", "--train-rows", "2000", "--test-rows", "1000",
+        "--rounds", "2", "--loader-rounds", "1", "--script", script, "--python", py.to_str().unwrap(),
+        "--json", json.to_str().unwrap(),
+    ];
+    let o = bench_perf(dir.path(), &args);
+    assert!(o.status.success(), "bench-perf rechub failed: {}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["train_rows"], 1792);
+    let runs = |k: &str| r[k].as_array().unwrap().clone();
+    assert_eq!((runs("mtlbench").len(), runs("rechub_fast").len(), runs("rechub_dataloader").len()), (2, 2, 1));
+    for run in runs("mtlbench").iter().chain(&runs("rechub_fast")).chain(&runs("rechub_dataloader")) {
+        let res = &run["result"];
+        assert_eq!(res["timed_steps"], 14, "{res}");
+        assert!(res["samples_per_second"].as_f64().unwrap() > 0.0);
+        let aucs = res["test_auc"].as_array().unwrap();
+        assert_eq!(aucs.len(), 2);
+        assert!(aucs.iter().all(|a| a[1].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v))), "{res}");
+    }
+    // mtlbench starts from the weights the parent wrote.
+    assert!(runs("mtlbench")[0]["result"]["check_max_abs_diff"].as_f64().unwrap() <= 1e-6);
+    assert!(stdout(&o).contains("mtlbench / torch-rechub, fast loader, samples per wall second"), "{}", stdout(&o));
+}
+
+#[test]
+fn the_committed_rechub_report_reprints_the_documented_ratios() {
+    // results/perf-rechub.json is the measurement docs/performance.md cites;
+    // the ratios below were computed from its runs by hand (per round,
+    // mtlbench / torch-rechub of samples/s, and of CPU time per step).
+    let dir = tempfile::tempdir().unwrap();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/results/perf-rechub.json");
+    let o = bench_perf(dir.path(), &["rechub", "--show", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "fast loader, samples per wall second: 2.82x per round median, 1.72-5.39x over 5 round(s) (target >= 5x: straddled)",
+        "fast loader, samples per CPU second: 2.71x per round median, 2.41-3.24x over 5 round(s)",
+        "its DataLoader, samples per wall second: 5.85x per round median, 5.85-5.85x over 1 round(s)",
+        "its DataLoader, samples per CPU second: 9.16x",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}

@@ -73,6 +73,11 @@ pub struct PerfArgs {
     /// compared pairwise).
     #[arg(long, value_enum, default_value = "hashed")]
     pub masks: MasksArg,
+    /// How many of the first rounds also train the reference under
+    /// torch.compile (inductor; needs the interpreter's Python headers and
+    /// a C++ compiler), its compile time reported apart.
+    #[arg(long, default_value_t = 0)]
+    pub compiled_rounds: usize,
     /// Number of the first round (its dropout seed is seed + round):
     /// more rounds later without repeating earlier ones.
     #[arg(long, default_value_t = 0)]
@@ -101,6 +106,17 @@ pub struct PerfArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Side by side with torch-rechub 0.9.0 on a small tabular MMOE.
+    ///
+    /// Generates a table (32 categorical fields of width-4 embeddings, 7
+    /// numeric columns, binary tasks), trains MMOE with 8 experts of [16]
+    /// and towers [8] on the same batches by mtlbench and by torch-rechub's
+    /// MTLTrainer fed by a fast loader (scripts/rechub_reference.py), in
+    /// alternating rounds, and in the first rounds also through
+    /// torch-rechub's own DataLoader. Prints samples/s, the ratios and test
+    /// AUC of each side, with the load average before each run.
+    /// `scripts/setup-perf-python.sh --rechub` installs the Python side.
+    Rechub(RechubArgs),
     /// The mtlbench side of a measurement (run by bench-perf in a child process).
     #[command(hide = true)]
     Worker {
@@ -127,4 +143,49 @@ impl From<MasksArg> for DropoutMasks {
             MasksArg::Libtorch => DropoutMasks::Libtorch,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct RechubArgs {
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Steps at the start of each side that are not timed.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub batch: usize,
+    /// libtorch threads of both sides.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Train rows (rounded down to whole batches).
+    #[arg(long, default_value_t = 60_000)]
+    pub train_rows: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub test_rows: usize,
+    /// Binary tasks of the table.
+    #[arg(long, default_value_t = 2)]
+    pub tasks: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Rounds of mtlbench and torch-rechub with the fast loader, alternating which goes first.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// How many of the first rounds also run torch-rechub's own DataLoader path.
+    #[arg(long, default_value_t = 1)]
+    pub loader_rounds: usize,
+    /// Python with torch 2.11 and torch-rechub 0.9.0 (default: the one scripts/setup-perf-python.sh installs).
+    #[arg(long, env = "MTLBENCH_PERF_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// The torch-rechub side's script.
+    #[arg(long, default_value = "scripts/rechub_reference.py")]
+    pub script: PathBuf,
+    /// Keep the exchange files in this folder.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Measure nothing: print the report saved by an earlier --json.
+    #[arg(long, value_name = "JSON")]
+    pub show: Option<PathBuf>,
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{Cli, Command, PerfArgs};
+use cli::{Cli, Command, PerfArgs, RechubArgs};
 
 fn main() {
     mtlbench::env::init_process();
@@ -34,6 +34,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
+        Some(Command::Rechub(a)) => rechub(a),
         None if !cli.perf.show.is_empty() => show(&cli.perf.show, cli.perf.json.as_deref()),
         None => measure(cli.perf),
     }
@@ -82,6 +83,7 @@ fn measure(a: PerfArgs) -> Result<()> {
         seed: a.seed,
         rounds: a.rounds,
         first_round: a.first_round,
+        compiled_rounds: a.compiled_rounds,
         dropout: a.dropout,
         masks: a.masks.into(),
         python,
@@ -93,4 +95,39 @@ fn measure(a: PerfArgs) -> Result<()> {
     let report = perf::run(&opts, &mut |line| eprintln!("{line}")).context("bench-perf")?;
     print!("{report}");
     save(&report, a.json.as_deref())
+}
+
+/// Runs `bench-perf rechub` and prints (and with `--json` saves) its report.
+fn rechub(a: RechubArgs) -> Result<()> {
+    if let Some(path) = &a.show {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: perf::rechub::RechubReport = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a bench-perf rechub report (written by bench-perf rechub --json)", path.display()))?;
+        print!("{report}");
+        return Ok(());
+    }
+    let cache_dir = mtlbench::data::default_cache_dir();
+    let opts = perf::rechub::RechubOptions {
+        steps: a.steps,
+        warmup: a.warmup,
+        batch_size: a.batch,
+        threads: a.threads,
+        train_rows: a.train_rows,
+        test_rows: a.test_rows,
+        tasks: a.tasks,
+        seed: a.seed,
+        rounds: a.rounds,
+        loader_rounds: a.loader_rounds,
+        python: a.python.unwrap_or_else(|| perf::default_python(&cache_dir)),
+        script: a.script,
+        worker_exe: std::env::current_exe().context("locating the bench-perf executable")?,
+        work_dir: a.work_dir,
+    };
+    let report = perf::rechub::run(&opts, &mut |line| eprintln!("{line}")).context("bench-perf rechub")?;
+    print!("{report}");
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

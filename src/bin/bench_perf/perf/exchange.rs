@@ -90,8 +90,10 @@ pub struct Manifest {
     pub threads: usize,
     pub train_split: SplitFiles,
     pub test_split: SplitFiles,
-    /// Row order of the training steps, i64 [steps * batch_size] (one epoch of
-    /// `SplitTensors::shuffled(batch_size, seed, 1)` over the train rows).
+    /// Row order of the training steps, i64 [steps * batch_size]: epochs 1,
+    /// 2, ... of `SplitTensors::shuffled(batch_size, seed, epoch)` over the
+    /// train rows, one after the other (more than one only where the train
+    /// rows are whole batches).
     pub order: ArrayInfo,
     pub models: Vec<ModelFiles>,
 }

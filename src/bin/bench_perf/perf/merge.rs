@@ -144,6 +144,7 @@ fn merge_model(name: &str, pieces: &[Piece], start: usize) -> Result<ModelCompar
     let mut first: Option<(&Piece, f64, bool)> = None;
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    let mut compiled = Vec::new();
     for p in pieces {
         let Some(m) = p.report.models.iter().find(|m| m.model == name) else { continue };
         let (from, n) = (p.report.first_round, m.mtlbench_runs.len());
@@ -185,6 +186,7 @@ fn merge_model(name: &str, pieces: &[Piece], start: usize) -> Result<ModelCompar
         }
         ours.extend(m.mtlbench_runs.iter().cloned());
         theirs.extend(m.reference_runs.iter().cloned());
+        compiled.extend(m.compiled_runs.iter().cloned());
         next = from + n;
         previous = Some(p);
     }
@@ -199,6 +201,8 @@ fn merge_model(name: &str, pieces: &[Piece], start: usize) -> Result<ModelCompar
         reference: median_run(theirs.clone()),
         mtlbench_runs: ours,
         reference_runs: theirs,
+        compiled: median_run(compiled.clone()),
+        compiled_runs: compiled,
     })
 }
 

@@ -17,7 +17,9 @@ pub mod child;
 pub mod exchange;
 pub mod machine;
 pub mod merge;
+pub mod rechub;
 mod report;
+pub mod tabular;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ use thiserror::Error;
 
 use mtlbench::data::batch::{epoch_order, to_vec_f32};
 use mtlbench::data::wechat::synth::wechat_shaped;
-use mtlbench::data::{DataError, SplitTensors};
+use mtlbench::data::{DataError, FeatureSchema, SplitData, SplitTensors};
 use mtlbench::models::{self, DropoutMasks, ModelKind, ModelsConfig};
 use mtlbench::train::TrainConfig;
 use exchange::{Manifest, ModelFiles, TrainSettings};
@@ -109,6 +111,9 @@ pub struct PerfOptions {
     /// Rows of the exact-AUC comparison (0 = skip it).
     pub auc_rows: usize,
     pub seed: u64,
+    /// Rounds (the first ones) that also run the reference under
+    /// torch.compile (inductor): its compiling takes minutes on few cores.
+    pub compiled_rounds: usize,
     /// The Python interpreter with torch (and scikit-learn); `None` = the
     /// mtlbench side only.
     pub python: Option<PathBuf>,
@@ -133,6 +138,13 @@ pub struct ModelComparison {
     /// dropout masks of both sides with seed + r).
     pub mtlbench_runs: Vec<SideResult>,
     pub reference_runs: Vec<SideResult>,
+    /// The median run of the torch.compile'd reference (inductor), which
+    /// runs in the first `--compiled-rounds` rounds only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled: Option<SideResult>,
+    /// Its runs, rounds first_round, first_round + 1, ... in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compiled_runs: Vec<SideResult>,
 }
 
 /// Exact AUC of the same scores by both.
@@ -251,6 +263,56 @@ fn sample_rows(rows: usize, n: usize, seed: u64, stream: usize) -> Vec<usize> {
     epoch_order(rows, seed, stream).into_iter().take(n).map(|r| r as usize).collect()
 }
 
+/// The optimisation settings of both sides: the training loop's defaults.
+pub(crate) fn train_settings(batch_size: usize, steps: usize, warmup: usize, seed: u64) -> TrainSettings {
+    let defaults = TrainConfig::default();
+    TrainSettings {
+        batch_size,
+        steps,
+        warmup,
+        lr: defaults.lr,
+        beta1: defaults.beta1,
+        beta2: defaults.beta2,
+        eps: defaults.eps,
+        weight_decay: defaults.weight_decay,
+        eval_batch_size: defaults.eval_batch_size,
+        trace_every: defaults.trace_every,
+        seed,
+    }
+}
+
+/// Builds each model from `seed`, writes its initial weights and the
+/// eval-mode probabilities they give on the first test rows; returns the
+/// files and each model's FLOPs per training step at `batch_size`.
+pub(crate) fn write_models(
+    dir: &Path,
+    kinds: &[ModelKind],
+    schema: &FeatureSchema,
+    models_config: &ModelsConfig,
+    test: &SplitData,
+    seed: u64,
+    batch_size: usize,
+) -> Result<(Vec<ModelFiles>, Vec<(ModelKind, f64)>), PerfError> {
+    let check_rows = test.rows.min(1024);
+    let test_t = SplitTensors::new(test, schema, Device::Cpu);
+    let mut files = Vec::new();
+    let mut flops = Vec::new();
+    for &kind in kinds {
+        tch::manual_seed(seed as i64);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = models::build(kind, &vs, schema, models_config).map_err(|e| PerfError::Model(e.to_string()))?;
+        let weights_file = format!("weights_{}.bin", kind.name());
+        let weights = exchange::write_weights(dir, &weights_file, &exchange::model_variables(&vs, schema, models_config)?)?;
+        let probs = tch::no_grad(|| model.forward_t(&test_t.slice(0, check_rows), false).probs);
+        let probs = to_vec_f32(&probs)?;
+        let check_probs =
+            exchange::write_array(dir, &format!("check_{}.bin", kind.name()), &probs, vec![check_rows, schema.tasks.len()])?;
+        files.push(ModelFiles { kind, weights_file, weights, check_probs });
+        flops.push((kind, machine::train_step_flops(&vs, batch_size)));
+    }
+    Ok((files, flops))
+}
+
 /// Loads the data, takes the rows of the run and writes the exchange folder.
 fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<(Manifest, Vec<(ModelKind, f64)>), PerfError> {
     let t = Instant::now();
@@ -272,20 +334,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
     let schema = ds.schema.clone();
     let dataset = ds.name.clone();
     drop(ds);
-    let defaults = TrainConfig::default();
-    let settings = TrainSettings {
-        batch_size: o.batch_size,
-        steps: o.steps,
-        warmup: o.warmup,
-        lr: defaults.lr,
-        beta1: defaults.beta1,
-        beta2: defaults.beta2,
-        eps: defaults.eps,
-        weight_decay: defaults.weight_decay,
-        eval_batch_size: defaults.eval_batch_size,
-        trace_every: defaults.trace_every,
-        seed: o.seed,
-    };
+    let settings = train_settings(o.batch_size, o.steps, o.warmup, o.seed);
     let train_split = exchange::write_split(dir, "train", &train, &schema)?;
     let test_split = exchange::write_split(dir, "test", &test, &schema)?;
     let order = exchange::write_array(dir, "order.bin", &epoch_order(train.rows, o.seed, 1), vec![train.rows])?;
@@ -294,23 +343,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
         models_config.tower.dropout = p;
     }
     models_config.tower.dropout_masks = o.masks;
-    let check_rows = test.rows.min(1024);
-    let test_t = SplitTensors::new(&test, &schema, Device::Cpu);
-    let mut files = Vec::new();
-    let mut flops = Vec::new();
-    for &kind in &o.models {
-        tch::manual_seed(o.seed as i64);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = models::build(kind, &vs, &schema, &models_config).map_err(|e| PerfError::Model(e.to_string()))?;
-        let weights_file = format!("weights_{}.bin", kind.name());
-        let weights = exchange::write_weights(dir, &weights_file, &exchange::model_variables(&vs, &schema, &models_config)?)?;
-        let probs = tch::no_grad(|| model.forward_t(&test_t.slice(0, check_rows), false).probs);
-        let probs = to_vec_f32(&probs)?;
-        let check_probs =
-            exchange::write_array(dir, &format!("check_{}.bin", kind.name()), &probs, vec![check_rows, schema.tasks.len()])?;
-        files.push(ModelFiles { kind, weights_file, weights, check_probs });
-        flops.push((kind, machine::train_step_flops(&vs, o.batch_size)));
-    }
+    let (files, flops) = write_models(dir, &o.models, &schema, &models_config, &test, o.seed, o.batch_size)?;
     let manifest = Manifest {
         format: exchange::FORMAT,
         dataset,
@@ -328,7 +361,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
 }
 
 /// Environment both sides run under: same threads, passive OpenMP waiting.
-fn side_command(program: &Path, threads: usize) -> Command {
+pub(crate) fn side_command(program: &Path, threads: usize) -> Command {
     let mut c = Command::new(program);
     c.env("OMP_NUM_THREADS", threads.to_string()).env("MKL_NUM_THREADS", threads.to_string());
     if std::env::var_os("OMP_WAIT_POLICY").is_none() {
@@ -337,7 +370,7 @@ fn side_command(program: &Path, threads: usize) -> Command {
     c
 }
 
-fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfError> {
+pub(crate) fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfError> {
     let line = out.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
     let r: SideResult = serde_json::from_str(line).map_err(|e| PerfError::Child {
         what: what.into(),
@@ -349,25 +382,33 @@ fn parse_side(what: &str, out: child::ChildOutput) -> Result<SideResult, PerfErr
     Ok(r)
 }
 
-/// One side's run of one model: mtlbench's worker, or the reference under `python`.
-fn run_side(
-    o: &PerfOptions,
-    dir: &Path,
-    kind: ModelKind,
-    round: usize,
-    python: Option<&PathBuf>,
-    progress: &mut dyn FnMut(&str),
-) -> Result<SideResult, PerfError> {
-    let (what, mut c) = match python {
-        None => {
+/// Who trains in a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side<'a> {
+    Mtlbench,
+    /// The PyTorch reference under this interpreter, eager ...
+    Eager(&'a Path),
+    /// ... or under torch.compile.
+    Compiled(&'a Path),
+}
+
+/// One side's run of one model: mtlbench's worker, or the reference.
+fn run_side(o: &PerfOptions, dir: &Path, kind: ModelKind, round: usize, side: Side, progress: &mut dyn FnMut(&str)) -> Result<SideResult, PerfError> {
+    let (what, mut c) = match side {
+        Side::Mtlbench => {
             let mut c = side_command(&o.worker_exe, o.threads);
             c.arg("worker").arg(dir).arg("--model").arg(kind.name());
             (format!("mtlbench {}", kind.name()), c)
         }
-        Some(py) => {
+        Side::Eager(py) | Side::Compiled(py) => {
             let mut c = side_command(py, o.threads);
             c.arg(&o.script).arg("train").arg(dir).arg("--model").arg(kind.name());
-            (format!("pytorch {}", kind.name()), c)
+            if matches!(side, Side::Compiled(_)) {
+                c.arg("--compile");
+                (format!("pytorch compiled {}", kind.name()), c)
+            } else {
+                (format!("pytorch {}", kind.name()), c)
+            }
         }
     };
     c.arg("--round").arg(round.to_string());
@@ -388,7 +429,7 @@ fn median_run(mut runs: Vec<SideResult>) -> Option<SideResult> {
 
 /// A side must start from the function the parent wrote: the same eval-mode
 /// probabilities of the initial weights on the check rows.
-fn same_function(what: &str, r: &SideResult) -> Result<(), PerfError> {
+pub(crate) fn same_function(what: &str, r: &SideResult) -> Result<(), PerfError> {
     match r.check_max_abs_diff {
         Some(d) if d <= 1e-4 => Ok(()),
         Some(d) => Err(PerfError::Check(format!(
@@ -477,20 +518,27 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
     progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", before.median_flops / 1e9, before.threads));
     let mut models = Vec::new();
     for (kind, step_flops) in flops {
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
+        let (mut ours, mut theirs, mut compiled) = (Vec::new(), Vec::new(), Vec::new());
         for round in o.first_round..o.first_round + o.rounds {
             // Alternate which side goes first, so that a drift in the machine's
             // load does not always favour the same side.
-            let reference_first = round % 2 == 1;
-            if !reference_first {
-                ours.push(run_side(o, &dir, kind, round, None, progress)?);
-            }
+            let mut sides = vec![Side::Mtlbench];
             if let Some(py) = &o.python {
-                theirs.push(run_side(o, &dir, kind, round, Some(py), progress)?);
+                sides.push(Side::Eager(py));
+                if round - o.first_round < o.compiled_rounds {
+                    sides.push(Side::Compiled(py));
+                }
             }
-            if reference_first {
-                ours.push(run_side(o, &dir, kind, round, None, progress)?);
+            if round % 2 == 1 {
+                sides.reverse();
+            }
+            for side in sides {
+                let r = run_side(o, &dir, kind, round, side, progress)?;
+                match side {
+                    Side::Mtlbench => ours.push(r),
+                    Side::Eager(_) => theirs.push(r),
+                    Side::Compiled(_) => compiled.push(r),
+                }
             }
         }
         let mtlbench = median_run(ours.clone())
@@ -502,6 +550,8 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
             reference: median_run(theirs.clone()),
             mtlbench_runs: ours,
             reference_runs: theirs,
+            compiled: median_run(compiled.clone()),
+            compiled_runs: compiled,
         });
     }
     let after = machine::sgemm(2048, 5);

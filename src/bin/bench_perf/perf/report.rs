@@ -14,6 +14,8 @@ pub const TARGET_RATIO: f64 = 1.2;
 pub const TARGET_AUC_DELTA: f64 = 0.003;
 /// Achieved FLOP/s of the step at least this share of the sgemm throughput.
 pub const TARGET_SGEMM_SHARE: f64 = 0.5;
+/// Throughput target against the torch.compile'd reference.
+pub const TARGET_COMPILED_RATIO: f64 = 1.0;
 /// Exact AUC of 10M scores within this many seconds ...
 pub const TARGET_AUC_SECONDS: f64 = 1.0;
 /// ... and this many times faster than scikit-learn.
@@ -187,6 +189,13 @@ impl PerfReport {
                     t.push(target);
                 }
             }
+            if let Some(r) = &m.compiled {
+                let ratio = m.mtlbench.samples_per_second / r.samples_per_second;
+                t.push(Target {
+                    what: format!("{}: {ratio:.2}x the PyTorch torch.compile throughput (>= {TARGET_COMPILED_RATIO}x)", m.model),
+                    met: ratio >= TARGET_COMPILED_RATIO,
+                });
+            }
         }
         if let Some(a) = &self.auc {
             t.push(Target {
@@ -246,7 +255,7 @@ impl fmt::Display for PerfReport {
             tasks.unwrap_or_default()
         )?;
         for c in &self.models {
-            let sides = std::iter::once(&c.mtlbench).chain(c.reference.as_ref());
+            let sides = std::iter::once(&c.mtlbench).chain(c.reference.as_ref()).chain(c.compiled.as_ref());
             for s in sides {
                 let fl = Self::achieved_flops(c.step_flops, s);
                 writeln!(
@@ -271,6 +280,19 @@ impl fmt::Display for PerfReport {
                 }
             }
             writeln!(f, "{line}")?;
+            if let Some(r) = &c.compiled {
+                let each: Vec<String> = c.compiled_runs.iter().map(|r| format!("{:.0}", r.samples_per_second)).collect();
+                let compile: Vec<String> =
+                    c.compiled_runs.iter().filter_map(|r| r.compile_seconds).map(|s| format!("{s:.1}")).collect();
+                writeln!(
+                    f,
+                    "       torch.compile (inductor): mtlbench / compiled = {:.2}x; {} run(s), samples/s {}; compile time s {}",
+                    c.mtlbench.samples_per_second / r.samples_per_second,
+                    c.compiled_runs.len(),
+                    each.join(", "),
+                    compile.join(", ")
+                )?;
+            }
             if c.mtlbench_runs.len() > 1 {
                 let each: Vec<String> = c
                     .mtlbench_runs
@@ -393,6 +415,7 @@ pub(in crate::perf) mod tests {
             overhead: None,
             peak_rss_mib: Some(100.0),
             losses: vec![],
+            compile_seconds: None,
         }
     }
 
@@ -425,6 +448,8 @@ pub(in crate::perf) mod tests {
                 reference: Some(side("pytorch", theirs, [their_auc; 3])),
                 mtlbench_runs: vec![],
                 reference_runs: vec![],
+                compiled: None,
+                compiled_runs: vec![],
             }],
             auc: Some(AucComparison {
                 rows: 10_000_000,

@@ -1,7 +1,8 @@
 //! The mtlbench side of `bench-perf`, run in a child process of its own
 //! (`bench-perf worker`) so that its peak memory is its own. It reads the
 //! exchange folder, loads a model's initial weights and trains it exactly as
-//! the training loop does: batches from `SplitTensors::shuffled`, the
+//! the training loop does: batches from `SplitTensors::shuffled`, epoch
+//! after epoch while the steps last, the
 //! [`Stepper`] step (equal weighting, Adam), strategy traces every
 //! `trace_every` steps with their gradient diagnostics, written to a real
 //! SQLite store. Each part is timed, so the harness overhead (batching,
@@ -66,6 +67,10 @@ pub struct SideResult {
     /// Training loss (sum of the task terms) of every step, timed or not.
     #[serde(default)]
     pub losses: Vec<f64>,
+    /// torch.compile's side: seconds of its first step (tracing and
+    /// compiling the forward and backward graphs) beyond a timed step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_seconds: Option<f64>,
 }
 
 /// User + system CPU seconds of this process so far, all threads.
@@ -159,7 +164,17 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
     // The masks of the round start from here, as the reference's do: what
     // building the model drew from the generator differs between the sides.
     tch::manual_seed(s.seed.wrapping_add(round) as i64);
-    let mut batches = split.shuffled(s.batch_size, s.seed, 1);
+    if s.steps * s.batch_size > train.rows && train.rows % s.batch_size != 0 {
+        return Err(PerfError::Format {
+            path: dir.join(exchange::MANIFEST),
+            message: format!(
+                "{} steps of {} rows need more than one epoch, and {} train rows are not whole batches",
+                s.steps, s.batch_size, train.rows
+            ),
+        });
+    }
+    let mut epoch = 1;
+    let mut batches = split.shuffled(s.batch_size, s.seed, epoch);
     let (mut batch_t, mut step_t, mut db_t) = (vec![], vec![], vec![]);
     let mut traced = vec![];
     let mut losses = Vec::with_capacity(s.steps);
@@ -171,10 +186,18 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
             cpu_start = cpu_seconds();
         }
         let t0 = Instant::now();
-        let batch = batches.next().ok_or_else(|| PerfError::Format {
-            path: dir.join(exchange::MANIFEST),
-            message: format!("{} train rows give fewer than {} batches", train.rows, s.steps),
-        })?;
+        let batch = match batches.next() {
+            Some(b) => b,
+            None => {
+                // The next epoch, as the manifest's order continues.
+                epoch += 1;
+                batches = split.shuffled(s.batch_size, s.seed, epoch);
+                batches.next().ok_or_else(|| PerfError::Format {
+                    path: dir.join(exchange::MANIFEST),
+                    message: format!("{} train rows give no batch", train.rows),
+                })?
+            }
+        };
         let t1 = Instant::now();
         let diagnose = step % s.trace_every == 0;
         let out = stepper.step(&batch, diagnose, 1, step).map_err(|e| PerfError::Model(e.to_string()))?;
@@ -229,5 +252,6 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         overhead: Some(overhead),
         peak_rss_mib: mtlbench::env::peak_rss_mib(),
         losses,
+        compile_seconds: None,
     })
 }
