@@ -130,7 +130,7 @@ impl Strategy for PcGrad {
             grads.push(sum.unwrap_or_else(|| all[k].zeros_like()));
         }
         accumulate_grads(&all, &grads)?;
-        Ok(StepReport { weights: vec![1.0; losses.len()] })
+        Ok(StepReport::new(vec![1.0; losses.len()]))
     }
 }
 
