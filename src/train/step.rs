@@ -114,3 +114,43 @@ impl<'a> Stepper<'a> {
         Ok(StepOutput { losses: values, weights: report.weights, diagnostics })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::toy::{generate, ToyConfig};
+    use crate::data::SplitTensors;
+    use crate::models::{self, ModelKind, ModelsConfig};
+    use crate::strategies::gramian::GramScope;
+
+    /// The diagnostics of the first step on one batch, from `strategy`.
+    fn first_diagnostics(strategy: StrategyKind, cfg: &StrategiesConfig) -> GradDiagnostics {
+        let data = generate(&ToyConfig { rows: 2_000, users: 50, items: 80, ..Default::default() });
+        let mut mc = ModelsConfig::default();
+        mc.tower.hidden = vec![16];
+        mc.mmoe.expert_hidden = vec![32];
+        let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
+        let batch = split.shuffled(256, 1, 1).next().expect("a batch");
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = models::build(ModelKind::Mmoe, &vs, &data.schema, &mc).expect("model");
+        let train = TrainConfig::default();
+        let mut s = Stepper::new(model.as_ref(), &vs, strategy, cfg, &train, 1, Device::Cpu).expect("stepper");
+        s.step(&batch, true, 1, 1).expect("step").diagnostics.expect("diagnostics")
+    }
+
+    #[test]
+    fn a_gramian_strategys_trace_is_the_one_measured_on_its_own() {
+        let own = first_diagnostics(StrategyKind::Equal, &StrategiesConfig::default());
+        assert_eq!(own.norms.len(), 3);
+        assert!(own.norms.iter().all(|n| *n > 0.0), "{own:?}");
+        for scope in [GramScope::AllShared, GramScope::LastShared] {
+            let mut cfg = StrategiesConfig::default();
+            cfg.mgda.scope = scope;
+            let reused = first_diagnostics(StrategyKind::Mgda, &cfg);
+            let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + y.abs()));
+            assert!(close(&reused.norms, &own.norms) && close(&reused.cosines, &own.cosines), "{scope:?}: {reused:?} vs {own:?}");
+            assert_eq!(reused.conflict_rate, own.conflict_rate);
+        }
+    }
+}

@@ -182,16 +182,28 @@ impl Strategy for GramianStrategy {
         // Task-specific parameters: their own terms' plain sum.
         let task = j_len..inputs.len();
         accumulate_weighted(&params[n_shared..], &slice(&per_term, task), &vec![1.0; self.n_terms])?;
-        let mut report = StepReport::new(weights);
-        if self.scope == GramScope::LastShared {
-            report.last_shared_gram = Some(gram);
-        }
-        Ok(report)
+        let last_shared_gram = match self.scope {
+            GramScope::LastShared => Some(gram),
+            // The last shared layer is a block of J's columns: its G is the
+            // same sum over fewer parameters.
+            GramScope::AllShared => Some(last_shared_block(&per_term, &params[..k], &input.params.last_shared)?),
+            GramScope::Representation => None,
+        };
+        Ok(StepReport { last_shared_gram, ..StepReport::new(weights) })
     }
 
     fn reports_last_shared_gram(&self) -> bool {
-        self.scope == GramScope::LastShared
+        self.scope != GramScope::Representation
     }
+}
+
+/// G on the `last` parameters, from per-term gradients of `params` (a
+/// superset of `last`, in the same leading positions of every term's list).
+fn last_shared_block(per_term: &[Vec<Tensor>], params: &[Tensor], last: &[Tensor]) -> Result<Gram, tch::TchError> {
+    let wanted: std::collections::HashSet<usize> = last.iter().map(|t| t.data_ptr() as usize).collect();
+    let at: Vec<usize> = params.iter().enumerate().filter(|(_, p)| wanted.contains(&(p.data_ptr() as usize))).map(|(i, _)| i).collect();
+    let picked: Vec<Vec<Tensor>> = per_term.iter().map(|g| at.iter().map(|&i| g[i].shallow_clone()).collect()).collect();
+    gram_of(&picked.iter().map(Vec::as_slice).collect::<Vec<_>>())
 }
 
 /// Entries `range` of every term's gradient list.
@@ -249,6 +261,30 @@ mod tests {
             assert_close(&grad_vec(&h1), &[2.0], 0.0);
             assert_close(&grad_vec(&h2), &[3.0], 0.0);
         }
+    }
+
+    #[test]
+    fn the_reported_last_shared_gramian_is_the_traces() {
+        // Shared x (not the last layer) and y (the last); heads h1, h2.
+        // L1 = <(1,2), x> + <(3,-1), y> + 2 h1, L2 = <(0,1), x> + <(1,1), y> + 3 h2.
+        for scope in [GramScope::AllShared, GramScope::LastShared] {
+            let (x, y) = (param(&[0.3, -0.1]), param(&[1.0, 2.0]));
+            let (h1, h2) = (param(&[1.0]), param(&[1.0]));
+            let losses = [
+                lin(&[1.0, 2.0], &x) + lin(&[3.0, -1.0], &y) + lin(&[2.0], &h1),
+                lin(&[0.0, 1.0], &x) + lin(&[1.0, 1.0], &y) + lin(&[3.0], &h2),
+            ];
+            let g = groups(&[&x, &y], &[&y], &[&h1, &h2]);
+            let want = crate::strategies::diagnostics(&losses, &g.last_shared).unwrap();
+            let mut s = mgda(scope);
+            assert!(s.reports_last_shared_gram());
+            let r = s.backward(&StepInput::new(&losses, &g)).unwrap();
+            let gram = r.last_shared_gram.expect("a last-shared Gramian");
+            // On y: g1 = (3, -1), g2 = (1, 1): G = [[10, 2], [2, 2]].
+            assert_eq!(gram.data(), &[10.0, 2.0, 2.0, 2.0]);
+            assert_eq!(gram.diagnostics(), want);
+        }
+        assert!(!mgda(GramScope::Representation).reports_last_shared_gram());
     }
 
     #[test]
