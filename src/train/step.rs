@@ -125,7 +125,8 @@ mod tests {
 
     /// The diagnostics of the first step on one batch, from `strategy`.
     fn first_diagnostics(strategy: StrategyKind, cfg: &StrategiesConfig) -> GradDiagnostics {
-        let data = generate(&ToyConfig { rows: 2_000, users: 50, items: 80, ..Default::default() });
+        let tasks = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let data = generate(&ToyConfig { rows: 2_000, users: 50, items: 80, tasks, ..Default::default() });
         let mut mc = ModelsConfig::default();
         mc.tower.hidden = vec![16];
         mc.mmoe.expert_hidden = vec![32];
