@@ -217,10 +217,14 @@ fn main() -> Result<(), String> {
         );
     }
     let base = median(times[0].clone());
-    println!("{:<24} {:>10} {:>8}", "strategy", "ms/step", "x equal");
+    // Each round's ratio to that round's equal weighting: the spread says
+    // how far machine noise moves a ratio.
+    println!("{:<24} {:>10} {:>8} {:>16}", "strategy", "ms/step", "x equal", "rounds' range");
     for (case, t) in cases.iter().zip(&times) {
         let m = median(t.clone());
-        println!("{:<24} {:>10.2} {:>8.2}", case.label, m * 1e3, m / base);
+        let ratios: Vec<f64> = t.iter().zip(&times[0]).map(|(a, b)| a / b).collect();
+        let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+        println!("{:<24} {:>10.2} {:>8.2} {:>7.2} - {:<6.2}", case.label, m * 1e3, m / base, lo, hi);
     }
     let rf = median(reforward_times);
     println!(

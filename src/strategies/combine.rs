@@ -18,15 +18,16 @@ use super::accumulate_grads;
 /// Elements below which one thread does the whole sum.
 const PARALLEL_MIN: usize = 1 << 16;
 
-/// One parameter's sum: its `.grad` and each term's gradient.
+/// One parameter's sum: its `.grad` and each term's gradient with its
+/// weight (terms that do not reach the parameter left out).
 struct Job<'a> {
     out: &'a mut [f32],
-    terms: Vec<&'a [f32]>,
+    terms: Vec<(&'a [f32], f32)>,
 }
 
-fn run(job: Job, weights: &[f32]) {
+fn run(job: Job) {
     let n = job.out.len();
-    for (g, &w) in job.terms.iter().zip(weights) {
+    for &(g, w) in &job.terms {
         let g = &g[..n];
         for (o, x) in job.out.iter_mut().zip(g) {
             *o += w * x;
@@ -45,7 +46,7 @@ fn with_tensor_ops(params: &[Tensor], per_term: &[Vec<Tensor>], weights: &[f64])
             per_term
                 .iter()
                 .zip(weights)
-                .filter_map(|(g, &w)| g.get(k).map(|g| g * w))
+                .filter_map(|(g, &w)| g.get(k).filter(|g| g.defined()).map(|g| g * w))
                 .reduce(|a, b| a + b)
                 .unwrap_or_else(|| params[k].zeros_like())
         })
@@ -55,8 +56,9 @@ fn with_tensor_ops(params: &[Tensor], per_term: &[Vec<Tensor>], weights: &[f64])
 
 /// Adds `sum_t weights[t] * per_term[t][k]` to `params[k].grad` for every
 /// `k`, defining `.grad` (as zeros, then the sum) where libtorch has not yet.
+/// An undefined gradient (a term that does not reach the parameter) counts as zero.
 pub fn accumulate_weighted(params: &[Tensor], per_term: &[Vec<Tensor>], weights: &[f64]) -> Result<(), tch::TchError> {
-    let fast = params.iter().all(fast_path) && per_term.iter().flatten().all(fast_path);
+    let fast = params.iter().all(fast_path) && per_term.iter().flatten().filter(|t| t.defined()).all(fast_path);
     if !fast || per_term.iter().any(|g| g.len() != params.len()) {
         return with_tensor_ops(params, per_term, weights);
     }
@@ -71,7 +73,8 @@ pub fn accumulate_weighted(params: &[Tensor], per_term: &[Vec<Tensor>], weights:
         // An unusual gradient layout: the tensor ops are right for it.
         return with_tensor_ops(params, per_term, weights);
     }
-    let terms: Vec<Vec<Tensor>> = per_term.iter().map(|g| g.iter().map(|t| t.contiguous()).collect()).collect();
+    let terms: Vec<Vec<Tensor>> =
+        per_term.iter().map(|g| g.iter().map(|t| if t.defined() { t.contiguous() } else { t.shallow_clone() }).collect()).collect();
     let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
     let mut jobs: Vec<(usize, Job)> = Vec::with_capacity(params.len());
     for (k, out) in outs.iter().enumerate() {
@@ -84,7 +87,12 @@ pub fn accumulate_weighted(params: &[Tensor], per_term: &[Vec<Tensor>], weights:
         let (o, ts) = unsafe {
             (
                 std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, n),
-                terms.iter().map(|g| std::slice::from_raw_parts(g[k].data_ptr() as *const f32, n)).collect(),
+                terms
+                    .iter()
+                    .zip(&w)
+                    .filter(|(g, _)| g[k].defined())
+                    .map(|(g, &w)| (std::slice::from_raw_parts(g[k].data_ptr() as *const f32, n), w))
+                    .collect(),
             )
         };
         jobs.push((n, Job { out: o, terms: ts }));
@@ -100,15 +108,14 @@ pub fn accumulate_weighted(params: &[Tensor], per_term: &[Vec<Tensor>], weights:
             s.1.push(job);
         }
     }
-    let w = &w;
     std::thread::scope(|s| {
         let mut it = shares.into_iter();
         let mine = it.next();
         for (_, work) in it {
-            s.spawn(move || work.into_iter().for_each(|j| run(j, w)));
+            s.spawn(move || work.into_iter().for_each(run));
         }
         if let Some((_, work)) = mine {
-            work.into_iter().for_each(|j| run(j, w));
+            work.into_iter().for_each(run);
         }
     });
     drop(terms);
@@ -141,6 +148,25 @@ mod tests {
             let d = (params[k].grad() - want(k) * 2.0).abs().max().double_value(&[]);
             assert!(d < 1e-5, "parameter {k}: {d}");
         }
+    }
+
+    #[test]
+    fn an_undefined_gradient_counts_as_zero() {
+        // Term 1 does not reach `a` (undefined), term 0 does not reach `b`.
+        let a = Tensor::ones([3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let b = Tensor::ones([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let per_term = vec![
+            vec![Tensor::from_slice(&[1.0f32, 2.0, 3.0]), Tensor::new()],
+            vec![Tensor::new(), Tensor::from_slice(&[4.0f32, 5.0])],
+        ];
+        accumulate_weighted(&[a.shallow_clone(), b.shallow_clone()], &per_term, &[2.0, 0.5]).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&a.grad()).unwrap(), vec![2.0, 4.0, 6.0]);
+        assert_eq!(Vec::<f32>::try_from(&b.grad()).unwrap(), vec![2.0, 2.5]);
+        // The same on the tensor-op path (f64).
+        let c = Tensor::ones([2], (Kind::Double, Device::Cpu)).set_requires_grad(true);
+        let per_term = vec![vec![Tensor::new()], vec![Tensor::from_slice(&[1.0f64, -1.0])]];
+        accumulate_weighted(&[c.shallow_clone()], &per_term, &[2.0, 3.0]).unwrap();
+        assert_eq!(Vec::<f64>::try_from(&c.grad()).unwrap(), vec![3.0, -3.0]);
     }
 
     #[test]

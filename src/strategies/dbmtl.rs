@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::gramian::{Aggregate, Gram, GramContext, GramMethod, GramScope, GramianStrategy};
+use super::gramian::{Aggregate, Gram, GramContext, GramMethod, GramScope, GramianStrategy, Rows};
 use super::{StepInput, StepReport, Strategy, StrategyError};
 
 /// Added to every loss before the logarithm, and to the norms, as in the reference.
@@ -119,8 +119,8 @@ impl GramMethod for Buffered {
         Err(StrategyError::Step { strategy: "db-mtl", message: "DB-MTL needs the gradients, not only their Gramian".into() })
     }
 
-    fn aggregate(&mut self, rows: &[Tensor], _gram: &Gram, _ctx: &GramContext) -> Result<Aggregate, StrategyError> {
-        let (direction, weights) = self.0.step(&Tensor::f_stack(rows, 0)?)?;
+    fn aggregate(&mut self, rows: &Rows, _gram: &Gram, _ctx: &GramContext) -> Result<Aggregate, StrategyError> {
+        let (direction, weights) = self.0.step(&Tensor::f_stack(&rows.flat(), 0)?)?;
         Ok(Aggregate::Direction { direction, weights })
     }
 }
@@ -140,7 +140,9 @@ impl DbMtl {
 impl Strategy for DbMtl {
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         let logs = log_losses(input.losses);
-        self.engine.backward(&StepInput { losses: &logs, ..*input })
+        // The engine's Gramian is of the log losses' gradients: not the trace's.
+        let report = self.engine.backward(&StepInput { losses: &logs, values: None, ..*input })?;
+        Ok(StepReport { last_shared_gram: None, ..report })
     }
 }
 

@@ -77,7 +77,7 @@ impl Strategy for Dwa {
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         super::check_terms("dwa", input.losses.len(), self.weights.len())?;
         weighted_sum(input.losses, &self.weights).f_backward()?;
-        Ok(StepReport { weights: self.weights.clone() })
+        Ok(StepReport::new(self.weights.clone()))
     }
 
     fn end_of_epoch(&mut self, epoch: usize, mean_losses: &[f64]) -> Result<(), StrategyError> {

@@ -64,7 +64,7 @@ impl Strategy for Equal {
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         let losses = input.losses;
         weighted_sum(losses, &self.weights).f_backward()?;
-        Ok(StepReport { weights: self.weights.clone() })
+        Ok(StepReport::new(self.weights.clone()))
     }
 }
 

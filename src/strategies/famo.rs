@@ -136,11 +136,11 @@ impl Strategy for Famo {
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         let n = self.logits.size()[0] as usize;
         super::check_terms("famo", input.losses.len(), n)?;
-        let values = input.losses.iter().map(|l| l.f_double_value(&[])).collect::<Result<Vec<f64>, _>>()?;
+        let values = input.loss_values()?;
         let weights = loss_weights(&self.task_weights(), &values);
         weighted_sum(input.losses, &weights).f_backward()?;
         self.before = Some(values);
-        Ok(StepReport { weights })
+        Ok(StepReport::new(weights))
     }
 
     fn after_step(&mut self, reforward: &mut Reforward) -> Result<(), StrategyError> {

@@ -216,7 +216,7 @@ impl Strategy for GradNorm {
         if self.seen >= self.l0_steps {
             self.update_weights(&l, &n)?;
         }
-        Ok(StepReport { weights })
+        Ok(StepReport::new(weights))
     }
 }
 

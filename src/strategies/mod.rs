@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 use thiserror::Error;
 
-pub use gramian::GradDiagnostics;
+pub use gramian::{GradDiagnostics, Gram};
 use gramian::gram_of;
 pub use registry::{build, check, StrategiesConfig, StrategyKind};
 use crate::models::ParamGroups;
@@ -77,6 +77,18 @@ impl Scope {
 pub struct StepReport {
     /// The weight applied to each loss term.
     pub weights: Vec<f64>,
+    /// The Gramian of the loss terms' gradients on the last shared layer,
+    /// where the strategy computed it this step (see
+    /// [`Strategy::reports_last_shared_gram`]): the trace diagnostics are read
+    /// off it instead of a gradient pass of their own.
+    pub last_shared_gram: Option<Gram>,
+}
+
+impl StepReport {
+    /// The weights, no Gramian.
+    pub fn new(weights: Vec<f64>) -> Self {
+        StepReport { weights, last_shared_gram: None }
+    }
 }
 
 /// What one step hands a strategy.
@@ -90,17 +102,34 @@ pub struct StepInput<'a> {
     /// head reads), for representation-level variants; `None` where the
     /// model does not expose one.
     pub representation: Option<&'a Tensor>,
+    /// The value of each loss term, where the caller has read them already
+    /// (the training step has, to check for divergence); `None`: read from
+    /// `losses` when needed.
+    pub values: Option<&'a [f64]>,
 }
 
 impl<'a> StepInput<'a> {
     /// Losses and parameters, no representation.
     pub fn new(losses: &'a [Tensor], params: &'a ParamGroups) -> Self {
-        StepInput { losses, params, representation: None }
+        StepInput { losses, params, representation: None, values: None }
     }
 
     /// The same with the forward pass's shared representation.
     pub fn with_representation(self, representation: Option<&'a Tensor>) -> Self {
         StepInput { representation, ..self }
+    }
+
+    /// The same with the loss terms' values, read by the caller.
+    pub fn with_values(self, values: &'a [f64]) -> Self {
+        StepInput { values: Some(values), ..self }
+    }
+
+    /// The value of each loss term: those given, else read off the tensors.
+    pub fn loss_values(&self) -> Result<Vec<f64>, StrategyError> {
+        match self.values {
+            Some(v) if v.len() == self.losses.len() => Ok(v.to_vec()),
+            _ => Ok(self.losses.iter().map(|l| l.f_double_value(&[])).collect::<Result<Vec<f64>, _>>()?),
+        }
     }
 }
 
@@ -110,6 +139,14 @@ pub trait Strategy {
     /// `.grad` (they are zero or undefined on entry) and reports the weights
     /// used. A strategy with state of its own (learned weights) updates it here.
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError>;
+
+    /// Whether every [`Strategy::backward`] reports the Gramian of the loss
+    /// terms' own gradients on the last shared layer
+    /// ([`StepReport::last_shared_gram`]), so that a step taking gradient
+    /// diagnostics needs no gradient pass of its own. The default: no.
+    fn reports_last_shared_gram(&self) -> bool {
+        false
+    }
 
     /// Called once the optimiser has stepped on this step's gradients, with
     /// `reforward`: it recomputes the loss terms on the same batch, without
@@ -163,11 +200,18 @@ pub struct BuildContext {
 /// Gradients of `loss` with respect to `inputs` (zeros where unused), keeping
 /// the graph. `.grad` is not touched.
 pub fn grads_of(loss: &Tensor, inputs: &[Tensor]) -> Result<Vec<Tensor>, tch::TchError> {
+    let g = reached_grads(loss, inputs)?;
+    Ok(g.into_iter().zip(inputs).map(|(g, x)| if g.defined() { g } else { x.zeros_like() }).collect())
+}
+
+/// Gradients of `loss` with respect to `inputs`, keeping the graph; an
+/// undefined tensor (no zeros allocated) where `loss` does not reach the
+/// input, as a task-specific parameter of another head. `.grad` is not touched.
+pub fn reached_grads(loss: &Tensor, inputs: &[Tensor]) -> Result<Vec<Tensor>, tch::TchError> {
     if inputs.is_empty() {
         return Ok(vec![]);
     }
-    let g = Tensor::f_run_backward(&[loss], inputs, true, false)?;
-    Ok(g.into_iter().zip(inputs).map(|(g, x)| if g.defined() { g } else { x.zeros_like() }).collect())
+    Tensor::f_run_backward(&[loss], inputs, true, false)
 }
 
 /// Every parameter of `groups`, those of `scope` first: returns the list and
@@ -255,8 +299,8 @@ pub fn diagnostics(losses: &[Tensor], params: &[Tensor]) -> Result<GradDiagnosti
     if params.is_empty() {
         return Ok(GradDiagnostics::default());
     }
-    let rows = losses.iter().map(|l| Ok(flatten(&grads_of(l, params)?))).collect::<Result<Vec<Tensor>, tch::TchError>>()?;
-    Ok(gram_of(&rows)?.diagnostics())
+    let per_term = losses.iter().map(|l| reached_grads(l, params)).collect::<Result<Vec<_>, _>>()?;
+    Ok(gram_of(&per_term.iter().map(Vec::as_slice).collect::<Vec<_>>())?.diagnostics())
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+use super::combine::accumulate_weighted;
+use super::gramian::Rows;
 use super::{
-    accumulate_grads, flatten, per_term_grads, scope_first, unflatten, BuildContext, Scope, StepInput, StepReport, Strategy,
-    StrategyError,
+    accumulate_grads, reached_grads, scope_first, unflatten, BuildContext, Scope, StepInput, StepReport, Strategy, StrategyError,
 };
 
 fn d_scope() -> Scope {
@@ -121,16 +122,15 @@ impl Strategy for PcGrad {
         let order = self.order();
         // One pass per term over every parameter: the in-scope part is
         // projected and summed, everything else is summed as is.
+        // A term's gradient stays undefined where it does not reach a
+        // parameter (another head's): no zeros are allocated for it.
         let (all, n_scope) = scope_first(params, self.scope);
-        let per_term = per_term_grads(losses, &all)?;
-        let flat: Vec<Tensor> = per_term.iter().map(|g| flatten(&g[..n_scope])).collect();
-        let mut grads = unflatten(&projected_sum(&flat, &order), &all[..n_scope]);
-        for k in n_scope..all.len() {
-            let sum = per_term.iter().map(|g| g[k].shallow_clone()).reduce(|a, b| a + b);
-            grads.push(sum.unwrap_or_else(|| all[k].zeros_like()));
-        }
-        accumulate_grads(&all, &grads)?;
-        Ok(StepReport { weights: vec![1.0; losses.len()] })
+        let per_term = losses.iter().map(|l| reached_grads(l, &all)).collect::<Result<Vec<_>, _>>()?;
+        let flat = Rows::new(per_term.iter().map(|g| &g[..n_scope]).collect(), &all[..n_scope]).flat();
+        accumulate_grads(&all[..n_scope], &unflatten(&projected_sum(&flat, &order), &all[..n_scope]))?;
+        let rest: Vec<Vec<Tensor>> = per_term.iter().map(|g| g[n_scope..].iter().map(|t| t.shallow_clone()).collect()).collect();
+        accumulate_weighted(&all[n_scope..], &rest, &vec![1.0; losses.len()])?;
+        Ok(StepReport::new(vec![1.0; losses.len()]))
     }
 }
 

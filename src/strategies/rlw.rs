@@ -51,7 +51,7 @@ impl Strategy for Rlw {
         super::check_terms("rlw", input.losses.len(), self.n_terms)?;
         let weights = self.draw();
         weighted_sum(input.losses, &weights).f_backward()?;
-        Ok(StepReport { weights })
+        Ok(StepReport::new(weights))
     }
 }
 

@@ -110,13 +110,13 @@ impl Stch {
 impl Strategy for Stch {
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         super::check_terms("stch", input.losses.len(), self.n_terms)?;
-        let values = input.losses.iter().map(|l| l.f_double_value(&[])).collect::<Result<Vec<f64>, _>>()?;
+        let values = input.loss_values()?;
         let weights = match &self.nadir {
             None => log_weights(&values),
             Some(n) => stch_weights(&values, n, self.mu),
         };
         weighted_sum(input.losses, &weights).f_backward()?;
-        Ok(StepReport { weights })
+        Ok(StepReport::new(weights))
     }
 
     fn end_of_epoch(&mut self, epoch: usize, mean_losses: &[f64]) -> Result<(), StrategyError> {

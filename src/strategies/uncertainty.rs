@@ -83,7 +83,7 @@ impl Strategy for Uncertainty {
         total.f_backward()?;
         let weights = super::to_f64s(&w);
         self.opt.step();
-        Ok(StepReport { weights })
+        Ok(StepReport::new(weights))
     }
 }
 

@@ -1,7 +1,8 @@
 //! One optimisation step, shared by the training loop and the benchmarks so
 //! that what is timed is what trains: forward, loss terms, the divergence
-//! check, optional gradient diagnostics (measured before the strategy acts,
-//! on the last shared layer, the same way for every strategy), the
+//! check, optional gradient diagnostics (on the last shared layer, the same
+//! way for every strategy: measured before the strategy acts, or read off
+//! the Gramian a strategy computed there on the same gradients), the
 //! strategy's backward, gradient clipping, the optimizer step and the
 //! strategy's after-step hook.
 
@@ -31,6 +32,7 @@ pub struct Stepper<'a> {
     opt: Optimizer,
     cfg: &'a TrainConfig,
     terms: Vec<String>,
+    strategy_name: &'static str,
 }
 
 impl<'a> Stepper<'a> {
@@ -46,9 +48,9 @@ impl<'a> Stepper<'a> {
     ) -> Result<Self, TrainError> {
         let terms = model.loss_names();
         let ctx = strategies::BuildContext { n_terms: terms.len(), optim: cfg.optim(), seed, device };
-        let strategy = strategies::build(strategy, strategies_cfg, ctx)?;
+        let built = strategies::build(strategy, strategies_cfg, ctx)?;
         let opt = Optimizer::new(vs, &cfg.optim())?;
-        Ok(Stepper { model, strategy, opt, cfg, terms })
+        Ok(Stepper { model, strategy: built, opt, cfg, terms, strategy_name: strategy.name() })
     }
 
     /// Tells the strategy that epoch `epoch` (from 1) ended, with each loss
@@ -71,10 +73,30 @@ impl<'a> Stepper<'a> {
         if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(TrainError::Diverged { epoch, step, term: self.terms[i].clone(), value: *v });
         }
-        let diagnostics =
-            if diagnose { Some(strategies::diagnostics(&losses, &self.model.param_groups().last_shared)?) } else { None };
-        let input = StepInput::new(&losses, self.model.param_groups()).with_representation(out.representation.as_ref());
+        // A strategy that computes the Gramian on the last shared layer anyway
+        // hands it over; for the others the diagnostics take their own passes.
+        let reused = self.strategy.reports_last_shared_gram();
+        let own = if diagnose && !reused {
+            Some(strategies::diagnostics(&losses, &self.model.param_groups().last_shared)?)
+        } else {
+            None
+        };
+        let input = StepInput::new(&losses, self.model.param_groups())
+            .with_representation(out.representation.as_ref())
+            .with_values(&values);
         let report = self.strategy.backward(&input)?;
+        let diagnostics = match (diagnose, own, &report.last_shared_gram) {
+            (false, ..) => None,
+            (true, Some(d), _) => Some(d),
+            (true, None, Some(g)) => Some(g.diagnostics()),
+            (true, None, None) => {
+                return Err(StrategyError::Step {
+                    strategy: self.strategy_name,
+                    message: "reported no Gramian on the last shared layer for the trace".into(),
+                }
+                .into())
+            }
+        };
         if let Some(c) = self.cfg.grad_clip {
             self.opt.clip_grad_norm(c);
         }
@@ -90,5 +112,46 @@ impl<'a> Stepper<'a> {
         };
         self.strategy.after_step(&mut reforward)?;
         Ok(StepOutput { losses: values, weights: report.weights, diagnostics })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::toy::{generate, ToyConfig};
+    use crate::data::SplitTensors;
+    use crate::models::{self, ModelKind, ModelsConfig};
+    use crate::strategies::gramian::GramScope;
+
+    /// The diagnostics of the first step on one batch, from `strategy`.
+    fn first_diagnostics(strategy: StrategyKind, cfg: &StrategiesConfig) -> GradDiagnostics {
+        let tasks = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let data = generate(&ToyConfig { rows: 2_000, users: 50, items: 80, tasks, ..Default::default() });
+        let mut mc = ModelsConfig::default();
+        mc.tower.hidden = vec![16];
+        mc.mmoe.expert_hidden = vec![32];
+        let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
+        let batch = split.shuffled(256, 1, 1).next().expect("a batch");
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = models::build(ModelKind::Mmoe, &vs, &data.schema, &mc).expect("model");
+        let train = TrainConfig::default();
+        let mut s = Stepper::new(model.as_ref(), &vs, strategy, cfg, &train, 1, Device::Cpu).expect("stepper");
+        s.step(&batch, true, 1, 1).expect("step").diagnostics.expect("diagnostics")
+    }
+
+    #[test]
+    fn a_gramian_strategys_trace_is_the_one_measured_on_its_own() {
+        let own = first_diagnostics(StrategyKind::Equal, &StrategiesConfig::default());
+        assert_eq!(own.norms.len(), 3);
+        assert!(own.norms.iter().all(|n| *n > 0.0), "{own:?}");
+        for scope in [GramScope::AllShared, GramScope::LastShared] {
+            let mut cfg = StrategiesConfig::default();
+            cfg.mgda.scope = scope;
+            let reused = first_diagnostics(StrategyKind::Mgda, &cfg);
+            let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + y.abs()));
+            assert!(close(&reused.norms, &own.norms) && close(&reused.cosines, &own.cosines), "{scope:?}: {reused:?} vs {own:?}");
+            assert_eq!(reused.conflict_rate, own.conflict_rate);
+        }
     }
 }

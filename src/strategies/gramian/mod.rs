@@ -33,7 +33,7 @@ pub mod upgrad;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-pub use engine::{gram_of, GramianStrategy};
+pub use engine::{gram_of, GramianStrategy, Rows};
 pub use gram::{GradDiagnostics, Gram};
 
 use super::StrategyError;
@@ -85,9 +85,9 @@ pub trait GramMethod {
     fn weights(&mut self, gram: &Gram, ctx: &GramContext) -> Result<Vec<f64>, StrategyError>;
 
     /// Methods that need the in-scope gradient vectors themselves override
-    /// this; `rows[t]` is term t's flat in-scope gradient. By default, the
-    /// weights of [`GramMethod::weights`].
-    fn aggregate(&mut self, _rows: &[Tensor], gram: &Gram, ctx: &GramContext) -> Result<Aggregate, StrategyError> {
+    /// this; `rows.flat()[t]` is term t's flat in-scope gradient. By default,
+    /// the weights of [`GramMethod::weights`].
+    fn aggregate(&mut self, _rows: &Rows, gram: &Gram, ctx: &GramContext) -> Result<Aggregate, StrategyError> {
         Ok(Aggregate::Weights(self.weights(gram, ctx)?))
     }
 }
