@@ -16,6 +16,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use crate::data::ragged::ListColumn;
+use crate::data::ragged::Ragged;
+
 use super::raw::{RawActions, RawFeeds};
 use super::ACTIONS;
 
@@ -34,29 +37,6 @@ pub fn dense_names() -> Vec<String> {
     v.extend(ACTIONS.iter().map(|a| format!("i_{a}_7d_sum")));
     v.push("c_user_author_read_comment_7d_sum".into());
     v
-}
-
-/// A list column: row r holds `values[offsets[r]..offsets[r + 1]]`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ListColumn {
-    pub offsets: Vec<usize>,
-    pub values: Vec<i32>,
-}
-
-impl ListColumn {
-    pub fn new() -> Self {
-        ListColumn { offsets: vec![0], values: Vec::new() }
-    }
-    pub fn row(&self, r: usize) -> &[i32] {
-        &self.values[self.offsets[r]..self.offsets[r + 1]]
-    }
-    pub fn push(&mut self, items: &[i32]) {
-        self.values.extend_from_slice(items);
-        self.offsets.push(self.values.len());
-    }
-    pub fn max_len(&self) -> usize {
-        self.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
-    }
 }
 
 /// A vocabulary: raw ids in index order; the raw id at position i has index i + 1.
@@ -98,10 +78,12 @@ pub struct WechatFeatures {
     pub dense: Vec<Vec<f32>>,
     /// One 0/1 column per action of [`ACTIONS`].
     pub actions: Vec<Vec<i32>>,
-    /// `his_read_comment_7d_seq`: feedid vocabulary indices.
-    pub history: ListColumn,
-    /// `manual_tag_list`: manual tag vocabulary indices.
-    pub tags: ListColumn,
+    /// `his_read_comment_7d_seq`: feedid vocabulary indices, one list per
+    /// (user, target day).
+    pub history: Ragged,
+    /// `manual_tag_list`: manual tag vocabulary indices, list 0 empty, then
+    /// one list per feed_info row.
+    pub tags: Ragged,
     /// Vocabularies of the categorical fields (same order) and the tags.
     pub vocabs: Vec<Vocab>,
     pub tag_vocab: Vocab,
@@ -183,8 +165,25 @@ impl DayCounts {
     }
 }
 
+/// The ETL's output does not fit its integer types.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the features do not fit: {0}")]
+pub struct EtlError(pub crate::data::ragged::TooLarge);
+
+/// The tag lists: list 0 empty (a feed without feed_info), list k + 1 the
+/// tags of feed_info row k.
+fn tag_lists(feeds: &RawFeeds, tag_vocab: &Vocab) -> Ragged {
+    let mut lists = Ragged::new();
+    lists.lists.push(&[]);
+    for f in 0..feeds.feedid.len() {
+        let tags: Vec<i32> = feeds.tags[feeds.tag_offsets[f]..feeds.tag_offsets[f + 1]].iter().map(|&t| tag_vocab.get(t)).collect();
+        lists.lists.push(&tags);
+    }
+    lists
+}
+
 /// Runs the ETL.
-pub fn build(actions: &RawActions, feeds: &RawFeeds) -> WechatFeatures {
+pub fn build(actions: &RawActions, feeds: &RawFeeds) -> Result<WechatFeatures, EtlError> {
     let n = actions.rows();
     let first_target = WINDOW as usize + 1;
     let max_day = actions.day.iter().copied().max().unwrap_or(0) as usize;
@@ -260,12 +259,11 @@ pub fn build(actions: &RawActions, feeds: &RawFeeds) -> WechatFeatures {
         categorical: vec![Vec::new(); CATEGORICAL.len()],
         dense: vec![Vec::new(); dense_names().len()],
         actions: vec![Vec::new(); ACTIONS.len()],
-        history: ListColumn::new(),
-        tags: ListColumn::new(),
+        history: Ragged::new(),
+        tags: tag_lists(feeds, &tag_vocab),
         ..Default::default()
     };
-    let mut history_memo: HashMap<u64, (usize, usize), FastHash> = HashMap::default();
-    let mut history_arena: Vec<i32> = Vec::new();
+    let mut history_memo: HashMap<u64, u32, FastHash> = HashMap::default();
     let ln1p = |x: f64| x.ln_1p() as f32;
     for r in 0..n {
         let d = actions.day[r] as usize;
@@ -302,23 +300,21 @@ pub fn build(actions: &RawActions, feeds: &RawFeeds) -> WechatFeatures {
             0
         };
         out.dense[1 + 2 * ACTIONS.len()].push(ln1p(cross as f64));
-        let (start, len) = *history_memo.entry((u as u64) << 8 | d as u64).or_insert_with(|| {
-            let window: Vec<i32> =
-                user_reads[u as usize].iter().filter(|(day, _)| (lo..=hi).contains(&(*day as usize))).map(|&(_, f)| f).collect();
-            let keep = &window[window.len().saturating_sub(HISTORY_LEN)..];
-            let start = history_arena.len();
-            history_arena.extend_from_slice(keep);
-            (start, keep.len())
-        });
-        out.history.push(&history_arena[start..start + len]);
-        if info {
-            let tags: Vec<i32> = feeds.tags[feeds.tag_offsets[fi]..feeds.tag_offsets[fi + 1]].iter().map(|&t| tag_vocab.get(t)).collect();
-            out.tags.push(&tags);
-        } else {
-            out.tags.push(&[]);
-        }
+        let key = (u as u64) << 8 | d as u64;
+        let list = match history_memo.get(&key) {
+            Some(&k) => k,
+            None => {
+                let window: Vec<i32> =
+                    user_reads[u as usize].iter().filter(|(day, _)| (lo..=hi).contains(&(*day as usize))).map(|&(_, f)| f).collect();
+                let k = out.history.push_list(&window[window.len().saturating_sub(HISTORY_LEN)..]).map_err(EtlError)?;
+                history_memo.insert(key, k);
+                k
+            }
+        };
+        out.history.push_row(list);
+        out.tags.push_row(if info { fi as u32 + 1 } else { 0 });
     }
     out.vocabs = vec![user_vocab, feed_vocab, device_vocab, author_vocab, song_vocab, singer_vocab];
     out.tag_vocab = tag_vocab;
-    out
+    Ok(out)
 }
