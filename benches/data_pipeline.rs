@@ -1,7 +1,9 @@
 //! Data-stage benchmark at WeChat scale: synthetic generation
 //! (target <= 60 s), raw files -> cached features (<= 60 s, <= 4 GB peak
 //! RSS), cached reload (<= 5 s), and the training-ready dataset built from
-//! the cache. One-shot phases of seconds each, so plain timing, not
+//! the cache, then its train split as tensors and shuffled batches (the
+//! multi-valued fields ragged: one copy per distinct list). One-shot
+//! phases of seconds each, so plain timing, not
 //! criterion. Sizes: MTLBENCH_BENCH_USERS (default 20000) and
 //! MTLBENCH_BENCH_FEEDS (default 106444); files go to a temporary folder
 //! (or MTLBENCH_BENCH_DIR). For peak memory per phase, run the CLI steps
@@ -10,6 +12,7 @@
 use std::time::Instant;
 
 use mtlbench::data::wechat::{self, synth, DaySplit, WechatConfig};
+use mtlbench::data::SplitTensors;
 
 fn env_or(key: &str, default: usize) -> usize {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -78,4 +81,20 @@ fn main() {
         ds.test.rows,
         peak_rss_mb()
     );
+    let lists: Vec<String> = ds
+        .schema
+        .multi
+        .iter()
+        .zip(&ds.train.multi)
+        .map(|(f, m)| format!("{} {} lists / {} values", f.name, m.lists.len(), m.lists.values.len()))
+        .collect();
+    println!("           multi-valued (train): {}", lists.join(", "));
+
+    let (t, c) = (Instant::now(), cpu_s());
+    let tensors = SplitTensors::new(&ds.train, &ds.schema, tch::Device::Cpu);
+    println!("tensors    {}  train split on the CPU  peak RSS {:.0} MB", since(t, c), peak_rss_mb());
+    let (t, c) = (Instant::now(), cpu_s());
+    let n = tensors.shuffled(1024, 1, 0).take(500).count();
+    let per = t.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
+    println!("batches    {}  {n} shuffled batches of 1024 rows, {per:.2} ms each  peak RSS {:.0} MB", since(t, c), peak_rss_mb());
 }

@@ -1,9 +1,9 @@
 //! The input layer shared by every model: the categorical fields' embeddings
 //! (tables laid out by [`super::tables`]: one per width by default),
 //! mean-pooled multi-valued fields (the tag list, and the history sequence
-//! pooled through the feedid rows; ragged ids, summed by segment), the embeddings of encoded numeric
-//! columns ([`super::numeric_embed`]), and the dense features, concatenated
-//! into one vector per row.
+//! pooled through the feedid rows; ragged ids summed by segment), the
+//! embeddings of encoded numeric columns ([`super::numeric_embed`]), and the
+//! dense features, concatenated into one vector per row.
 
 use std::collections::BTreeMap;
 
