@@ -1,20 +1,27 @@
-//! Per-step cost of each loss-weighting strategy relative to equal weighting
-//! (targets: GradNorm <= 1.3x, PCGrad <= 2.0x on MMOE with three
-//! tasks), plus the cost of one trace measurement (the gradient diagnostics
-//! the loop takes every `train.trace_every` steps).
+//! Per-step cost of every loss-weighting strategy relative to equal
+//! weighting at T = 3, plus the cost of one trace measurement (the gradient
+//! diagnostics the loop takes every `train.trace_every` steps) and of FAMO's
+//! extra forward pass (part of its step, also reported on its own).
+//! Targets: gradient methods <= 1.4x equal weighting, loss-only methods
+//! (DWA, RLW, STCH) <= 1.05x.
 //!
 //! A step is exactly what the training loop runs ([`Stepper::step`]):
-//! forward, loss terms, the strategy's backward, the optimizer step. The
-//! model is the seed's MMOE (3 experts of 512 units, towers [512, 256, 128])
-//! at batch 1024. Strategies are measured in interleaved rounds so that
+//! forward, loss terms, the strategy's backward, the optimizer step and the
+//! strategy's after-step hook. The model is the demo's (experiments/demo.toml:
+//! MMOE with 3 experts of 256 units, towers [128, 64]) on toy data with
+//! three tasks, at the demo's batch of 1024, with every strategy's default
+//! section (plus the other scope of GradNorm and PCGrad). `--seed-arch`
+//! takes the seed's architecture instead (3 experts of 512, towers
+//! [512, 256, 128]). Strategies are measured in interleaved rounds so that
 //! machine noise hits them alike, after one untimed warm-up round; the
 //! median per strategy is reported.
 //!
 //!     cargo bench --bench strategy_step -- [--model mmoe] [--steps 10]
-//!         [--rounds 3] [--threads N] [--batch 1024]
+//!         [--rounds 3] [--threads N] [--batch 1024] [--seed-arch] [--only NAME,...]
 
 use std::time::Instant;
 
+use mtlbench::config::parse_grid;
 use mtlbench::data::toy::{generate, ToyConfig};
 use mtlbench::data::SplitTensors;
 use mtlbench::models::{self, ModelKind, ModelsConfig};
@@ -28,11 +35,23 @@ struct Args {
     rounds: usize,
     threads: Option<i32>,
     batch: usize,
+    seed_arch: bool,
+    /// Only these case labels' strategies (and equal, the baseline).
+    only: Vec<String>,
     filters: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { model: ModelKind::Mmoe, steps: 10, rounds: 3, threads: None, batch: 1024, filters: vec![] };
+    let mut a = Args {
+        model: ModelKind::Mmoe,
+        steps: 10,
+        rounds: 3,
+        threads: None,
+        batch: 1024,
+        seed_arch: false,
+        only: vec![],
+        filters: vec![],
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -46,6 +65,8 @@ fn parse_args() -> Result<Args, String> {
             "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--threads" => a.threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?),
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--seed-arch" => a.seed_arch = true,
+            "--only" => a.only = value()?.split(',').map(|s| s.trim().to_string()).collect(),
             // cargo bench passes --bench; ignore it and other harness flags.
             f if f.starts_with("--") => {}
             // A positional argument is a benchmark filter, as with criterion.
@@ -61,19 +82,26 @@ struct Case {
     cfg: StrategiesConfig,
 }
 
-fn cases() -> Vec<Case> {
+fn cases(only: &[String]) -> Vec<Case> {
     let mut v = vec![];
     let base = StrategiesConfig::default;
-    v.push(Case { label: "equal", kind: StrategyKind::Equal, cfg: base() });
-    v.push(Case { label: "uncertainty", kind: StrategyKind::Uncertainty, cfg: base() });
-    v.push(Case { label: "gradnorm (last-shared)", kind: StrategyKind::GradNorm, cfg: base() });
-    let mut c = base();
-    c.gradnorm.scope = Scope::AllShared;
-    v.push(Case { label: "gradnorm (all-shared)", kind: StrategyKind::GradNorm, cfg: c });
-    v.push(Case { label: "pcgrad (all-shared)", kind: StrategyKind::PcGrad, cfg: base() });
-    let mut c = base();
-    c.pcgrad.scope = Scope::LastShared;
-    v.push(Case { label: "pcgrad (last-shared)", kind: StrategyKind::PcGrad, cfg: c });
+    for &kind in StrategyKind::ALL {
+        v.push(Case { label: kind.name(), kind, cfg: base() });
+        match kind {
+            StrategyKind::GradNorm => {
+                let mut c = base();
+                c.gradnorm.scope = Scope::AllShared;
+                v.push(Case { label: "gradnorm (all-shared)", kind, cfg: c });
+            }
+            StrategyKind::PcGrad => {
+                let mut c = base();
+                c.pcgrad.scope = Scope::LastShared;
+                v.push(Case { label: "pcgrad (last-shared)", kind, cfg: c });
+            }
+            _ => {}
+        }
+    }
+    v.retain(|c| c.kind == StrategyKind::Equal || only.is_empty() || only.iter().any(|o| o == c.kind.name()));
     v
 }
 
@@ -92,22 +120,28 @@ fn main() -> Result<(), String> {
     }
     let tasks = vec!["read_comment".to_string(), "like".to_string(), "click_avatar".to_string()];
     let data = generate(&ToyConfig { rows: 60_000, users: 5_000, items: 20_000, tasks, ..Default::default() });
-    let models_cfg = ModelsConfig::default(); // the seed's architecture
+    let models_cfg = if args.seed_arch {
+        ModelsConfig::default()
+    } else {
+        parse_grid(mtlbench::DEMO_GRID, std::path::Path::new("experiments/demo.toml")).map_err(|e| e.to_string())?.models
+    };
     let train = TrainConfig { batch_size: args.batch, ..Default::default() };
     let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
     let batches: Vec<_> = split.shuffled(args.batch, 1, 1).take(args.steps.max(1) + 2).collect();
     println!(
-        "model {} | batch {} | {} tasks | {} torch threads | {} timed steps x {} rounds",
+        "model {} ({}) | batch {} | {} tasks | {} torch threads | {} timed steps x {} rounds",
         args.model.name(),
+        if args.seed_arch { "the seed's architecture" } else { "the demo's settings" },
         args.batch,
         data.schema.tasks.len(),
         tch::get_num_threads(),
         args.steps,
         args.rounds
     );
-    let cases = cases();
+    let cases = cases(&args.only);
     let mut times: Vec<Vec<f64>> = vec![vec![]; cases.len()];
     let mut trace_times = vec![];
+    let mut reforward_times = vec![];
     // Round 0 is an untimed warm-up of every case (thread pools, allocator,
     // first-use kernels), so that the first case measured is not penalised.
     for round in 0..=args.rounds {
@@ -136,6 +170,13 @@ fn main() -> Result<(), String> {
                 let t1 = Instant::now();
                 strategies::diagnostics(&losses, &model.param_groups().last_shared).map_err(|e| e.to_string())?;
                 trace_times.push(t1.elapsed().as_secs_f64());
+                // What FAMO's after-step hook adds: the loss terms again, without gradient.
+                let t2 = Instant::now();
+                tch::no_grad(|| {
+                    let out = model.forward_t(&batches[0], true);
+                    model.loss_terms(&out, &batches[0]).iter().map(|l| l.double_value(&[])).sum::<f64>()
+                });
+                reforward_times.push(t2.elapsed().as_secs_f64());
             }
         }
     }
@@ -181,6 +222,12 @@ fn main() -> Result<(), String> {
         let m = median(t.clone());
         println!("{:<24} {:>10.2} {:>8.2}", case.label, m * 1e3, m / base);
     }
+    let rf = median(reforward_times);
+    println!(
+        "FAMO's extra forward (no gradient, inside its step above): {:.2} ms = {:.2} of an equal step",
+        rf * 1e3,
+        rf / base
+    );
     let tr = median(trace_times);
     println!(
         "one trace measurement: {:.2} ms = {:.2} steps; at trace_every = 50 that adds {:.1}% per step",

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "bench", version = mtlbench::env::VERSION, about, long_about)]
 pub struct Cli {
-    /// The experiment database (SQLite); created if missing.
+    /// The experiment database (SQLite). `bench run` creates it when missing;
+    /// the other verbs open only an existing file.
     #[arg(long, global = true, default_value = "results/bench.sqlite", env = "MTLBENCH_DB")]
     pub db: PathBuf,
 
@@ -42,10 +43,26 @@ pub enum Command {
     /// elsewhere (pipes, CI) one line per cell is printed instead.
     Run {
         /// Grid file (TOML). Without it, the embedded demo grid is used.
+        #[arg(conflicts_with = "manifest")]
         grid: Option<PathBuf>,
         /// Retrain cells that already have a finished run.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["jobs", "enqueue"])]
         force: bool,
+        /// Train N cells at once, each in a worker process with cores / N
+        /// libtorch threads (unless the grid sets train.threads). A bar per
+        /// worker on a terminal; elsewhere a line per cell that ends.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+        /// Register the grid's cells without training them; `bench worker`
+        /// processes (anywhere that reaches the database) train them.
+        #[arg(long, conflicts_with = "jobs")]
+        enqueue: bool,
+        /// Run one cell of a manifest written by `bench plan --manifest`.
+        #[arg(long, conflicts_with_all = ["jobs", "enqueue", "force"])]
+        manifest: Option<PathBuf>,
+        /// The manifest's cell to run (default: $SLURM_ARRAY_TASK_ID, then $JOB_COMPLETION_INDEX).
+        #[arg(long, requires = "manifest")]
+        cell: Option<usize>,
         /// Only print the summary: no progress bars or per-cell lines.
         #[arg(long, short, conflicts_with = "verbose")]
         quiet: bool,
@@ -55,6 +72,44 @@ pub enum Command {
         /// Print the cells the grid expands to and exit without training.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Train registered cells (`bench run GRID --enqueue`) until none is left.
+    ///
+    /// Claims the first queued cell in grid order (no finished run, no
+    /// failure since the sweep was registered, no live lease), trains it
+    /// under a lease its heartbeat extends, records it only while it still
+    /// holds the claim, and goes on. A cell whose lease expired (its worker
+    /// died: MTLBENCH_STALE_SECONDS without a heartbeat) is trained again.
+    /// Ctrl-C or SIGTERM marks the run killed, which queues its cell again.
+    /// Exits when every cell is finished or failed; waits while cells are
+    /// trained elsewhere.
+    Worker {
+        /// Only this sweep (id prefix or name); default: every sweep.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Keep waiting for new cells when none is left.
+        #[arg(long)]
+        follow: bool,
+        /// libtorch threads of a cell whose grid does not set train.threads
+        /// (default: the number of cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        threads: Option<u64>,
+        #[arg(long, short, conflicts_with = "verbose")]
+        quiet: bool,
+        #[arg(long, short)]
+        verbose: bool,
+        /// Report as JSON lines on stdout (for `bench run --jobs`).
+        #[arg(long, hide = true)]
+        events: bool,
+    },
+    /// Print the cells of a grid, or freeze them into a manifest for a job
+    /// array (`bench run --manifest FILE --cell N`; see docs/cluster.md).
+    Plan {
+        /// Grid file (TOML). Without it, the embedded demo grid is used.
+        grid: Option<PathBuf>,
+        /// Write the cells, the grid's path and its hash here (JSON).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
     },
     /// List recorded runs (all, or filtered).
     List {
@@ -67,7 +122,7 @@ pub enum Command {
         /// Only runs of this strategy (e.g. gradnorm).
         #[arg(long)]
         strategy: Option<String>,
-        /// Only runs with this status: queued, running, finished, failed, killed.
+        /// Only runs with this status: queued, running, finished, failed, killed, superseded.
         #[arg(long)]
         status: Option<mtlbench::store::RunStatus>,
         #[arg(long, value_enum, default_value = "table")]

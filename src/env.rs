@@ -68,7 +68,7 @@ pub fn hostname() -> String {
 }
 
 /// Reads the environment of this process.
-pub fn capture(device: &str) -> Environment {
+pub fn capture(device: impl std::fmt::Display) -> Environment {
     let cpu_model = read("/proc/cpuinfo")
         .lines()
         .find(|l| l.starts_with("model name"))

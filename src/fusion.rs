@@ -14,7 +14,7 @@ use crate::config::hash_hex;
 use crate::data::SplitData;
 use crate::run::{new_run_id, record};
 use crate::store::artifacts::PredictionFile;
-use crate::store::{NewRun, RunOutcome, RunRow, RunStatus, Split, Store, StoreError};
+use crate::store::{ClaimToken, IfFinished, NewRun, RunOutcome, RunRow, RunStatus, Split, Store, StoreError};
 use crate::train::evaluate::{split_metrics, task_metrics, Predictions, TaskMetrics};
 
 #[derive(Debug, Error)]
@@ -183,11 +183,14 @@ pub fn fuse(store: &Store, ids: &[String], weights: Option<&[f64]>, mode: Fusion
     check_same_rows(&runs, &files)?;
     let (file, test) = fused_predictions(&files, &weights, mode);
     let members: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    let (run_id, name, cell_key) = claim_fusion(store, &runs, &weights, mode, &file.rows_digest())?;
+    let (claim, name, cell_key) = claim_fusion(store, &runs, &weights, mode, &file.rows_digest())?;
     let mut metrics = record::task_values(Split::Test, &test);
     metrics.extend(record::named_values(Split::Test, &split_metrics(&test)));
     let outcome = RunOutcome { metrics, ..Default::default() };
-    record::finish(store, &run_id, &outcome, &file)?;
+    if let record::Finished::Superseded { reason } = record::finish(store, &claim, &outcome, &file)? {
+        return Err(FusionError::Invalid(format!("the fusion was not recorded: {reason}")));
+    }
+    let run_id = claim.run_id;
     // After the sweep's own cells, so that it shows in its reports.
     let sweep_id = fusion_sweep(&runs);
     store.add_sweep_cell(&sweep_id, &cell_key, 1_000_000 + store.sweep_runs(&sweep_id)?.len())?;
@@ -206,8 +209,8 @@ fn fusion_sweep(runs: &[RunRow]) -> String {
 
 /// Registers the fusion as a running run (its cell: members, weights, mode
 /// and rows); refused when the same fusion is already recorded. Returns
-/// the run's id, name and cell key.
-fn claim_fusion(store: &Store, runs: &[RunRow], weights: &[f64], mode: FusionMode, digest: &str) -> Result<(String, String, String), FusionError> {
+/// the run's claim, name and cell key.
+fn claim_fusion(store: &Store, runs: &[RunRow], weights: &[f64], mode: FusionMode, digest: &str) -> Result<(ClaimToken, String, String), FusionError> {
     let members: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let config = serde_json::json!({ "fusion": { "members": members, "weights": weights, "mode": mode.name() } });
     let config_json = config.to_string();
@@ -228,7 +231,9 @@ fn claim_fusion(store: &Store, runs: &[RunRow], weights: &[f64], mode: FusionMod
         ("fusion.mode".into(), mode.name().into()),
     ];
     let env_json = serde_json::to_string(&crate::env::capture("cpu")).unwrap_or_default();
-    let claimed = store.start_run(&NewRun {
+    let pid = std::process::id();
+    let claimed = store.start_run(
+        &NewRun {
         id: &run_id,
         sweep_id: &sweep_id,
         name: &name,
@@ -242,14 +247,17 @@ fn claim_fusion(store: &Store, runs: &[RunRow], weights: &[f64], mode: FusionMod
         config_json: &config_json,
         env_json: &env_json,
         params: &params,
-        pid: std::process::id(),
+        pid,
+        pid_start: crate::interrupt::process_start(pid as i64),
         host: &crate::env::hostname(),
         data_seconds: 0.0,
-    })?;
-    if !claimed {
+    },
+        IfFinished::Refuse,
+    )?;
+    let Some(claim) = claimed else {
         return Err(FusionError::Invalid("this fusion is being recorded by another process".into()));
-    }
-    Ok((run_id, name, cell_key))
+    };
+    Ok((claim, name, cell_key))
 }
 
 #[cfg(test)]

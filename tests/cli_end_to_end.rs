@@ -158,12 +158,17 @@ fn progress_lines_by_verbosity_provenance_and_status_filter() {
     assert!(line.contains(&format!("working directory at commit {}", &workdir_head[..12])), "{line}");
     assert!(line.contains(&format!("(build {}", if build == "unknown" { build } else { &build[..12] })), "{line}");
 
-    // The forced rerun left the first run as history, and statuses are checked.
+    // The forced rerun left the first run as history, superseded by the
+    // rerun once it finished, and statuses are checked.
+    let o = bench(d, &["list", "--status", "superseded", "--format", "json"]);
+    let superseded: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(superseded.as_array().unwrap().len(), 1);
+    let rerun = runs[0]["id"].as_str().unwrap();
+    assert_eq!(superseded[0]["error"], format!("superseded by run {rerun}, a forced rerun"));
+    assert_eq!(superseded[0]["superseded_by"], rerun);
     let o = bench(d, &["list", "--status", "killed", "--format", "json"]);
-    let killed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(killed.as_array().unwrap().len(), 1);
-    assert_eq!(killed[0]["error"], "superseded by a forced rerun");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap().as_array().unwrap().len(), 0);
     let o = bench(d, &["list", "--status", "done"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown status `done`; valid: queued, running, finished, failed, killed"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown status `done`; valid: queued, running, finished, failed, killed, superseded"), "{}", stderr(&o));
 }

@@ -52,3 +52,33 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).expect("writing a test file");
     p
 }
+
+/// What a database holds, for before/after comparisons: SQLite's integrity
+/// check, the sweeps, and each run with its status and its number of metric
+/// rows.
+#[derive(Debug, PartialEq)]
+pub struct Recorded {
+    pub integrity: String,
+    pub sweeps: usize,
+    pub runs: Vec<(String, String, usize)>,
+}
+
+pub fn recorded(db: &Path) -> Recorded {
+    let store = mtlbench::store::Store::open(db).expect("opening the database");
+    let runs = store.list_runs().expect("listing runs");
+    Recorded {
+        integrity: store.integrity_check().expect("integrity check"),
+        sweeps: store.list_sweeps().expect("listing sweeps").len(),
+        runs: runs.iter().map(|r| (r.id.clone(), r.status.to_string(), store.metrics(&r.id).expect("metrics").len())).collect(),
+    }
+}
+
+/// No cause of an error message is printed twice (`a: b: b`).
+pub fn assert_each_cause_once(err: &str) {
+    for line in err.lines() {
+        let parts: Vec<&str> = line.split(": ").map(str::trim).filter(|p| p.len() > 8).collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(!parts[i + 1..].contains(p), "`{p}` is printed twice in: {line}");
+        }
+    }
+}

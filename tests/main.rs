@@ -4,6 +4,7 @@
 mod common;
 mod compare;
 mod data_cli;
+mod fence;
 mod cli_end_to_end;
 mod grid_errors;
 mod leaderboard;
@@ -12,3 +13,5 @@ mod fusion;
 mod report;
 mod resume;
 mod training;
+mod validation;
+mod workers;

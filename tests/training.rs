@@ -7,6 +7,7 @@
 use std::sync::Mutex;
 
 use mtlbench::store::{RunStatus, Store};
+use mtlbench::strategies::StrategyKind;
 
 use crate::common::*;
 
@@ -99,6 +100,190 @@ fn every_strategy_on_two_models_finishes_traces_and_repeats() {
     assert_eq!(a.len(), 8);
     assert!(a.iter().all(|(_, m)| m.iter().any(|r| r.0 == "test" && r.2 == "auc")));
     assert_eq!(a, b);
+}
+
+/// Every Gramian-engine strategy on SharedBottom, MMOE and ESMM (toy funnel
+/// data), traces every 2 steps; MGDA-UB and UPGrad on the representation.
+const GRAMIAN_GRID: &str = r#"
+name = "gramian-tiny"
+[data]
+kind = "toy"
+rows = 1500
+users = 40
+items = 60
+tasks = ["click", "buy", "like"]
+funnel = true
+[train]
+epochs = 2
+batch_size = 256
+patience = 1
+threads = 1
+trace_every = 2
+[models.funnel]
+click = "click"
+conversion = "buy"
+[models.tower]
+hidden = [8]
+[models.shared-bottom]
+bottom = [16]
+[models.mmoe]
+experts = 2
+expert_hidden = [8]
+[strategies.upgrad]
+scope = "representation"
+[grid]
+models = ["shared-bottom", "mmoe", "esmm"]
+strategies = ["mgda", "mgda-ub", "cagrad", "nash-mtl", "imtl-g", "aligned-mtl", "upgrad", "dualproj", "config", "fairgrad"]
+seeds = [5]
+"#;
+
+#[test]
+fn every_gramian_strategy_on_three_models_finishes_traces_and_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = write(d, "gramian.toml", GRAMIAN_GRID);
+    for db in ["a.sqlite", "b.sqlite"] {
+        let o = bench(d, &["--db", db, "run", grid.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("30 cells, 30 trained"), "{}", stdout(&o));
+    }
+    let store = Store::open(&d.join("a.sqlite")).unwrap();
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), 30);
+    for r in &runs {
+        assert_eq!(r.status, RunStatus::Finished, "{}: {:?}", r.name, r.error);
+        let traces = store.traces(&r.id).unwrap();
+        let mut steps: Vec<i64> = traces.iter().map(|t| t.step).collect();
+        steps.dedup();
+        assert!(steps.len() >= 2 && steps.iter().all(|s| s % 2 == 0), "{}: steps {steps:?}", r.name);
+        assert!(traces.iter().all(|t| t.weight.is_finite() && t.grad_norm > 0.0 && t.loss > 0.0), "{}", r.name);
+        if r.strategy == "dualproj" || r.strategy == "nash-mtl" || r.strategy == "upgrad" {
+            assert!(traces.iter().all(|t| t.weight > 0.0), "{}: {traces:?}", r.name);
+        }
+        let conflict = store.trace_steps(&r.id).unwrap();
+        assert_eq!(conflict.len(), steps.len(), "{}", r.name);
+    }
+    let (a, b) = (metrics_by_name(&d.join("a.sqlite")), metrics_by_name(&d.join("b.sqlite")));
+    assert!(a.iter().all(|(_, m)| m.iter().any(|r| r.0 == "test" && r.2 == "auc" && r.3.is_finite())));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_bad_gramian_setting_is_refused_when_the_grid_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = GRAMIAN_GRID.replace("[strategies.upgrad]", "[strategies.cagrad]\nc = -0.5\n[strategies.upgrad]");
+    let grid = write(d, "bad.toml", &bad);
+    let o = bench(d, &["--db", "x.sqlite", "run", grid.to_str().unwrap(), "--quiet"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("bad.toml") && e.contains("strategies.cagrad.c") && e.contains("-0.5"), "{e}");
+    assert!(!d.join("x.sqlite").exists() || Store::open(&d.join("x.sqlite")).unwrap().list_runs().unwrap().is_empty());
+}
+
+/// Every strategy of the registry on SharedBottom, MMOE and ESMM (toy
+/// funnel data), three epochs so that DWA's ratios and STCH after a
+/// one-epoch warm-up both act; GradVac on the representation.
+fn every_strategy_grid() -> String {
+    let names: Vec<String> = StrategyKind::names().iter().map(|n| format!("\"{n}\"")).collect();
+    format!(
+        r#"
+name = "every-strategy-tiny"
+[data]
+kind = "toy"
+rows = 700
+users = 30
+items = 40
+tasks = ["click", "buy", "like"]
+funnel = true
+[train]
+epochs = 3
+batch_size = 128
+patience = 3
+threads = 1
+trace_every = 2
+[models.funnel]
+click = "click"
+conversion = "buy"
+[models.tower]
+hidden = [8]
+[models.shared-bottom]
+bottom = [16]
+[models.mmoe]
+experts = 2
+expert_hidden = [8]
+[strategies.static]
+sweep = 1
+[strategies.stch]
+warmup_epochs = 1
+[strategies.gradvac]
+scope = "representation"
+[grid]
+models = ["shared-bottom", "mmoe", "esmm"]
+strategies = [{}]
+seeds = [7]
+"#,
+        names.join(", ")
+    )
+}
+
+#[test]
+fn every_strategy_on_three_models_finishes_traces_and_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = write(d, "every.toml", &every_strategy_grid());
+    let cells = 3 * StrategyKind::ALL.len();
+    for db in ["a.sqlite", "b.sqlite"] {
+        let o = bench(d, &["--db", db, "run", grid.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains(&format!("{cells} cells, {cells} trained")), "{}", stdout(&o));
+    }
+    let store = Store::open(&d.join("a.sqlite")).unwrap();
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), cells);
+    for r in &runs {
+        assert_eq!(r.status, RunStatus::Finished, "{}: {:?}", r.name, r.error);
+        let traces = store.traces(&r.id).unwrap();
+        let mut steps: Vec<i64> = traces.iter().map(|t| t.step).collect();
+        steps.dedup();
+        assert!(steps.len() >= 4 && steps.iter().all(|s| s % 2 == 0), "{}: steps {steps:?}", r.name);
+        assert_eq!(traces.len(), steps.len() * 3, "{}: one row per step and term", r.name);
+        assert!(traces.iter().all(|t| t.weight.is_finite() && t.grad_norm > 0.0 && t.loss > 0.0), "{}", r.name);
+        for s in &steps {
+            let at: Vec<_> = traces.iter().filter(|t| t.step == *s).collect();
+            let sum: f64 = at.iter().map(|t| t.weight).sum();
+            match r.strategy.as_str() {
+                "dwa" if at[0].epoch <= 2 => assert!(at.iter().all(|t| t.weight == 1.0), "{}", r.name),
+                "dwa" | "rlw" => assert!((sum - 3.0).abs() < 1e-9 && at.iter().all(|t| t.weight > 0.0), "{}: {sum}", r.name),
+                "famo" => assert!((sum - 1.0).abs() < 1e-9 && at.iter().all(|t| t.weight > 0.0), "{}: {sum}", r.name),
+                "stch" => assert!(at.iter().all(|t| t.weight > 0.0), "{}", r.name),
+                _ => {}
+            }
+        }
+        assert_eq!(store.trace_steps(&r.id).unwrap().len(), steps.len(), "{}", r.name);
+    }
+    let (a, b) = (metrics_by_name(&d.join("a.sqlite")), metrics_by_name(&d.join("b.sqlite")));
+    assert_eq!(a.len(), cells);
+    assert!(a.iter().all(|(_, m)| m.iter().any(|r| r.0 == "test" && r.2 == "auc" && r.3.is_finite())));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_bad_loss_weighting_setting_is_refused_when_the_grid_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (from, to, key) in [
+        ("[strategies.stch]", "[strategies.dwa]\ntemperature = 0.0\n[strategies.stch]", "strategies.dwa.temperature"),
+        ("[strategies.stch]", "[strategies.gradcraft]\ntau = 1.5\n[strategies.stch]", "strategies.gradcraft.tau"),
+        ("[strategies.stch]", "[strategies.famo]\nlr = -0.025\n[strategies.stch]", "strategies.famo.lr"),
+    ] {
+        let grid = write(d, "bad.toml", &every_strategy_grid().replace(from, to));
+        let o = bench(d, &["--db", "x.sqlite", "run", grid.to_str().unwrap(), "--quiet"]);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(e.contains("bad.toml") && e.contains(key) && e.contains("line"), "{e}");
+    }
+    assert!(!d.join("x.sqlite").exists() || Store::open(&d.join("x.sqlite")).unwrap().list_runs().unwrap().is_empty());
 }
 
 #[test]

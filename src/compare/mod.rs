@@ -1,9 +1,10 @@
 //! `bench compare`: runs or sweeps side by side, with statistics a reader
 //! can trust. Reads the store (and the saved test predictions) only.
 //!
-//! Each argument is a run id prefix (like git) or a sweep id prefix / name;
-//! an exact sweep name wins, and a prefix matching both a run and a sweep
-//! (or several of either) is refused as ambiguous.
+//! Each argument is a run id prefix (hex digits, like git), a sweep name, or
+//! a sweep id or hex prefix of one; names and ids are compared as text,
+//! never as patterns. An exact sweep name wins, and a prefix matching both
+//! a run and a sweep (or several of either) is refused as ambiguous.
 //! Two modes follow from what the arguments name:
 //! - *runs*: every run is its own column; the params that differ (like
 //!   `dvc exp diff`), metric deltas per task against the first run, and for
@@ -63,10 +64,10 @@ pub enum CompareError {
          DeLong's test needs the same rows; pass --no-delong to compare the recorded metrics only"
     )]
     RowsDiffer { a: String, b: String, digest_a: String, digest_b: String },
-    #[error("DeLong's test of run {id} vs {baseline}, task {task}: {source}")]
-    Delong { id: String, baseline: String, task: String, source: DelongError },
-    #[error("{what}: {source}")]
-    Stats { what: String, source: StatsError },
+    #[error("DeLong's test of run {id} vs {baseline}, task {task}: {cause}")]
+    Delong { id: String, baseline: String, task: String, cause: DelongError },
+    #[error("{what}: {cause}")]
+    Stats { what: String, cause: StatsError },
 }
 
 type Result<T> = std::result::Result<T, CompareError>;
@@ -214,10 +215,11 @@ fn resolve(store: &Store, sweeps: &[SweepRow], arg: &str) -> Result<Target> {
         [] => {}
         many => return Err(CompareError::Ambiguous { arg: arg.into(), matches: list(many).join(", ") }),
     }
-    let by_id: Vec<&SweepRow> = sweeps.iter().filter(|s| s.id.starts_with(arg)).collect();
+    let hex = crate::store::run_id_prefix(arg).is_ok();
+    let by_id: Vec<&SweepRow> = sweeps.iter().filter(|s| s.id == arg || (hex && s.id.starts_with(&arg.to_ascii_lowercase()))).collect();
     let run = match store.find_run(arg) {
         Ok(r) => Some(r),
-        Err(StoreError::NoSuchRun(_)) => None,
+        Err(StoreError::NoSuchRun(_) | StoreError::BadRunId(_)) => None,
         Err(e) => return Err(e.into()),
     };
     match (run, by_id.as_slice()) {
@@ -423,7 +425,7 @@ pub fn build(mode: Mode, groups: &[Vec<RunData>], delong: &BTreeMap<(usize, Stri
                                 id: columns[i].runs[0].id.clone(),
                                 baseline: columns[0].runs[0].id.clone(),
                                 task: task.clone(),
-                                source,
+                                cause: source,
                             })?;
                             (Some(ci), Some(*t))
                         }
@@ -432,7 +434,7 @@ pub fn build(mode: Mode, groups: &[Vec<RunData>], delong: &BTreeMap<(usize, Stri
                     Mode::Seeds => {
                         let ci = seeds_ci(&values[0], v).map_err(|source| CompareError::Stats {
                             what: format!("task {task}, {metric}, column {} vs A", columns[i].key),
-                            source,
+                            cause: source,
                         })?;
                         if ci.is_none() && metric == "auc" {
                             notes.push(format!(
@@ -519,7 +521,7 @@ fn delong_tests(store: &Store, groups: &[Vec<RunData>]) -> Result<DelongTests> {
                 id: r.id.clone(),
                 baseline: base.id.clone(),
                 task: task.clone(),
-                source,
+                cause: source,
             })?;
             out.insert((i, task.clone()), t);
         }

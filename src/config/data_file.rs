@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::{line_of, ConfigError, LineInfo};
+use super::{line_of, read_text, spans, ConfigError, LineInfo};
 use crate::data::DataConfig;
 
 /// Joins a key prefix and a serde path (`.` is the root).
@@ -21,13 +21,27 @@ fn join(prefix: &str, path: &str) -> String {
 }
 
 /// Deserializes TOML text; errors name the file, the key (under `prefix`)
-/// and, where the parser knows it, the line.
+/// and, where the parser knows it, the line. An unknown key is reported at
+/// its own line, also inside `[data]` (where serde knows only the table).
 pub(super) fn deserialize<T: DeserializeOwned>(text: &str, file: &Path, prefix: &str) -> Result<T, ConfigError> {
+    let invalid = |key: String, line: Option<usize>, message: String| ConfigError::Invalid { file: file.to_path_buf(), key, line: LineInfo(line), message };
+    if let Some((line, column, c)) = spans::control_character(text) {
+        let message = format!("control character U+{:04X} at column {column}: TOML allows none but tab, in comments and strings too", c as u32);
+        return Err(invalid(join(prefix, "."), Some(line), message));
+    }
     serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-        let key = join(prefix, &e.path().to_string());
+        let path = e.path().to_string();
         let inner = e.into_inner();
-        let line = LineInfo(inner.span().map(|s| line_of(text, s.start)));
-        ConfigError::Invalid { file: file.to_path_buf(), key, line, message: inner.message().trim().to_string() }
+        let mut message = inner.message().trim().to_string();
+        if message.is_empty() {
+            message = "not valid TOML".into();
+        }
+        let unknown = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+        if let Some((below, line)) = unknown.and_then(|name| spans::find_key(text, &path, name)) {
+            let key = if path == "." { below } else { format!("{path}.{below}") };
+            return invalid(join(prefix, &key), Some(line), message);
+        }
+        invalid(join(prefix, &path), inner.span().map(|s| line_of(text, s.start)), message)
     })
 }
 
@@ -48,8 +62,7 @@ pub fn parse_data_config(text: &str, file: &Path) -> Result<DataConfig, ConfigEr
 
 /// Reads a file and parses its data config (see [`parse_data_config`]).
 pub fn load_data_config(path: &Path) -> Result<DataConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
-    parse_data_config(&text, path)
+    parse_data_config(&read_text(path)?, path)
 }
 
 #[cfg(test)]
@@ -73,8 +86,16 @@ mod tests {
     #[test]
     fn errors_name_the_file_the_key_and_the_line() {
         let e = parse_data_config("[data]\nkind = \"toy\"\nrowz = 5\n", Path::new("g.toml")).unwrap_err().to_string();
-        // Inside the internally tagged [data] table serde only knows the table.
-        assert!(e.starts_with("g.toml: key `data`") && e.contains("unknown field `rowz`"), "{e}");
+        // Inside the internally tagged [data] table serde only knows the
+        // table; the unknown key is found by name.
+        assert!(e.starts_with("g.toml: key `data.rowz` (line 3)") && e.contains("unknown field `rowz`"), "{e}");
+        let nested = "[data]\nkind = \"wechat\"\n\nsplit = { train = [8], valid = [9], test = [10], bogus = 1 }\n";
+        let e = parse_data_config(nested, Path::new("g.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("g.toml: key `data.split.bogus` (line 4)") && e.contains("unknown field `bogus`"), "{e}");
+        let e = parse_data_config("kind = \"toy\"\n\nrowz = 5\n", Path::new("d.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("d.toml: key `data.rowz` (line 3)"), "{e}");
+        let e = parse_data_config("kind = \"toy\" # a\u{0}b\n", Path::new("d.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("d.toml: key `.` (line 1)") && e.contains("control character U+0000 at column 17"), "{e}");
         let e = parse_data_config("kind = \"toy\"\nrows = \"many\"\n", Path::new("d.toml")).unwrap_err().to_string();
         assert!(e.starts_with("d.toml: key `data`") && e.contains("many"), "{e}");
         let e = parse_data_config("kind = \"toy\"\nrows = [\n", Path::new("d.toml")).unwrap_err().to_string();

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::{invalid, weight_sweep, ConfigError, GridFile};
 use crate::models::ModelKind;
-use crate::strategies::StrategyKind;
+use crate::strategies::{StrategyError, StrategyKind};
 
 /// One cell of the grid: what to train, fully resolved.
 #[derive(Debug, Clone)]
@@ -165,18 +165,13 @@ fn canonical(cfg: &GridFile, model: ModelKind, strategy: StrategyKind, file: &Pa
     let to_json = |key: &str, r: Result<Json, serde_json::Error>| r.map_err(|e| invalid(file, key, e.to_string()));
     let data = to_json("data", serde_json::to_value(&cfg.data))?;
     let train = to_json("train", serde_json::to_value(&cfg.train))?;
-    let strategies = to_json("strategies", serde_json::to_value(&cfg.strategies))?;
     // The model's own section plus the shared input/tower/funnel settings and its backbone's section.
     let mut m = to_json("models", cfg.models.canonical(model))?;
     if let Json::Object(o) = &mut m {
         o.insert("kind".into(), Json::String(model.name().into()));
     }
-    // The static arm's section always in full: its point names the weight vector.
-    let own = match strategy {
-        StrategyKind::Static => Some(to_json("strategies.static", serde_json::to_value(&cfg.strategies.static_weights))?),
-        _ => strategies.get(strategy.name()).cloned(),
-    };
-    let mut s = own.unwrap_or(Json::Object(Default::default()));
+    // The strategy's own section in full (the static arm's point names its weight vector).
+    let mut s = to_json(&format!("strategies.{}", strategy.name()), cfg.strategies.section(strategy))?;
     if let Json::Object(o) = &mut s {
         o.insert("kind".into(), Json::String(strategy.name().into()));
     }
@@ -280,6 +275,14 @@ pub fn expand(grid: &GridFile, file: &Path) -> Result<Plan, ConfigError> {
     let mut out = Cells::default();
     for combo in &combos(grid) {
         let cfg = apply_overrides(grid, combo, file)?;
+        // An axis value is checked like a value of the file.
+        cfg.strategies.validate().map_err(|e| match e {
+            StrategyError::Config { key, message } => {
+                let how = if grid.grid.overrides.contains_key(&key) { "[grid.overrides]" } else { "[grid.search]" };
+                invalid(file, &key, format!("{message} (a value of {how})"))
+            }
+            other => invalid(file, "strategies", other.to_string()),
+        })?;
         for &model in &grid.grid.models {
             for &strategy in &grid.grid.strategies {
                 for arm in weight_sweep::arm_configs(&cfg, strategy) {

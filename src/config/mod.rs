@@ -9,6 +9,7 @@
 //! the `static` strategy sweeps weight vectors ([`weight_sweep`]) and
 //! `[grid] single_task = true` adds single-task baselines.
 
+mod check;
 mod data_file;
 mod expand;
 pub mod search;
@@ -25,7 +26,7 @@ use thiserror::Error;
 
 use crate::data::{DataConfig, DataError};
 use crate::models::{ModelKind, ModelsConfig};
-use crate::strategies::{StrategiesConfig, StrategyKind};
+use crate::strategies::{StrategiesConfig, StrategyError, StrategyKind};
 use crate::train::TrainConfig;
 
 pub use data_file::{load_data_config, parse_data_config};
@@ -35,8 +36,10 @@ pub use search::{Distribution, SearchSpec};
 /// A grid file that could not be read or does not describe a valid grid.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: cannot read: {cause}")]
+    Read { file: PathBuf, cause: std::io::Error },
+    #[error("{file}: not UTF-8 text: invalid byte at line {line}, column {column} (byte offset {offset})")]
+    NotUtf8 { file: PathBuf, line: usize, column: usize, offset: usize },
     #[error("{file}: key `{key}`{line}: {message}")]
     Invalid { file: PathBuf, key: String, line: LineInfo, message: String },
 }
@@ -108,9 +111,30 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Parses grid text; `file` is used in error messages only.
 pub fn parse_grid(text: &str, file: &Path) -> Result<GridFile, ConfigError> {
     let grid: GridFile = data_file::deserialize(text, file, "")?;
-    validate(&grid, file)?;
+    check::check_grid(&grid, text, file)?;
+    grid.strategies.validate().map_err(|e| strategy_invalid(text, file, e))?;
     grid.data.check_encodings().map_err(|e| data_invalid(text, file, e))?;
     Ok(grid)
+}
+
+/// Parses a grid, expands it and checks every cell of the plan: the plan
+/// `bench run` trains, refused here when any cell's data source, model or
+/// strategy would refuse its settings.
+pub fn plan_grid(text: &str, file: &Path) -> Result<Plan, ConfigError> {
+    let plan = expand(&parse_grid(text, file)?, file)?;
+    check::check_cells(&plan, text, file)?;
+    Ok(plan)
+}
+
+/// A refused strategy setting as a grid error, with the line of its key.
+fn strategy_invalid(text: &str, file: &Path, e: StrategyError) -> ConfigError {
+    match e {
+        StrategyError::Config { key, message } => {
+            let line = LineInfo(spans::line_of_key(text, &key));
+            ConfigError::Invalid { file: file.to_path_buf(), key, line, message }
+        }
+        other => invalid(file, "strategies", other.to_string()),
+    }
 }
 
 /// A data-stage refusal as a grid error, with the line of its key.
@@ -126,50 +150,23 @@ fn data_invalid(text: &str, file: &Path, e: DataError) -> ConfigError {
 
 /// Reads and parses a grid file.
 pub fn load_grid(path: &Path) -> Result<GridFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
-    parse_grid(&text, path)
+    parse_grid(&read_text(path)?, path)
+}
+
+/// Reads a grid or data file as text; bytes that are not UTF-8 are named
+/// by line, column and offset.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read { file: path.to_path_buf(), cause })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..offset];
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError::NotUtf8 { file: path.to_path_buf(), line, column, offset }
+    })
 }
 
 fn invalid(file: &Path, key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { file: file.to_path_buf(), key: key.to_string(), line: LineInfo(None), message: message.into() }
-}
-
-fn validate(grid: &GridFile, file: &Path) -> Result<(), ConfigError> {
-    let tasks = grid.data.task_names();
-    if let Some((i, t)) = tasks.iter().enumerate().find(|(i, t)| tasks[..*i].contains(t)) {
-        let key = if matches!(grid.data, DataConfig::Table(_)) { format!("data.labels[{i}]") } else { "data.tasks".to_string() };
-        return Err(invalid(file, &key, format!("task `{t}` is named twice; every task needs its own name")));
-    }
-    if grid.grid.models.is_empty() {
-        return Err(invalid(file, "grid.models", format!("empty list; valid choices: {}", ModelKind::names().join(", "))));
-    }
-    if grid.grid.strategies.is_empty() {
-        return Err(invalid(
-            file,
-            "grid.strategies",
-            format!("empty list; valid choices: {}", StrategyKind::names().join(", ")),
-        ));
-    }
-    if grid.grid.seeds.is_empty() {
-        return Err(invalid(file, "grid.seeds", "empty list; give at least one seed"));
-    }
-    for (key, values) in &grid.grid.overrides {
-        if values.is_empty() {
-            return Err(invalid(file, &format!("grid.overrides.{key}"), "empty list of values"));
-        }
-        if key.starts_with("grid.") || key == "grid" {
-            return Err(invalid(file, &format!("grid.overrides.{key}"), "the grid section itself cannot be overridden"));
-        }
-    }
-    if let Some(search) = &grid.grid.search {
-        if let Some(k) = search.space.keys().find(|k| grid.grid.overrides.contains_key(*k)) {
-            return Err(invalid(file, &format!("grid.search.{k}"), format!("`{k}` is also an axis of [grid.overrides]; give it in one of them")));
-        }
-    }
-    if grid.grid.single_task && grid.data.task_names().len() < 2 {
-        return Err(invalid(file, "grid.single_task", "the data has one task: its runs are single-task already"));
-    }
-    grid.train.validate().map_err(|(k, m)| invalid(file, &format!("train.{k}"), m))?;
-    grid.strategies.static_weights.validate().map_err(|(k, m)| invalid(file, &format!("strategies.static.{k}"), m))?;
-    Ok(())
 }

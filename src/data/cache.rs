@@ -10,7 +10,7 @@ use super::DataError;
 
 /// blake3 of a file's content, 32 hex digits.
 pub fn file_digest(path: &Path) -> Result<String, DataError> {
-    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let io = |source| DataError::Io { path: path.to_path_buf(), cause: source };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -54,11 +54,11 @@ impl Drop for TempGuard {
 pub fn build_atomically<T>(dir: &Path, build: impl FnOnce(&Path) -> Result<T, DataError>) -> Result<T, DataError> {
     let parent =
         dir.parent().ok_or_else(|| DataError::File { path: dir.to_path_buf(), message: "cache entry has no parent directory".into() })?;
-    std::fs::create_dir_all(parent).map_err(|source| DataError::Io { path: parent.to_path_buf(), source })?;
+    std::fs::create_dir_all(parent).map_err(|source| DataError::Io { path: parent.to_path_buf(), cause: source })?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "entry".into());
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = parent.join(format!(".tmp-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&tmp).map_err(|source| DataError::Io { path: tmp.clone(), source })?;
+    std::fs::create_dir_all(&tmp).map_err(|source| DataError::Io { path: tmp.clone(), cause: source })?;
     let mut guard = TempGuard { path: Some(tmp.clone()) };
     let value = build(&tmp)?;
     match std::fs::rename(&tmp, dir) {
@@ -68,7 +68,7 @@ pub fn build_atomically<T>(dir: &Path, build: impl FnOnce(&Path) -> Result<T, Da
         }
         // Someone else finished the same entry first: theirs is complete too.
         Err(_) if dir.is_dir() => Ok(value),
-        Err(source) => Err(DataError::Io { path: dir.to_path_buf(), source }),
+        Err(source) => Err(DataError::Io { path: dir.to_path_buf(), cause: source }),
     }
 }
 
@@ -76,7 +76,7 @@ pub fn build_atomically<T>(dir: &Path, build: impl FnOnce(&Path) -> Result<T, Da
 pub fn write_file_atomically(path: &Path, write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), DataError>) -> Result<(), DataError> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| DataError::Io { path: p, source }
+        move |source| DataError::Io { path: p, cause: source }
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -86,7 +86,7 @@ pub fn write_file_atomically(path: &Path, write: impl FnOnce(&mut dyn std::io::W
         let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         write(&mut w)?;
-        let file = w.into_inner().map_err(|e| DataError::Io { path: tmp.clone(), source: e.into_error() })?;
+        let file = w.into_inner().map_err(|e| DataError::Io { path: tmp.clone(), cause: e.into_error() })?;
         file.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io(path))
     })();
@@ -118,7 +118,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("entry");
         build_atomically(&dir, |tmp| {
-            std::fs::write(tmp.join("a.txt"), b"done").map_err(|source| DataError::Io { path: tmp.to_path_buf(), source })
+            std::fs::write(tmp.join("a.txt"), b"done").map_err(|source| DataError::Io { path: tmp.to_path_buf(), cause: source })
         })
         .unwrap();
         assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"done");

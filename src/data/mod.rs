@@ -30,11 +30,13 @@ pub use ragged::Ragged;
 pub use restrict::only_task;
 pub use schema::{CategoricalField, Dataset, FeatureSchema, MultiField, NumericField, SplitData};
 
-/// Errors of the data stage; each names the file, line, column or key at fault.
+/// Errors of the data stage; each names the file, line, column or key at
+/// fault. A message shows its cause itself (none is a `source` as well, so
+/// an error chain prints each cause once).
 #[derive(Debug, Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path}, line {line}, column `{column}`: {message}")]
     Value { path: PathBuf, line: usize, column: String, message: String },
     #[error("{path}, row {row}, column `{column}`: {message}")]
@@ -85,6 +87,21 @@ impl DataConfig {
         }
     }
 
+    /// The checks of each source's settings that read no file (tasks,
+    /// ranges, split days and fractions); the grid runs them when it is
+    /// read, and each source again before it loads.
+    pub fn validate(&self) -> Result<(), DataError> {
+        match self {
+            DataConfig::Toy(c) => c.validate(),
+            DataConfig::Wechat(c) => wechat::validate(&c.tasks, &c.split),
+            DataConfig::SyntheticWechat(c) => {
+                wechat::validate(&c.tasks, &c.split)?;
+                c.params().validate("data.")
+            }
+            DataConfig::Table(c) => table::validate(c),
+        }
+    }
+
     /// The task names the source is configured to produce, in order.
     pub fn task_names(&self) -> Vec<String> {
         match self {
@@ -94,6 +111,37 @@ impl DataConfig {
             DataConfig::Table(c) => c.labels.iter().map(|l| l.task().to_string()).collect(),
         }
     }
+}
+
+/// A task whose label is the same on every row of a split: its AUC is
+/// undefined there (and a mean AUC over tasks with it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConstantLabel {
+    pub split: &'static str,
+    pub task: String,
+    pub value: f32,
+}
+
+impl std::fmt::Display for ConstantLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "task `{}` has label {} on every row of the {} split: its AUC is undefined there", self.task, self.value, self.split)
+    }
+}
+
+/// Every (split, task) of a dataset whose label is constant, in split and task order.
+pub fn constant_labels(ds: &Dataset) -> Vec<ConstantLabel> {
+    let nt = ds.schema.tasks.len();
+    let mut out = Vec::new();
+    for (split, s) in [("train", &ds.train), ("validation", &ds.valid), ("test", &ds.test)] {
+        for (t, task) in ds.schema.tasks.iter().enumerate() {
+            let mut labels = (0..s.rows).map(|r| s.labels[r * nt + t]);
+            let Some(first) = labels.next() else { continue };
+            if labels.all(|y| y == first) {
+                out.push(ConstantLabel { split, task: task.clone(), value: first });
+            }
+        }
+    }
+    out
 }
 
 /// Where sources may cache processed features.
@@ -112,15 +160,7 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn load(cfg: &DataConfig, cache_dir: &Path) -> Result<Dataset, DataError> {
     let ds = match cfg {
         DataConfig::Toy(c) => {
-            if c.tasks.is_empty() {
-                return Err(DataError::Config { key: "data.tasks".into(), message: "at least one task is needed".into() });
-            }
-            if c.funnel && c.tasks.len() < 2 {
-                return Err(DataError::Config {
-                    key: "data.funnel".into(),
-                    message: format!("needs a click task and a conversion task, got tasks {:?}", c.tasks),
-                });
-            }
+            c.validate()?;
             toy::generate(c)
         }
         DataConfig::Wechat(c) => wechat::load(c, cache_dir)?,
@@ -136,4 +176,29 @@ pub fn load(cfg: &DataConfig, cache_dir: &Path) -> Result<Dataset, DataError> {
             .map_err(|m| DataError::File { path: PathBuf::from(&ds.name), message: format!("{name} split: {m}") })?;
     }
     Ok(ds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_labels_by_split_and_task() {
+        // Two tasks; rows (a, b): train (1,0) (0,0); validation (1,1); test (0,1) (1,1).
+        let split = |rows: usize, labels: Vec<f32>| SplitData { rows, labels, ..Default::default() };
+        let schema = FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec!["a".into(), "b".into()], numeric: vec![] };
+        let ds = Dataset {
+            name: "hand".into(),
+            schema,
+            train: split(2, vec![1., 0., 0., 0.]),
+            valid: split(1, vec![1., 1.]),
+            test: split(2, vec![0., 1., 1., 1.]),
+            digest: String::new(),
+        };
+        let found = constant_labels(&ds);
+        let got: Vec<(&str, &str, f32)> = found.iter().map(|c| (c.split, c.task.as_str(), c.value)).collect();
+        assert_eq!(got, [("train", "b", 0.0), ("validation", "a", 1.0), ("validation", "b", 1.0), ("test", "b", 1.0)]);
+        let text = found[0].to_string();
+        assert_eq!(text, "task `b` has label 0 on every row of the train split: its AUC is undefined there");
+    }
 }

@@ -94,7 +94,7 @@ pub fn write_table(path: &Path, columns: &[(&str, ColumnRef<'_>)], group_rows: u
     schema.push('}');
     let schema = Arc::new(parse_message_type(&schema).map_err(pq_err(path, "schema"))?);
     let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
-    let file = File::create(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let file = File::create(path).map_err(|source| DataError::Io { path: path.to_path_buf(), cause: source })?;
     let mut writer = SerializedFileWriter::new(file, schema, props).map_err(pq_err(path, "creating the writer"))?;
     let group_rows = group_rows.max(1);
     let mut start = 0;
@@ -181,7 +181,7 @@ fn read_column(path: &Path, name: &str, reader: ColumnReader, rows: usize, out: 
 
 /// Reads a file written by [`write_table`]: its columns by name, in order.
 pub fn read_table(path: &Path) -> Result<Vec<(String, Column)>, DataError> {
-    let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), cause: source })?;
     let reader = SerializedFileReader::new(file).map_err(pq_err(path, "opening"))?;
     let meta = reader.metadata();
     let schema = meta.file_metadata().schema_descr();

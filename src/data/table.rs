@@ -289,7 +289,7 @@ pub fn check_numeric_columns(cfg: &TableConfig) -> Result<(), DataError> {
     found.map_or(Ok(()), Err)
 }
 
-fn validate(cfg: &TableConfig) -> Result<(), DataError> {
+pub(crate) fn validate(cfg: &TableConfig) -> Result<(), DataError> {
     numeric_requests(cfg)?;
     if cfg.labels.is_empty() {
         return Err(config_err("labels", "at least one label column is needed"));

@@ -93,7 +93,7 @@ pub fn read_rows(
     columns: &[String],
     mut row: impl FnMut(usize, &[Cell<'_>]) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
-    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let io = |source| DataError::Io { path: path.to_path_buf(), cause: source };
     match format_of(path, format)? {
         TableFormat::Csv => {
             let file = File::open(path).map_err(io)?;
@@ -107,6 +107,10 @@ pub fn read_rows(
                 .iter()
                 .map(|h| h.trim().to_string())
                 .collect();
+            if header.iter().all(String::is_empty) {
+                let what = if header.is_empty() { "the file is empty" } else { "the first line is blank" };
+                return Err(DataError::File { path: path.to_path_buf(), message: format!("{what}: expected a header line naming the columns") });
+            }
             let idx: Vec<usize> = columns
                 .iter()
                 .map(|c| header.iter().position(|h| h == c).ok_or_else(|| missing_column(path, c, &header)))

@@ -108,6 +108,7 @@ fn bad_input_names_the_line_column_or_key() {
         (SMALL.into(), Box::new(|c| c.categorical.push("clicked".into())), "data.labels"),
         (SMALL.into(), Box::new(|c| c.labels.clear()), "data.labels"),
         (SMALL.replace(",va,", ",tr,"), Box::new(|_| {}), "split `validation` is empty"),
+        (String::new(), Box::new(|_| {}), "t.csv: the file is empty: expected a header line"),
     ];
     for (csv, edit, want) in cases {
         let msg = err_of(&csv, edit);
@@ -334,4 +335,62 @@ fn adult_split_matches_the_python_reference() {
     assert_eq!(test_rows[..5], [1, 8, 10, 21, 26]);
     assert_eq!(test_rows.iter().sum::<u64>(), 239_382_478);
     assert_eq!(unit_hash(7, 0), 0.3898297483912715);
+}
+
+/// The CSV reader and the table source on generated and mutated files:
+/// errors are fine, panics are not. Fixed seed and case count.
+mod never_panics {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::{load, small_cfg, SMALL};
+    use crate::data::table_read::{read_rows, TableFormat};
+
+    fn config() -> Config {
+        Config { cases: 300, rng_seed: RngSeed::Fixed(0x6373_76), failure_persistence: None, ..Config::default() }
+    }
+
+    /// Bytes that matter to a CSV reader and to the table's columns.
+    const BYTES: &[u8] = b",,,\n\n\r\"\"|||01-.e9 \tabtrvaeuybuy";
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn on_the_small_table_with_bytes_inserted_deleted_or_replaced(
+            edits in prop::collection::vec((any::<Index>(), any::<Index>(), any::<u8>(), 0..4u8), 1..8)
+        ) {
+            let mut bytes = SMALL.as_bytes().to_vec();
+            for (at, pick, byte, op) in edits {
+                let i = at.index(bytes.len() + 1);
+                let b = if op == 3 { byte } else { BYTES[pick.index(BYTES.len())] };
+                match op {
+                    0 | 3 => bytes.insert(i, b),
+                    1 if i < bytes.len() => { bytes.remove(i); }
+                    _ if i < bytes.len() => bytes[i] = b,
+                    _ => {}
+                }
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("t.csv");
+            std::fs::write(&p, &bytes).unwrap();
+            let _ = load(&small_cfg(p));
+        }
+
+        #[test]
+        fn on_arbitrary_bytes_plain_and_as_gzip(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let dir = tempfile::tempdir().unwrap();
+            for name in ["t.csv", "t.csv.gz"] {
+                let p = dir.path().join(name);
+                std::fs::write(&p, &bytes).unwrap();
+                let columns = ["city".to_string(), "x".to_string()];
+                let _ = read_rows(&p, Some(TableFormat::Csv), b',', &columns, |_, cells| {
+                    cells.iter().for_each(|c| { let _ = (c.key(), c.number(), c.items("|")); });
+                    Ok(())
+                });
+                let _ = load(&small_cfg(p));
+            }
+        }
+    }
 }

@@ -9,6 +9,12 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{CategoricalField, Dataset, FeatureSchema, SplitData};
+use super::DataError;
+
+/// Fewest rows a toy dataset may have: rows go to train, validation and
+/// test with chances 0.8, 0.1 and 0.1, so with fewer a split is too likely
+/// to be empty (at 100 rows the chance that one is: about 5e-5).
+pub const MIN_ROWS: usize = 100;
 
 fn default_rows() -> usize {
     20_000
@@ -67,6 +73,30 @@ impl Default for ToyConfig {
             relatedness: default_relatedness(),
             funnel: false,
         }
+    }
+}
+
+impl ToyConfig {
+    /// Range checks, before anything is generated; errors name the key.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let bad = |key: &str, message: String| Err(DataError::Config { key: format!("data.{key}"), message });
+        if self.tasks.is_empty() {
+            return bad("tasks", "at least one task is needed".into());
+        }
+        if self.funnel && self.tasks.len() < 2 {
+            return bad("funnel", format!("needs a click task and a conversion task, got tasks {:?}", self.tasks));
+        }
+        if self.rows < MIN_ROWS {
+            return bad("rows", format!("must be at least {MIN_ROWS} (rows are split 80/10/10 into train, validation and test), got {}", self.rows));
+        }
+        if self.users < 2 || self.items < 2 {
+            let (key, n) = if self.users < 2 { ("users", self.users) } else { ("items", self.items) };
+            return bad(key, format!("must be at least 2, got {n}"));
+        }
+        if !(0.0..=1.0).contains(&self.relatedness) {
+            return bad("relatedness", format!("must lie in [0, 1] (0: unrelated tasks, 1: one shared signal), got {}", self.relatedness));
+        }
+        Ok(())
     }
 }
 

@@ -10,6 +10,29 @@ pub mod radix;
 
 pub use auc::{auc, uauc};
 
+/// The metrics recorded per task (split-level rows such as the WeChat
+/// score or the funnel metrics have other names): the tasks a run's metric
+/// rows cover are those with any of them, also a task whose AUC is
+/// undefined (it has a log loss and a positive rate).
+pub const TASK_METRICS: &[&str] = &["auc", "logloss", "positive_rate"];
+
+/// Whether a metric row of this name belongs to one task.
+pub fn is_task_metric(metric: &str) -> bool {
+    TASK_METRICS.contains(&metric)
+}
+
+/// The mean over tasks of one metric, defined only when every task has a
+/// value (and there is a task): a mean over the tasks that happen to have
+/// one, e.g. AUC where a label is constant, would not compare across runs.
+pub fn mean_over_tasks(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for v in values {
+        sum += v?;
+        n += 1;
+    }
+    (n > 0).then(|| sum / n as f64)
+}
+
 /// Probabilities are clipped to [EPS, 1 - EPS] in the log loss.
 pub const LOGLOSS_EPS: f64 = 1e-7;
 
@@ -69,5 +92,14 @@ mod tests {
         let u = vec![("read_comment".to_string(), 0.6), ("like".to_string(), 0.7)];
         assert!((wechat_score(&u).unwrap() - (4.0 * 0.6 + 3.0 * 0.7) / 7.0).abs() < 1e-12);
         assert_eq!(wechat_score(&[("click".to_string(), 0.5)]), None);
+    }
+
+    #[test]
+    fn a_mean_over_tasks_needs_every_task() {
+        assert_eq!(mean_over_tasks([Some(0.6), Some(0.8)]), Some(0.7));
+        assert_eq!(mean_over_tasks([Some(0.6), None, Some(0.8)]), None);
+        assert_eq!(mean_over_tasks([None]), None);
+        assert_eq!(mean_over_tasks(std::iter::empty()), None);
+        assert!(is_task_metric("logloss") && !is_task_metric("wechat_score") && !is_task_metric("ctr_auc"));
     }
 }

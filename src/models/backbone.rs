@@ -36,6 +36,10 @@ pub struct BackboneOutput {
     /// One [B, out_dim] representation per head.
     pub heads: Vec<Tensor>,
     pub gates: Vec<GateWeights>,
+    /// The shared representation the heads are computed from: the input
+    /// (plain embeddings), the bottom's output, MMOE's stacked expert outputs,
+    /// PLE's last level's shared experts' outputs.
+    pub representation: Tensor,
 }
 
 #[derive(Debug)]
@@ -92,17 +96,21 @@ impl Backbone {
 
     /// [B, in] -> one representation per head.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> BackboneOutput {
-        let same = |h: Tensor| BackboneOutput { heads: (0..self.n_heads).map(|_| h.shallow_clone()).collect(), gates: vec![] };
+        let same = |h: Tensor| BackboneOutput {
+            heads: (0..self.n_heads).map(|_| h.shallow_clone()).collect(),
+            gates: vec![],
+            representation: h,
+        };
         match &self.net {
             Net::Embeddings => same(x.shallow_clone()),
             Net::SharedBottom(n) => same(n.forward_t(x, train)),
             Net::Mmoe(n) => {
-                let (heads, gates) = n.forward(x);
-                BackboneOutput { heads, gates }
+                let (heads, gates, representation) = n.forward(x);
+                BackboneOutput { heads, gates, representation }
             }
             Net::Ple(n) => {
-                let (heads, gates) = n.forward(x);
-                BackboneOutput { heads, gates }
+                let (heads, gates, representation) = n.forward(x);
+                BackboneOutput { heads, gates, representation }
             }
         }
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::backbone::BackboneKind;
-use super::funnel::{bce_masked, check_names, logit_of_product, other_tasks, required, FunnelSpec};
+use super::funnel::{bce_masked, logit_of_product, other_tasks, required, term_names, FunnelSpec};
 use super::multi_tower::TowerStack;
 use super::{probs_of, Head, ModelError, ModelOutput, ModelsConfig, MultiTaskModel, ParamGroups};
 use crate::data::{Batch, FeatureSchema};
@@ -112,12 +112,8 @@ pub struct Ctnocvr {
 impl Ctnocvr {
     pub fn new(vs: &tch::nn::VarStore, schema: &FeatureSchema, cfg: &ModelsConfig) -> Result<Self, ModelError> {
         let c = cfg.ctnocvr.clone();
-        c.validate()?;
-        let funnel = required(&cfg.funnel, schema, "ctnocvr", Some("pcvr"), Some("fusion"))?;
-        let others = other_tasks(schema, &funnel);
-        let mut names = vec!["ctr".to_string(), "cvr".to_string(), "ctnocvr".to_string()];
-        names.extend(others.iter().map(|&i| schema.tasks[i].clone()));
-        check_names("ctnocvr", &names)?;
+        let (funnel, names) = Ctnocvr::layout(&schema.tasks, cfg)?;
+        let others = other_tasks(&schema.tasks, &funnel);
         let extra = match c.form {
             CtnocvrForm::Product => vec![],
             CtnocvrForm::OwnTower => vec![Head { key: "ctnocvr".into(), name: "ctnocvr".into() }],
@@ -125,6 +121,15 @@ impl Ctnocvr {
         let stack = TowerStack::new(&vs.root(), schema, cfg, c.backbone, &extra)?;
         let groups = ParamGroups::from_varstore(vs, &stack.last_shared());
         Ok(Ctnocvr { stack, cfg: c, funnel, others, n_tasks: schema.tasks.len(), names, groups })
+    }
+
+    /// The settings' checks, the funnel on `tasks` and the loss-term names
+    /// [ctr, cvr, ctnocvr, other tasks...].
+    pub fn layout(tasks: &[String], cfg: &ModelsConfig) -> Result<(FunnelSpec, Vec<String>), ModelError> {
+        cfg.ctnocvr.validate()?;
+        let funnel = required(&cfg.funnel, tasks, "ctnocvr", Some("pcvr"), Some("fusion"))?;
+        let names = term_names("ctnocvr", &["ctr", "cvr", "ctnocvr"], tasks, &funnel)?;
+        Ok((funnel, names))
     }
 
     /// Targets of the loss heads [ctr: y, cvr: z, ctnocvr: y (1 - z), others...],
@@ -141,7 +146,7 @@ impl Ctnocvr {
 
 impl MultiTaskModel for Ctnocvr {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
-        let (raw, gates) = self.stack.forward_t(batch, train);
+        let (raw, gates, rep) = self.stack.forward_t(batch, train);
         let (a, b) = (&raw[self.funnel.click], &raw[self.funnel.conversion]);
         let ctnocvr = match self.cfg.form {
             CtnocvrForm::Product => logit_of_product(a, &(-b)),
@@ -161,6 +166,7 @@ impl MultiTaskModel for Ctnocvr {
             heads,
             extra: vec![("pcvr".into(), pcvr), ("pctnocvr".into(), pctnocvr), ("fusion".into(), fusion)],
             gates,
+            representation: Some(rep),
         }
     }
 

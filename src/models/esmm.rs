@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::backbone::BackboneKind;
-use super::funnel::{bce_masked, check_names, logit_of_product, other_tasks, required, FunnelSpec};
+use super::funnel::{bce_masked, logit_of_product, other_tasks, required, term_names, FunnelSpec};
 use super::multi_tower::TowerStack;
 use super::{probs_of, ModelError, ModelOutput, ModelsConfig, MultiTaskModel, ParamGroups};
 use crate::data::{Batch, FeatureSchema};
@@ -50,14 +50,18 @@ pub struct Esmm {
 
 impl Esmm {
     pub fn new(vs: &tch::nn::VarStore, schema: &FeatureSchema, cfg: &ModelsConfig) -> Result<Self, ModelError> {
-        let funnel = required(&cfg.funnel, schema, "esmm", Some("pcvr"), None)?;
-        let others = other_tasks(schema, &funnel);
-        let mut names = vec!["ctr".to_string(), "ctcvr".to_string()];
-        names.extend(others.iter().map(|&i| schema.tasks[i].clone()));
-        check_names("esmm", &names)?;
+        let (funnel, names) = Esmm::layout(&schema.tasks, cfg)?;
+        let others = other_tasks(&schema.tasks, &funnel);
         let stack = TowerStack::new(&vs.root(), schema, cfg, cfg.esmm.backbone, &[])?;
         let groups = ParamGroups::from_varstore(vs, &stack.last_shared());
         Ok(Esmm { stack, funnel, others, n_tasks: schema.tasks.len(), names, groups })
+    }
+
+    /// The funnel on `tasks` and the loss-term names [ctr, ctcvr, other tasks...].
+    pub fn layout(tasks: &[String], cfg: &ModelsConfig) -> Result<(FunnelSpec, Vec<String>), ModelError> {
+        let funnel = required(&cfg.funnel, tasks, "esmm", Some("pcvr"), None)?;
+        let names = term_names("esmm", &["ctr", "ctcvr"], tasks, &funnel)?;
+        Ok((funnel, names))
     }
 
     /// Targets of the loss heads [ctr, ctcvr, others...] from the labels [B, T].
@@ -72,7 +76,7 @@ impl Esmm {
 
 impl MultiTaskModel for Esmm {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
-        let (raw, gates) = self.stack.forward_t(batch, train);
+        let (raw, gates, rep) = self.stack.forward_t(batch, train);
         let (a, b) = (&raw[self.funnel.click], &raw[self.funnel.conversion]);
         let ctcvr = logit_of_product(a, b);
         // Per dataset task: pCTR, pCTCVR for the conversion task, own towers otherwise.
@@ -86,6 +90,7 @@ impl MultiTaskModel for Esmm {
             heads,
             extra: vec![("pcvr".into(), probs_of(b))],
             gates,
+            representation: Some(rep),
         }
     }
 

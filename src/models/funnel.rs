@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
 use super::ModelError;
-use crate::data::FeatureSchema;
 
 /// `[models.funnel]`: the click task and the conversion task (observed only
 /// after a click) of the dataset. Required by `esmm` and `ctnocvr`; when set,
@@ -37,17 +36,17 @@ pub struct FunnelSpec {
 }
 
 impl FunnelConfig {
-    /// Finds both tasks in the schema; an error names the key and the tasks there are.
+    /// Finds both tasks among the dataset's; an error names the key and the tasks there are.
     pub fn resolve(
         &self,
-        schema: &FeatureSchema,
+        tasks: &[String],
         cvr_column: Option<&'static str>,
         fusion_column: Option<&'static str>,
     ) -> Result<FunnelSpec, ModelError> {
         let find = |key: &str, name: &str| {
-            schema.task_index(name).ok_or_else(|| ModelError::Config {
+            tasks.iter().position(|t| t == name).ok_or_else(|| ModelError::Config {
                 key: format!("models.funnel.{key}"),
-                message: format!("no task `{name}` in the dataset; tasks: {}", schema.tasks.join(", ")),
+                message: format!("no task `{name}` in the dataset; tasks: {}", tasks.join(", ")),
             })
         };
         let click = find("click", &self.click)?;
@@ -72,19 +71,19 @@ impl FunnelConfig {
 /// The funnel a funnel model needs, or an error naming `[models.funnel]`.
 pub fn required(
     cfg: &Option<FunnelConfig>,
-    schema: &FeatureSchema,
+    tasks: &[String],
     model: &str,
     cvr_column: Option<&'static str>,
     fusion_column: Option<&'static str>,
 ) -> Result<FunnelSpec, ModelError> {
     match cfg {
-        Some(f) => f.resolve(schema, cvr_column, fusion_column),
+        Some(f) => f.resolve(tasks, cvr_column, fusion_column),
         None => Err(ModelError::Config {
             key: "models.funnel".into(),
             message: format!(
                 "{model} needs a click task and a conversion task: add [models.funnel] with click = \"...\" and \
                  conversion = \"...\" (dataset tasks: {})",
-                schema.tasks.join(", ")
+                tasks.join(", ")
             ),
         }),
     }
@@ -116,12 +115,15 @@ pub fn bce_masked(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) -> Te
 
 /// The loss-head layout of a funnel model: the dataset's tasks other than
 /// the funnel pair, in order (they keep a plain BCE term each).
-pub fn other_tasks(schema: &FeatureSchema, f: &FunnelSpec) -> Vec<usize> {
-    (0..schema.tasks.len()).filter(|&i| i != f.click && i != f.conversion).collect()
+pub fn other_tasks(tasks: &[String], f: &FunnelSpec) -> Vec<usize> {
+    (0..tasks.len()).filter(|&i| i != f.click && i != f.conversion).collect()
 }
 
-/// Checks that loss names are distinct (a task literally named like a funnel term would clash).
-pub fn check_names(model: &str, names: &[String]) -> Result<(), ModelError> {
+/// The loss-term names of a funnel model: its own funnel `terms`, then the
+/// other tasks; refused when a task is named like a funnel term.
+pub fn term_names(model: &str, terms: &[&str], tasks: &[String], f: &FunnelSpec) -> Result<Vec<String>, ModelError> {
+    let mut names: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
+    names.extend(other_tasks(tasks, f).into_iter().map(|i| tasks[i].clone()));
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
             return Err(ModelError::Config {
@@ -130,7 +132,7 @@ pub fn check_names(model: &str, names: &[String]) -> Result<(), ModelError> {
             });
         }
     }
-    Ok(())
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -171,16 +173,22 @@ mod tests {
 
     #[test]
     fn funnel_names_are_checked() {
-        let schema =
-            FeatureSchema { categorical: vec![], multi: vec![], dense: vec![], tasks: vec!["click".into(), "buy".into()], numeric: vec![] };
-        let ok = FunnelConfig { click: "click".into(), conversion: "buy".into() }.resolve(&schema, None, None).unwrap();
+        let schema = crate::data::FeatureSchema {
+            categorical: vec![],
+            multi: vec![],
+            dense: vec![],
+            tasks: vec!["click".into(), "buy".into()],
+            numeric: vec![],
+        };
+        let schema = &schema.tasks;
+        let ok = FunnelConfig { click: "click".into(), conversion: "buy".into() }.resolve(schema, None, None).unwrap();
         assert_eq!((ok.click, ok.conversion), (0, 1));
-        let err = FunnelConfig { click: "clik".into(), conversion: "buy".into() }.resolve(&schema, None, None).unwrap_err();
+        let err = FunnelConfig { click: "clik".into(), conversion: "buy".into() }.resolve(schema, None, None).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("models.funnel.click") && msg.contains("clik") && msg.contains("click, buy"), "{msg}");
-        let same = FunnelConfig { click: "buy".into(), conversion: "buy".into() }.resolve(&schema, None, None).unwrap_err();
+        let same = FunnelConfig { click: "buy".into(), conversion: "buy".into() }.resolve(schema, None, None).unwrap_err();
         assert!(same.to_string().contains("models.funnel.conversion"));
-        let missing = required(&None, &schema, "esmm", None, None).unwrap_err().to_string();
+        let missing = required(&None, schema, "esmm", None, None).unwrap_err().to_string();
         assert!(missing.contains("models.funnel") && missing.contains("esmm"), "{missing}");
     }
 }

@@ -43,9 +43,23 @@ pub struct InputLayer {
     out_dim: i64,
 }
 
+impl InputConfig {
+    /// What can be checked without the dataset: every width is positive.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        match self.emb_dims.iter().find(|(_, &d)| d <= 0) {
+            Some((name, d)) => Err(ModelError::Config {
+                key: format!("models.input.emb_dims.{name}"),
+                message: format!("must be a positive width, got {d}"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl InputLayer {
     pub fn new(vs: &nn::Path, schema: &FeatureSchema, cfg: &InputConfig) -> Result<Self, ModelError> {
-        for (name, &d) in &cfg.emb_dims {
+        cfg.validate()?;
+        for name in cfg.emb_dims.keys() {
             let key = || format!("models.input.emb_dims.{name}");
             let multi = schema.multi.iter().find(|f| &f.name == name);
             let known = schema.categorical.iter().any(|f| &f.name == name)
@@ -65,9 +79,6 @@ impl InputLayer {
                     key: key(),
                     message: format!("`{name}` is pooled through the `{other}` table; set emb_dims.{other} instead"),
                 });
-            }
-            if d <= 0 {
-                return Err(ModelError::Config { key: key(), message: format!("must be a positive width, got {d}") });
             }
         }
         let plan = table_fields(schema, cfg)?;

@@ -81,8 +81,9 @@ impl MmoeNet {
         vec![format!("shared.mmoe.experts.l{}.", self.experts.last_layer())]
     }
 
-    /// [B, in] -> one [B, out] per head, and the gate weights.
-    pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>) {
+    /// [B, in] -> one [B, out] per head, the gate weights, and the stacked
+    /// expert outputs [B, experts, out] (the shared representation).
+    pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>, Tensor) {
         let e = self.experts.forward(x);
         // Every gate in one product and one softmax, [B, heads, n], and
         // every gate's mix in one product: [B, heads, out].
@@ -94,6 +95,6 @@ impl MmoeNet {
             .zip(w.unbind(1))
             .map(|(g, w)| GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w })
             .collect();
-        (heads, gates)
+        (heads, gates, e)
     }
 }

@@ -99,6 +99,17 @@ impl ModelKind {
         Self::ALL.iter().map(|k| k.name()).collect()
     }
 
+    /// The backbone its towers sit on (a funnel model's from its section).
+    pub fn backbone(self, cfg: &ModelsConfig) -> BackboneKind {
+        match self {
+            ModelKind::SharedBottom => BackboneKind::SharedBottom,
+            ModelKind::Mmoe => BackboneKind::Mmoe,
+            ModelKind::Ple => BackboneKind::Ple,
+            ModelKind::Esmm => cfg.esmm.backbone,
+            ModelKind::Ctnocvr => cfg.ctnocvr.backbone,
+        }
+    }
+
     /// The `[models.*]` sections a model of this kind reads besides
     /// `input`, `tower` and `funnel` (its own and its backbone's).
     pub fn sections(self, cfg: &ModelsConfig) -> Vec<&'static str> {
@@ -180,6 +191,9 @@ pub struct ModelOutput {
     pub extra: Vec<(String, Tensor)>,
     /// Gate weights of mixture-of-experts backbones, [B, n_experts] each.
     pub gates: Vec<GateWeights>,
+    /// The shared representation every head reads (for representation-level
+    /// strategies); `None` where the model does not expose one.
+    pub representation: Option<Tensor>,
 }
 
 /// The parameters a strategy needs to tell apart.
@@ -241,6 +255,36 @@ pub fn param_count(vs: &nn::VarStore) -> i64 {
     vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
 }
 
+/// The names of the loss terms a model of `kind` declares on a dataset
+/// with `tasks`, after the checks of its settings that need no data (the
+/// ones its constructor makes): the grid runs this per cell when it is
+/// read, and [`build`] before building. A funnel model's terms are its
+/// funnel terms (ESMM: ctr, ctcvr; CTnoCVR: ctr, cvr, ctnocvr) and then
+/// the other tasks.
+pub fn loss_names(kind: ModelKind, tasks: &[String], cfg: &ModelsConfig) -> Result<Vec<String>, ModelError> {
+    if tasks.is_empty() {
+        return Err(ModelError::Config { key: "data.tasks".into(), message: "the dataset has no tasks".into() });
+    }
+    cfg.input.validate()?;
+    cfg.tower.validate()?;
+    match kind.backbone(cfg) {
+        BackboneKind::Embeddings => {}
+        BackboneKind::SharedBottom => cfg.shared_bottom.validate()?,
+        BackboneKind::Mmoe => cfg.mmoe.validate()?,
+        BackboneKind::Ple | BackboneKind::Cgc => cfg.ple.validate()?,
+    }
+    match kind {
+        ModelKind::Esmm => esmm::Esmm::layout(tasks, cfg).map(|(_, names)| names),
+        ModelKind::Ctnocvr => ctnocvr::Ctnocvr::layout(tasks, cfg).map(|(_, names)| names),
+        ModelKind::SharedBottom | ModelKind::Mmoe | ModelKind::Ple => {
+            if let Some(f) = &cfg.funnel {
+                f.resolve(tasks, None, None)?;
+            }
+            Ok(tasks.to_vec())
+        }
+    }
+}
+
 /// Builds a model of `kind` under `vs.root()`.
 pub fn build(
     kind: ModelKind,
@@ -248,9 +292,7 @@ pub fn build(
     schema: &FeatureSchema,
     cfg: &ModelsConfig,
 ) -> Result<Box<dyn MultiTaskModel>, ModelError> {
-    if schema.tasks.is_empty() {
-        return Err(ModelError::Config { key: "data.tasks".into(), message: "the dataset has no tasks".into() });
-    }
+    loss_names(kind, &schema.tasks, cfg)?;
     Ok(match kind {
         ModelKind::SharedBottom => Box::new(MultiTower::new(vs, schema, cfg, BackboneKind::SharedBottom)?),
         ModelKind::Mmoe => Box::new(MultiTower::new(vs, schema, cfg, BackboneKind::Mmoe)?),

@@ -48,12 +48,12 @@ impl TowerStack {
         self.backbone.last_shared()
     }
 
-    /// One logit [B] per head, and the backbone's gate weights.
-    pub fn forward_t(&self, batch: &Batch, train: bool) -> (Vec<Tensor>, Vec<GateWeights>) {
+    /// One logit [B] per head, the backbone's gate weights and its shared representation.
+    pub fn forward_t(&self, batch: &Batch, train: bool) -> (Vec<Tensor>, Vec<GateWeights>, Tensor) {
         let x = self.input.forward(batch);
         let b = self.backbone.forward_t(&x, train);
         let logits = self.towers.iter().zip(&b.heads).map(|(t, h)| t.forward_t(h, train)).collect();
-        (logits, b.gates)
+        (logits, b.gates, b.representation)
     }
 }
 
@@ -69,7 +69,7 @@ pub struct MultiTower {
 impl MultiTower {
     /// Builds the model under `vs.root()` on the backbone `kind`.
     pub fn new(vs: &nn::VarStore, schema: &FeatureSchema, cfg: &ModelsConfig, kind: BackboneKind) -> Result<Self, ModelError> {
-        let funnel = cfg.funnel.as_ref().map(|f| f.resolve(schema, None, None)).transpose()?;
+        let funnel = cfg.funnel.as_ref().map(|f| f.resolve(&schema.tasks, None, None)).transpose()?;
         let stack = TowerStack::new(&vs.root(), schema, cfg, kind, &[])?;
         let groups = ParamGroups::from_varstore(vs, &stack.last_shared());
         Ok(MultiTower { stack, tasks: schema.tasks.clone(), groups, funnel })
@@ -78,8 +78,8 @@ impl MultiTower {
 
 impl MultiTaskModel for MultiTower {
     fn forward_t(&self, batch: &Batch, train: bool) -> ModelOutput {
-        let (cols, gates) = self.stack.forward_t(batch, train);
-        ModelOutput { probs: probs_of(&Tensor::stack(&cols, 1)), heads: cols, extra: vec![], gates }
+        let (cols, gates, rep) = self.stack.forward_t(batch, train);
+        ModelOutput { probs: probs_of(&Tensor::stack(&cols, 1)), heads: cols, extra: vec![], gates, representation: Some(rep) }
     }
 
     fn loss_names(&self) -> Vec<String> {

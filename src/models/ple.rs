@@ -164,14 +164,16 @@ impl PleNet {
 
     /// [B, in] -> one [B, out] per head (the task streams of the last
     /// level), and every gate's weights.
-    pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>) {
+    pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>, Tensor) {
         let n_heads = self.levels.first().map_or(0, |c| c.task_gates.len());
         let mut task_in: Vec<Tensor> = (0..n_heads).map(|_| x.shallow_clone()).collect();
         let mut shared_in = x.shallow_clone();
         let mut gates = Vec::new();
+        let mut last_shared = x.shallow_clone();
         for cgc in &self.levels {
             let own: Vec<Tensor> = cgc.task_experts.iter().zip(&task_in).map(|(e, xi)| e.forward(xi)).collect();
             let shared = cgc.shared_experts.forward(&shared_in);
+            last_shared = shared.shallow_clone();
             let tw: Vec<Tensor> = cgc.task_gates.iter().zip(&task_in).map(|(g, xi)| g.forward(xi)).collect();
             let sw = cgc.shared_gate.as_ref().map(|g| g.forward(&shared_in));
             let (mt, ms) = (own.first().map_or(0, |o| o.size()[1]), shared.size()[1]);
@@ -210,7 +212,7 @@ impl PleNet {
             }
             task_in = task_out;
         }
-        (task_in, gates)
+        (task_in, gates, last_shared)
     }
 }
 
@@ -241,7 +243,7 @@ mod tests {
         assert!(names.iter().any(|n| n == "task.1.ple.l1.gate.weight"), "{names:?}");
         assert!(names.iter().any(|n| n == "shared.ple.l1.shared.experts.l0.weight"), "{names:?}");
         let x = Tensor::randn([4, 5], (Kind::Float, Device::Cpu));
-        let (out, gates) = net.forward(&x);
+        let (out, gates, _) = net.forward(&x);
         assert_eq!(out.len(), 2);
         assert_eq!(gates.len(), 2, "one gate per task, no shared gate");
         // CGC by hand: head t = sum_k softmax(W_t x)_k [E_t(x); E_s(x)]_k.
@@ -273,7 +275,7 @@ mod tests {
         assert!(names.iter().any(|n| n == "task.0.ple.l1.gate.weight"));
         assert!(names.iter().any(|n| n == "task.1.ple.l2.experts.l0.weight"));
         let x = Tensor::randn([4, 5], (Kind::Float, Device::Cpu));
-        let (out, gates) = net.forward(&x);
+        let (out, gates, _) = net.forward(&x);
         // Gates: level 1 (2 task + 1 shared), level 2 (2 task).
         let gate_names: Vec<&str> = gates.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(gate_names, ["ple.l1/t0", "ple.l1/t1", "ple.l1/shared", "ple.l2/t0", "ple.l2/t1"]);

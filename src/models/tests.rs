@@ -392,6 +392,7 @@ fn esmm_ctcvr_is_the_product_and_its_loss_matches_a_hand_computation() {
         heads: vec![col([0.5, 0.75, 0.25, 0.8]), col([0.25, 0.15, 0.15, 0.2]), col([0.5; 4])],
         extra: vec![],
         gates: vec![],
+        representation: None,
     };
     let labels = Tensor::from_slice(&[1f32, 1., 0., 1., 1., 0., 0., 1., 0., 1., 1., 0.]).view([3, 4]).transpose(0, 1);
     let hb = Batch { labels, ..batch(4, 6) };

@@ -3,6 +3,7 @@
 
 use super::table::Table;
 use super::ReportError;
+use crate::metrics::{is_task_metric, mean_over_tasks};
 use crate::store::{RunRow, RunStatus, Store};
 
 /// Filters of `bench list`; `None` matches everything.
@@ -42,13 +43,22 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".into(), |x| format!("{x:.digits$}"))
 }
 
-/// One line per run: id, name, status, mean test AUC, timings.
+/// One line per run: id, name, status, mean test AUC over every task
+/// (`n/a` where a task's is undefined), timings.
 pub fn runs_table(store: &Store, runs: &[RunRow]) -> Result<Table, ReportError> {
     let mut t = Table::new(&["run", "name", "model", "strategy", "seed", "status", "mean test AUC", "train s", "samples/s", "finished"]);
     for r in runs {
         let m = store.metrics(&r.id)?;
-        let aucs: Vec<f64> = m.iter().filter(|x| x.split == "test" && x.metric == "auc").map(|x| x.value).collect();
-        let mean = (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
+        let test = |task: &str, metric: &str| m.iter().find(|x| x.split == "test" && x.task == task && x.metric == metric).map(|x| x.value);
+        let mut tasks: Vec<&str> = m.iter().filter(|x| x.split == "test" && is_task_metric(&x.metric)).map(|x| x.task.as_str()).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        let mean = match mean_over_tasks(tasks.iter().map(|t| test(t, "auc"))) {
+            Some(v) => opt(Some(v), 4),
+            // A task's AUC is undefined (one class in the test split): no mean over fewer tasks.
+            None if !tasks.is_empty() => "n/a".into(),
+            None => opt(None, 4),
+        };
         t.push(vec![
             r.id.clone(),
             r.name.clone(),
@@ -56,7 +66,7 @@ pub fn runs_table(store: &Store, runs: &[RunRow]) -> Result<Table, ReportError> 
             r.strategy.clone(),
             r.seed.to_string(),
             r.status.to_string(),
-            opt(mean, 4),
+            mean,
             opt(r.train_seconds, 1),
             opt(r.samples_per_second, 0),
             r.finished_at.clone().unwrap_or_else(|| "–".into()),

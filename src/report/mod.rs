@@ -31,17 +31,25 @@ pub enum ReportError {
     #[error("chart: {0}")]
     Chart(String),
     #[error("template: {0}")]
-    Template(#[from] minijinja::Error),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Template(minijinja::Error),
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
     Verdict(#[from] crate::verdict::VerdictError),
 }
 
+// The message shows the template error; `From` without `#[from]` keeps it
+// from being a `source` too (an error chain would print it twice).
+impl From<minijinja::Error> for ReportError {
+    fn from(e: minijinja::Error) -> Self {
+        ReportError::Template(e)
+    }
+}
+
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io { path: path.to_path_buf(), source }
+    move |source| ReportError::Io { path: path.to_path_buf(), cause: source }
 }
 
 /// A chart on a page: its file (relative to the page) and a caption.
@@ -89,7 +97,7 @@ pub fn tasks_of(store: &Store, runs: &[RunRow]) -> Result<Vec<String>, StoreErro
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let mut seen = Vec::new();
     for m in store.metrics_of(&ids)? {
-        if m.split == "test" && m.metric == "auc" && !seen.contains(&m.task) {
+        if m.split == "test" && crate::metrics::is_task_metric(&m.metric) && !seen.contains(&m.task) {
             seen.push(m.task);
         }
     }

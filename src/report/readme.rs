@@ -99,10 +99,10 @@ pub fn splice(readme: &str, table: &str) -> Result<String, ReportError> {
 pub fn update(store: &Store, readme: &Path, sweep: Option<&str>) -> Result<bool, ReportError> {
     let wanted: Vec<String> = sweep.map(str::to_string).into_iter().collect();
     let t = table(&lb::leaderboard(store, &wanted, &Options::default())?);
-    let old = std::fs::read_to_string(readme).map_err(|source| ReportError::Io { path: readme.to_path_buf(), source })?;
+    let old = std::fs::read_to_string(readme).map_err(|source| ReportError::Io { path: readme.to_path_buf(), cause: source })?;
     let new = splice(&old, &t)?;
     if new != old {
-        std::fs::write(readme, &new).map_err(|source| ReportError::Io { path: readme.to_path_buf(), source })?;
+        std::fs::write(readme, &new).map_err(|source| ReportError::Io { path: readme.to_path_buf(), cause: source })?;
     }
     Ok(new != old)
 }

@@ -224,11 +224,17 @@ fn curves_chart(sw: &Sweep, charts: &mut Charts) -> Result<(), ReportError> {
     let mut series = Vec::new();
     for (i, c) in sw.configs.iter().enumerate() {
         for r in &c.runs {
-            let mut by_epoch: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-            for cv in curves.iter().filter(|cv| cv.run_id == r.id && cv.split == "valid" && cv.metric == "auc") {
-                by_epoch.entry(cv.epoch).or_default().push(cv.value);
+            // Per epoch: the tasks, and the AUCs defined; a mean over every task or no point.
+            let mut by_epoch: BTreeMap<i64, (BTreeSet<&str>, Vec<f64>)> = BTreeMap::new();
+            for cv in curves.iter().filter(|cv| cv.run_id == r.id && cv.split == "valid" && crate::metrics::is_task_metric(&cv.metric)) {
+                let (tasks, aucs) = by_epoch.entry(cv.epoch).or_default();
+                tasks.insert(cv.task.as_str());
+                if cv.metric == "auc" {
+                    aucs.push(cv.value);
+                }
             }
-            let points: Vec<(f64, f64)> = by_epoch.iter().map(|(e, v)| (*e as f64, v.iter().sum::<f64>() / v.len() as f64)).collect();
+            let mean = |(tasks, aucs): &(BTreeSet<&str>, Vec<f64>)| crate::metrics::mean_over_tasks((0..tasks.len()).map(|i| aucs.get(i).copied()));
+            let points: Vec<(f64, f64)> = by_epoch.iter().filter_map(|(e, v)| mean(v).map(|m| (*e as f64, m))).collect();
             if !points.is_empty() {
                 series.push(Series { name: c.label.clone(), style: charts::style(i), points });
             }

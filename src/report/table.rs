@@ -83,8 +83,9 @@ impl Table {
 }
 
 /// Text that renders as itself in GitHub-flavoured Markdown, also inside a
-/// table cell: markup characters are backslash-escaped, `<`, `>` and `&`
-/// become entities (no raw HTML), line breaks become spaces.
+/// table cell: markup characters are backslash-escaped, `<`, `>`, `&`, `"`
+/// and `'` become entities (no raw HTML, no way out of an attribute), line
+/// breaks become spaces.
 pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -92,6 +93,8 @@ pub fn escape_markdown(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
             '\\' | '|' | '`' | '*' | '[' | ']' | '~' | '#' => {
                 out.push('\\');
                 out.push(c);
@@ -120,5 +123,6 @@ mod tests {
     fn markdown_escaping() {
         assert_eq!(escape_markdown("a|b <script>&`x`*[y]~\\#\nz"), "a\\|b &lt;script&gt;&amp;\\`x\\`\\*\\[y\\]\\~\\\\\\# z");
         assert_eq!(escape_markdown("read_comment 0.7312 ± 0.0021"), "read_comment 0.7312 ± 0.0021");
+        assert_eq!(escape_markdown("\"><img src=x onerror='a()'>"), "&quot;&gt;&lt;img src=x onerror=&#39;a()&#39;&gt;");
     }
 }

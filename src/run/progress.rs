@@ -5,6 +5,8 @@
 //! event, stable enough to be parsed — a cell's start and finish (with its
 //! test AUCs), skipped, busy and failed cells. `--verbose` adds a line per
 //! epoch; `--quiet` shows nothing here (the caller prints the summary).
+//! A worker process of `bench run --jobs` writes the same events as JSON
+//! lines on stdout instead ([`super::events`]), for its parent to draw.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use crate::train::evaluate::{mean_auc, TaskMetrics};
 use crate::train::{EpochRecord, StepProgress};
 
 use super::claim::Claim;
+use super::events::{DoneKind, WorkerEvent};
 
 /// How much `bench run` tells on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +35,8 @@ pub enum Verbosity {
 
 /// The shortest time between two redraws of the bars.
 const REDRAW: Duration = Duration::from_millis(100);
+/// The shortest time between two step events of a worker.
+const STEP_EVENTS: Duration = Duration::from_millis(500);
 /// Longest cell name shown on the cell bar.
 const NAME_WIDTH: usize = 48;
 
@@ -109,6 +114,8 @@ struct Current {
 pub struct Progress {
     verbosity: Verbosity,
     bars: Option<Bars>,
+    /// Events as JSON lines on stdout instead of lines and bars.
+    events: bool,
     total: usize,
     done: usize,
     label: String,
@@ -132,6 +139,7 @@ impl Progress {
         Progress {
             verbosity,
             bars: bars.then(|| Bars::new(cells)),
+            events: false,
             total: cells,
             done: 0,
             label: String::new(),
@@ -143,14 +151,53 @@ impl Progress {
         }
     }
 
-    fn say(&self, level: Verbosity, line: &str) {
-        let shown = match level {
+    /// A worker's reporter: events on stdout ([`super::events`]), no bars.
+    pub fn events(verbosity: Verbosity) -> Progress {
+        let mut p = Progress::with_bars(verbosity, 0, false);
+        p.events = true;
+        p
+    }
+
+    /// The grid whose cells come next has `cells` cells (a worker moving
+    /// from one sweep to another).
+    pub fn set_total(&mut self, cells: usize) {
+        self.total = cells;
+        if let Some(b) = &self.bars {
+            b.grid.set_length(cells as u64);
+        }
+    }
+
+    fn shown(&self, level: Verbosity) -> bool {
+        match level {
             Verbosity::Quiet => true,
             Verbosity::Normal => self.verbosity != Verbosity::Quiet,
             Verbosity::Verbose => self.verbosity == Verbosity::Verbose,
-        };
-        if !shown {
+        }
+    }
+
+    fn emit(&self, e: WorkerEvent) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", e.to_line());
+        let _ = out.flush();
+    }
+
+    /// The end of a claimed cell: an event for a worker's parent, else a line.
+    fn cell_ended(&self, kind: DoneKind, level: Verbosity, line: String) {
+        if self.events {
+            self.emit(WorkerEvent::Done { cell: self.name.clone(), kind, text: line });
+        } else {
+            self.say(level, &line);
+        }
+    }
+
+    fn say(&self, level: Verbosity, line: &str) {
+        if !self.shown(level) {
             return;
+        }
+        if self.events {
+            let warning = line.starts_with("warning: ");
+            return self.emit(WorkerEvent::Line { text: line.to_string(), warning });
         }
         match &self.bars {
             Some(b) => {
@@ -190,12 +237,16 @@ impl Progress {
                 self.say(Verbosity::Normal, &format!("{label}: being trained by run {run_id} (pid {pid} on {host}), skipped"))
             }
             Claim::LostRace => self.say(Verbosity::Normal, &format!("{label}: claimed by another process just now, skipped")),
-            Claim::Claimed { run_id, recovered } => {
+            Claim::Claimed { claim, recovered } => {
+                let run_id = &claim.run_id;
                 if let Some((old, reason)) = recovered {
                     self.say(Verbosity::Normal, &format!("{label}: run {old} was left running ({reason}); training the cell again"));
                 }
-                if self.bars.is_none() {
-                    self.say(Verbosity::Normal, &format!("{label}: training as run {run_id}"));
+                let line = format!("{label}: training as run {run_id}");
+                if self.events {
+                    self.emit(WorkerEvent::Training { cell: self.name.clone(), text: line });
+                } else if self.bars.is_none() {
+                    self.say(Verbosity::Normal, &line);
                 }
                 self.training(run_id, epochs);
             }
@@ -217,14 +268,20 @@ impl Progress {
 
     /// After a training step (redraws at most every [`REDRAW`]).
     pub fn step(&mut self, p: &StepProgress) {
-        let (Some(b), Some(c)) = (&self.bars, &mut self.current) else { return };
+        let Some(c) = &mut self.current else { return };
         c.fraction = ((p.epoch - 1) as f64 + p.step as f64 / p.steps.max(1) as f64) / p.epochs.max(1) as f64;
-        if c.last_draw.is_some_and(|t| t.elapsed() < REDRAW) {
+        let every = if self.events { STEP_EVENTS } else { REDRAW };
+        if (self.bars.is_none() && !self.events) || c.last_draw.is_some_and(|t| t.elapsed() < every) {
             return;
         }
         c.last_draw = Some(Instant::now());
         let rate = p.samples as f64 / c.epoch_started.elapsed().as_secs_f64().max(1e-9);
         let auc = c.last_valid_auc.map_or("–".into(), |a| format!("{a:.4}"));
+        let Some(b) = &self.bars else {
+            let text = format!("{}  epoch {}/{}  {rate:.0} samples/s  valid AUC {auc}", self.on_bars, p.epoch, p.epochs);
+            let fraction = c.fraction;
+            return self.emit(WorkerEvent::Step { fraction, text });
+        };
         b.cell.set_length(p.steps as u64);
         b.cell.set_position(p.step as u64);
         b.cell.set_message(format!("epoch {}/{}  {rate:.0} samples/s  valid AUC {auc}", p.epoch, p.epochs));
@@ -264,12 +321,22 @@ impl Progress {
         self.trained_seconds += seconds;
         self.trained += 1;
         let line = format!("{}: finished in {seconds:.1}s, best epoch {best_epoch}, test AUC {}", self.label, auc_list(test));
-        self.say(Verbosity::Normal, &line);
+        self.cell_ended(DoneKind::Finished, Verbosity::Normal, line);
     }
 
     /// The claimed cell failed or was killed.
     pub fn failed(&mut self, status: RunStatus, error: &str) {
-        self.say(Verbosity::Normal, &format!("{}: {status}: {error}", self.label));
+        let kind = if status == RunStatus::Killed { DoneKind::Killed } else { DoneKind::Failed };
+        self.cell_ended(kind, Verbosity::Normal, format!("{}: {status}: {error}", self.label));
+    }
+
+    /// The claimed cell's claim was lost to another process (always shown).
+    pub fn superseded(&mut self, run_id: &str, reason: &str) {
+        let line = format!(
+            "{}: {reason}: another process took the cell over; run {run_id} is kept as a superseded attempt and the grid goes on",
+            self.label
+        );
+        self.cell_ended(DoneKind::Superseded, Verbosity::Quiet, format!("warning: {line}"));
     }
 
     /// The cell is done with, whatever happened to it.
@@ -290,6 +357,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ClaimToken;
 
     fn tm(task: &str, auc: Option<f64>) -> TaskMetrics {
         TaskMetrics { task: task.into(), auc, logloss: None, uauc: None, uauc_users: 0, positive_rate: 0.5 }
@@ -322,7 +390,7 @@ mod tests {
         let mut p = Progress::with_bars(Verbosity::Quiet, 3, false);
         p.cell_begins(0, "a");
         assert_eq!(p.label, "[1/3] a");
-        p.claimed(&Claim::Claimed { run_id: "r1".into(), recovered: None }, 2);
+        p.claimed(&Claim::Claimed { claim: ClaimToken { run_id: "r1".into(), token: "t".into() }, recovered: None }, 2);
         p.step(&StepProgress { epoch: 1, epochs: 2, step: 5, steps: 10, samples: 50 });
         p.finished(1, &[tm("click", Some(0.6))]);
         p.cell_done();
@@ -330,7 +398,7 @@ mod tests {
         // Bars drawn to a hidden target take the same path.
         let mut b = Progress::with_bars(Verbosity::Normal, 2, true);
         b.cell_begins(0, "x");
-        b.claimed(&Claim::Claimed { run_id: "r2".into(), recovered: None }, 1);
+        b.claimed(&Claim::Claimed { claim: ClaimToken { run_id: "r2".into(), token: "t".into() }, recovered: None }, 1);
         b.step(&StepProgress { epoch: 1, epochs: 1, step: 3, steps: 4, samples: 30 });
         let c = b.current.as_ref().unwrap();
         assert!((c.fraction - 0.75).abs() < 1e-12);

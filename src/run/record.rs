@@ -1,11 +1,13 @@
 //! Recording a run: what the training loop (or fusion) produced, converted
 //! into the store's own types, and the one function that finishes a run
-//! (its prediction file, then its final metrics and status). The runner and
-//! `bench fuse` both finish runs through [`finish`].
+//! (its prediction file, then its final metrics and status, fenced by the
+//! run's claim). The runner and `bench fuse` both finish runs through
+//! [`finish`]; a run whose claim was lost keeps its outcome as a superseded
+//! attempt ([`supersede`]).
 
 use crate::data::SplitData;
 use crate::store::artifacts::PredictionFile;
-use crate::store::{GateWeights, MetricValue, NewEpoch, NewTrace, RunOutcome, RunStatus, Split, Store, StoreError};
+use crate::store::{ClaimToken, GateWeights, MetricValue, NewEpoch, NewTrace, RunOutcome, RunStatus, Split, Store, StoreError};
 use crate::train::evaluate::{NamedMetric, Predictions, TaskMetrics};
 use crate::train::{EpochRecord, TraceRecord, TrainResult};
 
@@ -111,17 +113,44 @@ pub fn predictions_file(p: &Predictions, test: &SplitData) -> PredictionFile {
     PredictionFile { rows: p.rows, tasks: p.tasks.clone(), users: test.users.clone(), labels: test.labels.clone(), columns }
 }
 
+/// How finishing a claimed run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    /// The run is the cell's finished run.
+    Recorded,
+    /// The claim was lost before the end: the outcome is kept as a
+    /// superseded attempt (when the run was still this claim's); `reason`
+    /// says what became of the claim.
+    Superseded { reason: String },
+}
+
 /// Finishes a claimed run: writes its test predictions next to the
 /// database, then its outcome and status `finished` in one transaction. A
 /// prediction file that cannot be written fails the run (and is returned
 /// as the error): a finished run always has its predictions.
-pub fn finish(store: &Store, run_id: &str, outcome: &RunOutcome, predictions: &PredictionFile) -> Result<(), StoreError> {
-    let file = format!("{run_id}.bin");
+pub fn finish(store: &Store, claim: &ClaimToken, outcome: &RunOutcome, predictions: &PredictionFile) -> Result<Finished, StoreError> {
+    let file = format!("{}.bin", claim.run_id);
     if let Err(e) = predictions.write(&store.artifact_dir().join(&file)) {
-        store.fail_run(run_id, RunStatus::Failed, &e.to_string())?;
-        return Err(e);
+        return match store.fail_run(claim, RunStatus::Failed, &e.to_string()) {
+            Ok(()) | Err(StoreError::ClaimLost { .. }) => Err(e),
+            Err(other) => Err(other),
+        };
     }
-    store.finish_run(run_id, outcome, Some(&file))
+    match store.finish_run(claim, outcome, Some(&file)) {
+        Ok(()) => Ok(Finished::Recorded),
+        Err(lost @ StoreError::ClaimLost { .. }) => {
+            supersede(store, claim, Some((outcome, &file)), &lost).map(|reason| Finished::Superseded { reason })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps the attempt of a run whose claim was `lost` as superseded, with
+/// its outcome and prediction file when it has them; returns the reason.
+pub fn supersede(store: &Store, claim: &ClaimToken, result: Option<(&RunOutcome, &str)>, lost: &StoreError) -> Result<String, StoreError> {
+    let reason = lost.to_string();
+    store.supersede_attempt(claim, result.map(|r| r.0), result.map(|r| r.1), &format!("superseded: {reason}"))?;
+    Ok(reason)
 }
 
 #[cfg(test)]

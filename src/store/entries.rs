@@ -50,6 +50,8 @@ pub struct NewRun<'a> {
     pub env_json: &'a str,
     pub params: &'a [(String, String)],
     pub pid: u32,
+    /// Start time of process `pid` (field 22 of /proc/PID/stat), when known.
+    pub pid_start: Option<u64>,
     pub host: &'a str,
     pub data_seconds: f64,
 }

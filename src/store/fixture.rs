@@ -209,7 +209,7 @@ async fn insert_sweep_runs(tx: &mut SqliteConnection, s: usize, seed: u64, spec:
             let config_hash = format!("cfg{s}-{mi}-{si}");
             for seed_i in 1..=spec.seeds {
                 let r = FixtureRun {
-                    id: format!("fx{:010x}", rng.gen::<u64>() & 0xff_ffff_ffff),
+                    id: format!("fe{:010x}", rng.gen::<u64>() & 0xff_ffff_ffff),
                     sweep_id: &sweep_id,
                     name: format!("{model}-{strategy}-s{seed_i}{}", spec.name_suffix),
                     model,

@@ -6,13 +6,21 @@
 //! and a training loop. The store owns its types: what it is given to record
 //! (`entries`), the rows it reads back (`rows`) and the run status; it
 //! imports nothing from the stages that feed it.
+//!
+//! Every write of a run after its claim is fenced by the claim's token
+//! (`claims.rs`): a process that lost its claim gets
+//! [`StoreError::ClaimLost`] and changes nothing. Verbs that only read open
+//! with [`OpenMode::ReadExisting`], so that a mistyped path creates nothing.
 
 pub mod artifacts;
 mod claims;
+#[cfg(test)]
+mod claims_tests;
 mod entries;
 pub mod fixture;
 pub mod fixture_runs;
 mod gates;
+mod queue;
 mod read;
 mod record;
 mod rows;
@@ -29,6 +37,8 @@ use thiserror::Error;
 pub use rows::{CurveRow, EpochRow, MetricRow, ParamRow, RunRow, SweepRow, TraceRow};
 pub use gates::GateRow;
 pub use read::TraceStepRow;
+pub use claims::{ClaimToken, IfFinished};
+pub use queue::SweepCellRow;
 pub use entries::{GateWeights, MetricValue, NewEpoch, NewRun, NewTrace, RunOutcome, Split};
 pub use status::{RunStatus, UnknownStatus};
 pub use verdict_rows::VerdictRows;
@@ -41,9 +51,19 @@ pub enum StoreError {
     Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
     #[error("database query `{what}`: {source}")]
     Query { what: &'static str, source: sqlx::Error },
+    #[error("database {} does not exist (give an existing file with --db or MTLBENCH_DB, or record runs first with `bench run`)", .0.display())]
+    Missing(PathBuf),
+    #[error("database {} is a directory, not a SQLite file", .0.display())]
+    IsDirectory(PathBuf),
+    #[error("database {path}: foreign keys broken after migrating: {rows}")]
+    ForeignKeys { path: PathBuf, rows: String },
     #[error("no run matches `{0}` (see `bench list`)")]
     NoSuchRun(String),
-    #[error("`{prefix}` is ambiguous: it matches runs {matches}")]
+    #[error("no run matches `{0}`: a run id is hex digits (0-9, a-f), e.g. 3f2a9c1e (see `bench list`)")]
+    BadRunId(String),
+    #[error("run {run_id} no longer holds its claim on the cell (the run is now {now})")]
+    ClaimLost { run_id: String, now: String },
+    #[error("`{prefix}` is ambiguous: it matches runs {matches}; give more digits")]
     Ambiguous { prefix: String, matches: String },
     #[error("{0}")]
     Runtime(std::io::Error),
@@ -62,6 +82,23 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// How [`Store::open_with`] treats a missing database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file (and its folder) when missing: `bench run`, `bench fuse`'s target.
+    CreateIfMissing,
+    /// Open only an existing file (migrating it is fine): the verbs that read.
+    ReadExisting,
+}
+
+/// A run id prefix as typed by a user: non-empty hex digits, lower case.
+pub fn run_id_prefix(text: &str) -> Result<String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::BadRunId(text.to_string()));
+    }
+    Ok(text.to_ascii_lowercase())
+}
+
 pub struct Store {
     pool: SqlitePool,
     rt: tokio::runtime::Runtime,
@@ -71,26 +108,38 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database and applies migrations.
     pub fn open(path: &Path) -> Result<Store> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Runtime)?;
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(StoreError::Runtime)?;
+        Store::open_with(path, OpenMode::CreateIfMissing)
+    }
+
+    /// Opens the database as `mode` says and applies migrations. The
+    /// migrations run on a connection of their own with foreign keys off
+    /// (a table rebuild must not cascade), then the keys are checked.
+    pub fn open_with(path: &Path, mode: OpenMode) -> Result<Store> {
+        if path.is_dir() {
+            return Err(StoreError::IsDirectory(path.to_path_buf()));
+        }
+        match mode {
+            OpenMode::ReadExisting if !path.exists() => return Err(StoreError::Missing(path.to_path_buf())),
+            OpenMode::ReadExisting => {}
+            OpenMode::CreateIfMissing => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(StoreError::Runtime)?;
+                }
             }
         }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Runtime)?;
         let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
         let opts = SqliteConnectOptions::from_str("sqlite:")
             .map_err(open_err)?
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(mode == OpenMode::CreateIfMissing)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        rt.block_on(migrate(path, opts.clone().foreign_keys(false)))?;
         let pool = rt
-            .block_on(SqlitePoolOptions::new().max_connections(2).connect_with(opts))
+            .block_on(SqlitePoolOptions::new().max_connections(2).connect_with(opts.foreign_keys(true)))
             .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        rt.block_on(sqlx::migrate!("./migrations").run(&pool))
-            .map_err(|source| StoreError::Migrate { path: path.to_path_buf(), source })?;
         Ok(Store { pool, rt, path: path.to_path_buf() })
     }
 
@@ -109,20 +158,28 @@ impl Store {
             .map_err(q("list runs"))
     }
 
-    /// The run whose id starts with `prefix` (like git); an error when none or several match.
+    /// The run whose id starts with `prefix` (like git): hex digits only,
+    /// compared as text (never a pattern); an error when none or several match.
     pub fn find_run(&self, prefix: &str) -> Result<RunRow> {
-        let pattern = format!("{}%", prefix.replace('%', "").replace('_', ""));
+        let hex = run_id_prefix(prefix)?;
         let rows = self
             .rt
-            .block_on(sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE id LIKE ? LIMIT 5").bind(pattern).fetch_all(&self.pool))
+            .block_on(
+                sqlx::query_as::<_, RunRow>("SELECT * FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 6")
+                    .bind(&hex)
+                    .fetch_all(&self.pool),
+            )
             .map_err(q("find run"))?;
         match rows.len() {
             0 => Err(StoreError::NoSuchRun(prefix.to_string())),
             1 => Ok(rows.into_iter().next().ok_or_else(|| StoreError::NoSuchRun(prefix.to_string()))?),
-            _ => Err(StoreError::Ambiguous {
-                prefix: prefix.to_string(),
-                matches: rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", "),
-            }),
+            n => {
+                let mut matches: Vec<String> = rows.iter().take(5).map(|r| format!("{} ({}, {})", r.id, r.name, r.status)).collect();
+                if n > 5 {
+                    matches.push("...".into());
+                }
+                Err(StoreError::Ambiguous { prefix: prefix.to_string(), matches: matches.join(", ") })
+            }
         }
     }
 
@@ -198,4 +255,25 @@ impl Store {
             .map_err(q("integrity check"))?;
         Ok(row.0)
     }
+}
+
+/// Applies the embedded migrations on one connection (foreign keys off),
+/// then checks that every foreign key still holds.
+async fn migrate(path: &Path, opts: SqliteConnectOptions) -> Result<()> {
+    use sqlx::Connection;
+    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.map_err(open_err)?;
+    sqlx::migrate!("./migrations")
+        .run(&mut conn)
+        .await
+        .map_err(|source| StoreError::Migrate { path: path.to_path_buf(), source })?;
+    let broken: Vec<(String, i64, String)> = sqlx::query_as("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
+        .fetch_all(&mut conn)
+        .await
+        .map_err(q("foreign key check"))?;
+    if !broken.is_empty() {
+        let rows = broken.iter().take(5).map(|(t, id, p)| format!("{t} row {id} -> {p}")).collect::<Vec<_>>().join(", ");
+        return Err(StoreError::ForeignKeys { path: path.to_path_buf(), rows });
+    }
+    conn.close().await.map_err(open_err)
 }

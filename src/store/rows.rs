@@ -45,6 +45,13 @@ pub struct RunRow {
     pub data_seconds: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     pub samples_per_second: Option<f64>,
+    /// The token the claiming process's writes are fenced by (not shown).
+    #[serde(skip)]
+    pub claim_token: Option<String>,
+    /// Start time of the claiming process (clock ticks after boot).
+    pub pid_start: Option<i64>,
+    /// The run that replaced this one, for a superseded run.
+    pub superseded_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]

@@ -10,8 +10,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Where a run is in its life: claimed runs are `Running`; they end
-/// `Finished`, `Failed` (an error of the cell) or `Killed` (interrupted,
-/// left behind by a dead process, or superseded by a forced rerun).
+/// `Finished`, `Failed` (an error of the cell), `Killed` (interrupted, or
+/// left behind by a dead process) or `Superseded` (an attempt kept for the
+/// record that is not the cell's result: a finished run replaced by a
+/// forced rerun, or a run whose claim another process took over).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
@@ -21,10 +23,12 @@ pub enum RunStatus {
     Finished,
     Failed,
     Killed,
+    Superseded,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 5] = [RunStatus::Queued, RunStatus::Running, RunStatus::Finished, RunStatus::Failed, RunStatus::Killed];
+    pub const ALL: [RunStatus; 6] =
+        [RunStatus::Queued, RunStatus::Running, RunStatus::Finished, RunStatus::Failed, RunStatus::Killed, RunStatus::Superseded];
 
     /// The stored and displayed name.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +38,7 @@ impl RunStatus {
             RunStatus::Finished => "finished",
             RunStatus::Failed => "failed",
             RunStatus::Killed => "killed",
+            RunStatus::Superseded => "superseded",
         }
     }
 }
@@ -76,9 +81,9 @@ mod tests {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
             assert_eq!(serde_json::from_str::<RunStatus>(&format!("\"{s}\"")).unwrap(), s);
         }
-        // The names the migrations' CHECK constraint allows, in its order.
-        let schema = include_str!("../../migrations/0001_init.sql");
-        let check = "status IN ('queued', 'running', 'finished', 'failed', 'killed')";
+        // The names the latest CHECK constraint on the column allows, in its order.
+        let schema = include_str!("../../migrations/0004_claims.sql");
+        let check = "status IN ('queued', 'running', 'finished', 'failed', 'killed', 'superseded')";
         assert!(schema.contains(check));
         let names: Vec<String> = RunStatus::ALL.iter().map(|s| format!("'{s}'")).collect();
         assert!(check.contains(&names.join(", ")));
@@ -87,7 +92,7 @@ mod tests {
     #[test]
     fn an_unknown_name_lists_the_choices() {
         let e = "done".parse::<RunStatus>().unwrap_err().to_string();
-        assert_eq!(e, "unknown status `done`; valid: queued, running, finished, failed, killed");
+        assert_eq!(e, "unknown status `done`; valid: queued, running, finished, failed, killed, superseded");
         assert!("Finished".parse::<RunStatus>().is_err(), "names are lower case");
     }
 }

@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{StepReport, Strategy, StrategyError};
-use crate::models::ParamGroups;
+use super::{StepInput, StepReport, Strategy, StrategyError};
 
 /// `[strategies.equal]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,22 +20,33 @@ pub struct Equal {
     weights: Vec<f64>,
 }
 
+impl EqualConfig {
+    /// The weights for `n_terms` loss terms (all 1 when none are given); the
+    /// one check of `strategies.equal.weights`, at grid read and at build.
+    pub fn weights_for(&self, n_terms: usize) -> Result<Vec<f64>, StrategyError> {
+        check_weights("strategies.equal.weights", &self.weights, n_terms)?;
+        Ok(if self.weights.is_empty() { vec![1.0; n_terms] } else { self.weights.clone() })
+    }
+}
+
+/// A weight vector given for `n_terms` loss terms: empty (all 1), or one
+/// finite non-negative weight per term.
+pub fn check_weights(key: &str, weights: &[f64], n_terms: usize) -> Result<(), StrategyError> {
+    if !weights.is_empty() && weights.len() != n_terms {
+        return Err(StrategyError::Config {
+            key: key.into(),
+            message: format!("{} weights given for {n_terms} loss terms", weights.len()),
+        });
+    }
+    if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return Err(StrategyError::Config { key: key.into(), message: format!("weights must be finite and non-negative, got {weights:?}") });
+    }
+    Ok(())
+}
+
 impl Equal {
     pub fn new(cfg: &EqualConfig, n_terms: usize) -> Result<Self, StrategyError> {
-        let weights = if cfg.weights.is_empty() { vec![1.0; n_terms] } else { cfg.weights.clone() };
-        if weights.len() != n_terms {
-            return Err(StrategyError::Config {
-                key: "strategies.equal.weights".into(),
-                message: format!("{} weights given for {n_terms} loss terms", weights.len()),
-            });
-        }
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(StrategyError::Config {
-                key: "strategies.equal.weights".into(),
-                message: format!("weights must be finite and non-negative, got {weights:?}"),
-            });
-        }
-        Ok(Equal { weights })
+        Ok(Equal { weights: cfg.weights_for(n_terms)? })
     }
 }
 
@@ -51,7 +61,8 @@ pub fn weighted_sum(losses: &[Tensor], weights: &[f64]) -> Tensor {
 }
 
 impl Strategy for Equal {
-    fn backward(&mut self, losses: &[Tensor], _params: &ParamGroups) -> Result<StepReport, StrategyError> {
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        let losses = input.losses;
         weighted_sum(losses, &self.weights).f_backward()?;
         Ok(StepReport { weights: self.weights.clone() })
     }
@@ -90,7 +101,7 @@ mod tests {
             let (vs_a, la) = model(3);
             (&la[0] * w[0] + &la[1] * w[1]).backward();
             let (vs_b, lb) = model(3);
-            let r = Equal::new(&EqualConfig { weights: w.to_vec() }, 2).unwrap().backward(&lb, &p).unwrap();
+            let r = Equal::new(&EqualConfig { weights: w.to_vec() }, 2).unwrap().backward(&StepInput::new(&lb, &p)).unwrap();
             assert_eq!(r.weights, w.to_vec());
             let (ga, gb) = (all_grads(&vs_a), all_grads(&vs_b));
             assert_eq!(ga.len(), 6);
@@ -100,7 +111,7 @@ mod tests {
         let (vs_a, la) = model(4);
         (&la[0] + &la[1]).backward();
         let (vs_b, lb) = model(4);
-        Equal::new(&EqualConfig::default(), 2).unwrap().backward(&lb, &p).unwrap();
+        Equal::new(&EqualConfig::default(), 2).unwrap().backward(&StepInput::new(&lb, &p)).unwrap();
         assert_eq!(all_grads(&vs_a), all_grads(&vs_b));
     }
 

@@ -27,9 +27,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use super::{
-    combine::accumulate_weighted, flatten, per_term_grads, scope_first, BuildContext, Scope, StepReport, Strategy, StrategyError,
+    combine::accumulate_weighted, flatten, per_term_grads, scope_first, BuildContext, Scope, StepInput, StepReport, Strategy, StrategyError,
 };
-use crate::models::ParamGroups;
 use crate::optim::Optimizer;
 
 fn d_alpha() -> f64 {
@@ -90,22 +89,31 @@ fn config_err(key: &str, message: String) -> StrategyError {
     StrategyError::Config { key: format!("strategies.gradnorm.{key}"), message }
 }
 
-impl GradNorm {
-    pub fn new(cfg: &GradNormConfig, ctx: BuildContext) -> Result<Self, StrategyError> {
-        if !(cfg.alpha.is_finite() && cfg.alpha >= 0.0) {
-            return Err(config_err("alpha", format!("must be a finite number >= 0, got {}", cfg.alpha)));
+impl GradNormConfig {
+    /// Range checks (at grid read and at build); returns the weights'
+    /// learning rate, `lr` or else the run's `run_lr`.
+    pub fn validate(&self, run_lr: f64) -> Result<f64, StrategyError> {
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(config_err("alpha", format!("must be a finite number >= 0, got {}", self.alpha)));
         }
-        let lr = cfg.lr.unwrap_or(ctx.optim.lr);
+        let lr = self.lr.unwrap_or(run_lr);
         if !(lr.is_finite() && lr > 0.0) {
             return Err(config_err("lr", format!("must be a positive number, got {lr}")));
         }
-        if cfg.l0_steps == 0 {
+        if self.l0_steps == 0 {
             return Err(config_err("l0_steps", "must be at least 1".into()));
         }
-        let t = ctx.n_terms as f64;
-        if !(cfg.min_weight.is_finite() && cfg.min_weight > 0.0 && cfg.min_weight < 1.0) {
-            return Err(config_err("min_weight", format!("must lie in (0, 1), got {}", cfg.min_weight)));
+        if !(self.min_weight.is_finite() && self.min_weight > 0.0 && self.min_weight < 1.0) {
+            return Err(config_err("min_weight", format!("must lie in (0, 1), got {}", self.min_weight)));
         }
+        Ok(lr)
+    }
+}
+
+impl GradNorm {
+    pub fn new(cfg: &GradNormConfig, ctx: BuildContext) -> Result<Self, StrategyError> {
+        let lr = cfg.validate(ctx.optim.lr)?;
+        let t = ctx.n_terms as f64;
         let vs = nn::VarStore::new(ctx.device);
         let w = vs.root().ones("w", &[t as i64]);
         let opt = super::own_optimizer(&vs, ctx.optim, lr)?;
@@ -165,7 +173,9 @@ impl GradNorm {
 }
 
 impl Strategy for GradNorm {
-    fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError> {
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        let losses = input.losses;
+        let params = input.params;
         let t = self.w.size()[0] as usize;
         if losses.len() != t {
             return Err(Self::step_error(format!("{} loss terms given, {t} weights", losses.len())));
@@ -231,7 +241,7 @@ mod tests {
         let x = param(&[1.0, 1.0]);
         let head = param(&[2.0]);
         let losses = [lin(&[3.0, 0.0], &x), lin(&[0.0, 1.0], &x) * &head.get(0) / 2.0];
-        let r = g.backward(&losses, &groups(&[&x], &[&x], &[&head])).unwrap();
+        let r = g.backward(&StepInput::new(&losses, &groups(&[&x], &[&x], &[&head]))).unwrap();
         assert_close(&r.weights, &[1.0, 1.0], 0.0);
         assert_close(&grad_vec(&x), &[3.0, 1.0], 1e-6); // the plain sum with w = 1
         assert_close(&grad_vec(&head), &[0.5], 1e-6);
@@ -250,7 +260,7 @@ mod tests {
         for step in 0..60 {
             let q = 0.9f32.powi(step);
             let losses = [lin(&[1.0, 0.0], &x), lin(&[0.0, q], &x)];
-            g.backward(&losses, &groups(&[&x], &[&x], &[])).unwrap();
+            g.backward(&StepInput::new(&losses, &groups(&[&x], &[&x], &[]))).unwrap();
             let w = g.weights();
             assert!(w.iter().all(|&v| v > 0.0), "step {step}: {w:?}");
             assert!((w.iter().sum::<f64>() - 2.0).abs() < 1e-5, "step {step}: {w:?}");
@@ -272,11 +282,11 @@ mod tests {
             let mut g = GradNorm::new(&cfg, ctx(&optim, 2)).unwrap();
             let x = param(&[1.0, 1.0]);
             let step1 = [lin(&[2.0, 0.0], &x), lin(&[0.0, 1.0], &x)];
-            g.backward(&step1, &groups(&[&x], &[&x], &[])).unwrap();
+            g.backward(&StepInput::new(&step1, &groups(&[&x], &[&x], &[]))).unwrap();
             assert_close(&g.weights(), &[1.0, 1.0], 0.0);
             // L1 = x1 + 3 = 4 with gradient norm 1 (x is not stepped here).
             let step2 = [lin(&[1.0, 0.0], &x) + 3.0, lin(&[0.0, 1.0], &x)];
-            g.backward(&step2, &groups(&[&x], &[&x], &[])).unwrap();
+            g.backward(&StepInput::new(&step2, &groups(&[&x], &[&x], &[]))).unwrap();
             let w = g.weights();
             if grows {
                 assert!(w[0] > 1.0 && w[1] < 1.0, "{w:?}");
@@ -295,11 +305,11 @@ mod tests {
         let mut g = GradNorm::new(&GradNormConfig::default(), ctx(&optim, 2)).unwrap();
         let x = param(&[1.0]);
         let losses = [lin(&[1.0], &x), lin(&[2.0], &x)];
-        let e = g.backward(&losses, &groups(&[&x], &[], &[])).err().unwrap().to_string();
+        let e = g.backward(&StepInput::new(&losses, &groups(&[&x], &[], &[]))).err().unwrap().to_string();
         assert!(e.contains("last-shared"), "{e}");
         // A zero initial loss makes the ratios undefined: an error, not NaN weights.
         let zero = [lin(&[0.0], &x), lin(&[2.0], &x)];
-        let e = g.backward(&zero, &groups(&[&x], &[&x], &[])).err().unwrap().to_string();
+        let e = g.backward(&StepInput::new(&zero, &groups(&[&x], &[&x], &[]))).err().unwrap().to_string();
         assert!(e.contains("L(0)"), "{e}");
     }
 }

@@ -9,16 +9,28 @@
 //! Formulas: `docs/reference.md` section 5.
 
 pub mod combine;
+pub mod dbmtl;
+pub mod dwa;
 pub mod equal;
+pub mod famo;
+pub mod gradcraft;
 pub mod gradnorm;
+pub mod gradvac;
+pub mod gramian;
 pub mod pcgrad;
+mod registry;
+pub mod rlw;
 pub mod static_weights;
+pub mod stch;
 pub mod uncertainty;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 use thiserror::Error;
 
+pub use gramian::GradDiagnostics;
+use gramian::gram_of;
+pub use registry::{build, check, StrategiesConfig, StrategyKind};
 use crate::models::ParamGroups;
 use crate::optim::{OptimSettings, Optimizer};
 
@@ -29,70 +41,15 @@ pub enum StrategyError {
     /// The strategy cannot act on what the model or the step handed it.
     #[error("{strategy}: {message}")]
     Step { strategy: &'static str, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
 
-/// The strategy registry: every name a grid file may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StrategyKind {
-    Equal,
-    Uncertainty,
-    #[serde(rename = "gradnorm")]
-    GradNorm,
-    #[serde(rename = "pcgrad")]
-    PcGrad,
-    /// Fixed weights at one point of a weight sweep (the scalarisation front).
-    Static,
-}
-
-impl StrategyKind {
-    pub const ALL: &'static [StrategyKind] =
-        &[StrategyKind::Equal, StrategyKind::Uncertainty, StrategyKind::GradNorm, StrategyKind::PcGrad, StrategyKind::Static];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StrategyKind::Equal => "equal",
-            StrategyKind::Uncertainty => "uncertainty",
-            StrategyKind::GradNorm => "gradnorm",
-            StrategyKind::PcGrad => "pcgrad",
-            StrategyKind::Static => "static",
-        }
+impl StrategyError {
+    /// A refused setting of `[strategies.<strategy>]`.
+    pub(crate) fn config(strategy: &str, key: &str, message: String) -> Self {
+        StrategyError::Config { key: format!("strategies.{strategy}.{key}"), message }
     }
-
-    /// Display name and paper, for reports and the README table.
-    pub fn paper(self) -> (&'static str, &'static str) {
-        match self {
-            StrategyKind::Equal => ("Equal weighting", "https://arxiv.org/abs/1706.05098"),
-            StrategyKind::Uncertainty => ("Uncertainty weighting", "https://arxiv.org/abs/1705.07115"),
-            StrategyKind::GradNorm => ("GradNorm", "https://arxiv.org/abs/1711.02257"),
-            StrategyKind::PcGrad => ("PCGrad", "https://arxiv.org/abs/2001.06782"),
-            StrategyKind::Static => ("Static weights (sweep)", "https://arxiv.org/abs/2209.11379"),
-        }
-    }
-
-    pub fn names() -> Vec<&'static str> {
-        Self::ALL.iter().map(|k| k.name()).collect()
-    }
-}
-
-/// `[strategies.*]`: one section per strategy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StrategiesConfig {
-    #[serde(default)]
-    pub equal: equal::EqualConfig,
-    #[serde(default)]
-    pub uncertainty: uncertainty::UncertaintyConfig,
-    #[serde(default)]
-    pub gradnorm: gradnorm::GradNormConfig,
-    #[serde(default)]
-    pub pcgrad: pcgrad::PcGradConfig,
-    /// `[strategies.static]`: left out of the serialized grid while default,
-    /// so that grids without it keep their hash.
-    #[serde(default, rename = "static", skip_serializing_if = "static_weights::StaticConfig::is_default")]
-    pub static_weights: static_weights::StaticConfig,
 }
 
 /// Which shared parameters a gradient-based strategy acts on.
@@ -122,12 +79,72 @@ pub struct StepReport {
     pub weights: Vec<f64>,
 }
 
+/// What one step hands a strategy.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInput<'a> {
+    /// The loss terms the model declares, in order, each a scalar.
+    pub losses: &'a [Tensor],
+    /// The model's parameter groups.
+    pub params: &'a ParamGroups,
+    /// The shared representation of this forward pass (the tensor every
+    /// head reads), for representation-level variants; `None` where the
+    /// model does not expose one.
+    pub representation: Option<&'a Tensor>,
+}
+
+impl<'a> StepInput<'a> {
+    /// Losses and parameters, no representation.
+    pub fn new(losses: &'a [Tensor], params: &'a ParamGroups) -> Self {
+        StepInput { losses, params, representation: None }
+    }
+
+    /// The same with the forward pass's shared representation.
+    pub fn with_representation(self, representation: Option<&'a Tensor>) -> Self {
+        StepInput { representation, ..self }
+    }
+}
+
 /// The contract every strategy fulfils.
 pub trait Strategy {
     /// Computes gradients of the weighted objective into the parameters'
     /// `.grad` (they are zero or undefined on entry) and reports the weights
     /// used. A strategy with state of its own (learned weights) updates it here.
-    fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError>;
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError>;
+
+    /// Called once the optimiser has stepped on this step's gradients, with
+    /// `reforward`: it recomputes the loss terms on the same batch, without
+    /// gradient, after the step. It costs a forward pass only when called
+    /// (FAMO does). The default does nothing.
+    fn after_step(&mut self, _reforward: &mut Reforward) -> Result<(), StrategyError> {
+        Ok(())
+    }
+
+    /// Called at the end of every training epoch (`epoch` from 1) with each
+    /// loss term's mean training loss over the epoch's steps (DWA's loss
+    /// ratios, STCH's nadir point). The default does nothing.
+    fn end_of_epoch(&mut self, _epoch: usize, _mean_losses: &[f64]) -> Result<(), StrategyError> {
+        Ok(())
+    }
+}
+
+/// Recomputes the step's loss terms after the optimiser step (see
+/// [`Strategy::after_step`]).
+pub type Reforward<'a> = dyn FnMut() -> Result<Vec<f64>, StrategyError> + 'a;
+
+/// Refuses a step or epoch whose number of loss terms is not the strategy's.
+pub(crate) fn check_terms(strategy: &'static str, given: usize, expected: usize) -> Result<(), StrategyError> {
+    if given != expected {
+        return Err(StrategyError::Step { strategy, message: format!("{given} loss terms given, {expected} expected") });
+    }
+    Ok(())
+}
+
+/// scale * softmax(x), computed stably (DWA, RLW and STCH weights).
+pub fn scaled_softmax(x: &[f64], scale: f64) -> Vec<f64> {
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| scale * v / s).collect()
 }
 
 /// What a strategy may need from the run besides its own section.
@@ -141,20 +158,6 @@ pub struct BuildContext {
     pub seed: u64,
     /// Where the strategy's own tensors live.
     pub device: Device,
-}
-
-/// Builds the strategy of `kind`.
-pub fn build(kind: StrategyKind, cfg: &StrategiesConfig, ctx: BuildContext) -> Result<Box<dyn Strategy>, StrategyError> {
-    if ctx.n_terms == 0 {
-        return Err(StrategyError::Config { key: "strategies".into(), message: "the model declares no loss terms".into() });
-    }
-    Ok(match kind {
-        StrategyKind::Equal => Box::new(equal::Equal::new(&cfg.equal, ctx.n_terms)?),
-        StrategyKind::Uncertainty => Box::new(uncertainty::Uncertainty::new(&cfg.uncertainty, ctx)?),
-        StrategyKind::GradNorm => Box::new(gradnorm::GradNorm::new(&cfg.gradnorm, ctx)?),
-        StrategyKind::PcGrad => Box::new(pcgrad::PcGrad::new(&cfg.pcgrad, ctx)?),
-        StrategyKind::Static => Box::new(static_weights::Static::new(&cfg.static_weights, ctx.n_terms)?),
-    })
 }
 
 /// Gradients of `loss` with respect to `inputs` (zeros where unused), keeping
@@ -245,44 +248,15 @@ pub(crate) fn to_f64s(t: &Tensor) -> Vec<f64> {
     (0..flat.size()[0]).map(|i| flat.double_value(&[i])).collect()
 }
 
-/// Per-task gradient diagnostics on a parameter set.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GradDiagnostics {
-    /// ||grad L_t|| per task.
-    pub norms: Vec<f64>,
-    /// cos(g_i, g_j) for i < j, in row order (0,1), (0,2), ..., (1,2), ...
-    pub cosines: Vec<f64>,
-    /// Share of task pairs whose gradients conflict (cosine < 0).
-    pub conflict_rate: f64,
-}
-
 /// Measures per-task gradient norms and pairwise cosines on `params`
-/// without touching `.grad` (the graph is kept). A pair where either
-/// gradient is zero has cosine 0 and does not count as a conflict.
+/// without touching `.grad` (the graph is kept): the Gramian of the per-term
+/// gradients, read off by [`gramian::Gram::diagnostics`].
 pub fn diagnostics(losses: &[Tensor], params: &[Tensor]) -> Result<GradDiagnostics, tch::TchError> {
     if params.is_empty() {
         return Ok(GradDiagnostics::default());
     }
-    let flat = losses
-        .iter()
-        .map(|l| Ok(flatten(&grads_of(l, params)?).detach().to_kind(tch::Kind::Double)))
-        .collect::<Result<Vec<Tensor>, tch::TchError>>()?;
-    let norms: Vec<f64> = flat.iter().map(|g| g.norm().double_value(&[])).collect();
-    let mut cosines = Vec::new();
-    let mut conflicts = 0usize;
-    for i in 0..flat.len() {
-        for j in i + 1..flat.len() {
-            let dot = flat[i].dot(&flat[j]).double_value(&[]);
-            let denom = norms[i] * norms[j];
-            let c = if denom > 0.0 { dot / denom } else { 0.0 };
-            if c < 0.0 {
-                conflicts += 1;
-            }
-            cosines.push(c);
-        }
-    }
-    let pairs = cosines.len();
-    Ok(GradDiagnostics { norms, cosines, conflict_rate: if pairs > 0 { conflicts as f64 / pairs as f64 } else { 0.0 } })
+    let rows = losses.iter().map(|l| Ok(flatten(&grads_of(l, params)?))).collect::<Result<Vec<Tensor>, tch::TchError>>()?;
+    Ok(gram_of(&rows)?.diagnostics())
 }
 
 #[cfg(test)]
@@ -386,9 +360,13 @@ mod tests {
         struct G {
             s: Vec<StrategyKind>,
         }
-        let g: G = toml::from_str(r#"s = ["equal", "uncertainty", "gradnorm", "pcgrad", "static"]"#).unwrap();
+        let all = [
+            "equal", "uncertainty", "gradnorm", "pcgrad", "static", "dwa", "rlw", "famo", "stch", "mgda", "mgda-ub", "cagrad",
+            "nash-mtl", "imtl-g", "aligned-mtl", "upgrad", "dualproj", "config", "fairgrad", "db-mtl", "gradvac", "gradcraft",
+        ];
+        let g: G = toml::from_str(&format!("s = {all:?}")).unwrap();
         assert_eq!(g.s, StrategyKind::ALL);
-        assert_eq!(StrategyKind::names(), vec!["equal", "uncertainty", "gradnorm", "pcgrad", "static"]);
+        assert_eq!(StrategyKind::names(), all.to_vec());
         assert!(toml::from_str::<G>(r#"s = ["grad-norm"]"#).is_err());
     }
 }

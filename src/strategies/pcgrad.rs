@@ -22,10 +22,9 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::{
-    accumulate_grads, flatten, per_term_grads, scope_first, unflatten, BuildContext, Scope, StepReport, Strategy,
+    accumulate_grads, flatten, per_term_grads, scope_first, unflatten, BuildContext, Scope, StepInput, StepReport, Strategy,
     StrategyError,
 };
-use crate::models::ParamGroups;
 
 fn d_scope() -> Scope {
     Scope::AllShared
@@ -98,7 +97,9 @@ pub fn projected_sum(grads: &[Tensor], order: &[usize]) -> Tensor {
 }
 
 impl Strategy for PcGrad {
-    fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError> {
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        let losses = input.losses;
+        let params = input.params;
         if losses.len() != self.n_terms {
             return Err(StrategyError::Step {
                 strategy: "pcgrad",
@@ -154,7 +155,7 @@ mod tests {
             let x = param(&[0.2, -0.7]);
             let (h1, h2) = (param(&[1.0]), param(&[1.0]));
             let losses = [lin(&[1.0, 0.0], &x) + lin(&[2.0], &h1), lin(&[-1.0, 1.0], &x) + lin(&[3.0], &h2)];
-            let r = build(scope, 2, 1).backward(&losses, &groups(&[&x], &[&x], &[&h1, &h2])).unwrap();
+            let r = build(scope, 2, 1).backward(&StepInput::new(&losses, &groups(&[&x], &[&x], &[&h1, &h2]))).unwrap();
             assert_close(&grad_vec(&x), &[0.5, 1.5], 1e-7);
             assert_close(&grad_vec(&h1), &[2.0], 0.0);
             assert_close(&grad_vec(&h2), &[3.0], 0.0);
@@ -175,7 +176,7 @@ mod tests {
         for scope in [Scope::AllShared, Scope::LastShared] {
             let x = param(&[0.2, -0.7]);
             let losses = [lin(&[1.0, 0.3], &x), lin(&[0.5, 2.0], &x)];
-            build(scope, 2, 3).backward(&losses, &groups(&[&x], &[&x], &[])).unwrap();
+            build(scope, 2, 3).backward(&StepInput::new(&losses, &groups(&[&x], &[&x], &[]))).unwrap();
             assert_close(&grad_vec(&x), &plain, 0.0);
         }
     }
@@ -193,7 +194,7 @@ mod tests {
             let a = param(&[0.0, 0.0]);
             let b = param(&[0.0, 0.0]);
             let losses = [lin(&[1.0, 0.0], &a) + lin(&[1.0, 1.0], &b), lin(&[-1.0, 1.0], &a) + lin(&[1.0, -2.0], &b)];
-            build(scope, 2, 1).backward(&losses, &groups(&[&a, &b], &[&b], &[])).unwrap();
+            build(scope, 2, 1).backward(&StepInput::new(&losses, &groups(&[&a, &b], &[&b], &[]))).unwrap();
             (grad_vec(&a), grad_vec(&b))
         };
         let (a, b) = run(Scope::LastShared);

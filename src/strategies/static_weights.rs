@@ -18,11 +18,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 
 use super::equal::{Equal, EqualConfig};
-use super::{StepReport, Strategy, StrategyError};
-use crate::models::ParamGroups;
+use super::{StepInput, StepReport, Strategy, StrategyError};
 
 /// Most points a weight sweep may have.
 pub const MAX_POINTS: usize = 64;
@@ -97,6 +95,11 @@ pub fn weight_vector(n_terms: usize, sweep: usize, seed: u64, point: usize) -> V
     shares.iter().map(|s| s * n_terms as f64 / total).collect()
 }
 
+/// [`StaticConfig::validate`] as a strategy error naming the full key.
+pub fn validate(cfg: &StaticConfig) -> Result<(), StrategyError> {
+    cfg.validate().map_err(|(k, m)| StrategyError::Config { key: format!("strategies.static.{k}"), message: m })
+}
+
 /// Equal weighting's objective with the point's weights.
 #[derive(Debug)]
 pub struct Static {
@@ -105,15 +108,15 @@ pub struct Static {
 
 impl Static {
     pub fn new(cfg: &StaticConfig, n_terms: usize) -> Result<Self, StrategyError> {
-        cfg.validate().map_err(|(k, m)| StrategyError::Config { key: format!("strategies.static.{k}"), message: m })?;
+        validate(cfg)?;
         let weights = weight_vector(n_terms, cfg.sweep, cfg.seed, cfg.point);
         Ok(Static { inner: Equal::new(&EqualConfig { weights }, n_terms)? })
     }
 }
 
 impl Strategy for Static {
-    fn backward(&mut self, losses: &[Tensor], params: &ParamGroups) -> Result<StepReport, StrategyError> {
-        self.inner.backward(losses, params)
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        self.inner.backward(input)
     }
 }
 

@@ -17,8 +17,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use super::{BuildContext, StepReport, Strategy, StrategyError};
-use crate::models::ParamGroups;
+use super::{BuildContext, StepInput, StepReport, Strategy, StrategyError};
 use crate::optim::Optimizer;
 
 /// Which of the paper's likelihoods the loss terms are treated as.
@@ -68,7 +67,8 @@ impl Uncertainty {
 }
 
 impl Strategy for Uncertainty {
-    fn backward(&mut self, losses: &[Tensor], _params: &ParamGroups) -> Result<StepReport, StrategyError> {
+    fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
+        let losses = input.losses;
         let n = self.log_var.size()[0] as usize;
         if losses.len() != n {
             return Err(StrategyError::Step {
@@ -107,7 +107,7 @@ mod tests {
             let mut last = vec![];
             for _ in 0..3000 {
                 let losses: Vec<Tensor> = fixed.iter().map(|&v| Tensor::from(v)).collect();
-                last = u.backward(&losses, &groups(&[], &[], &[])).unwrap().weights;
+                last = u.backward(&StepInput::new(&losses, &groups(&[], &[], &[]))).unwrap().weights;
             }
             let want: Vec<f64> = fixed.iter().map(|&l| 1.0 / (2.0 * l as f64)).collect();
             for (g, w) in last.iter().zip(&want) {
@@ -126,14 +126,14 @@ mod tests {
         let mut u = Uncertainty::new(&UncertaintyConfig::default(), ctx(&optim, 2)).unwrap();
         let x = param(&[1.0, 2.0]);
         let losses = [lin(&[0.3, 0.0], &x), lin(&[0.0, 0.1], &x)]; // 0.3 and 0.2
-        let r = u.backward(&losses, &groups(&[&x], &[&x], &[])).unwrap();
+        let r = u.backward(&StepInput::new(&losses, &groups(&[&x], &[&x], &[]))).unwrap();
         assert_close(&r.weights, &[1.0, 1.0], 1e-12);
         assert_close(&grad_vec(&x), &[0.3, 0.1], 1e-7);
         let s1 = [-0.1 * (0.5 - 0.3), -0.1 * (0.5 - 0.2)];
         assert_close(&u.log_variances(), &s1, 1e-7);
         // Second step: weights exp(-s1); s2 = s1 - 0.1 (0.5 - exp(-s1) L), no decay term.
         let losses = [lin(&[0.3, 0.0], &x), lin(&[0.0, 0.1], &x)];
-        let r = u.backward(&losses, &groups(&[&x], &[&x], &[])).unwrap();
+        let r = u.backward(&StepInput::new(&losses, &groups(&[&x], &[&x], &[]))).unwrap();
         let w1: Vec<f64> = s1.iter().map(|s: &f64| (-s).exp()).collect();
         assert_close(&r.weights, &w1, 1e-6);
         let s2 = [s1[0] - 0.1 * (0.5 - w1[0] * 0.3), s1[1] - 0.1 * (0.5 - w1[1] * 0.2)];
@@ -142,7 +142,7 @@ mod tests {
         let mut r = Uncertainty::new(&UncertaintyConfig { form: Form::Regression }, ctx(&optim, 2)).unwrap();
         let y = param(&[1.0, 2.0]);
         let losses = [lin(&[0.3, 0.0], &y), lin(&[0.0, 0.1], &y)];
-        assert_close(&r.backward(&losses, &groups(&[&y], &[&y], &[])).unwrap().weights, &[0.5, 0.5], 1e-12);
+        assert_close(&r.backward(&StepInput::new(&losses, &groups(&[&y], &[&y], &[]))).unwrap().weights, &[0.5, 0.5], 1e-12);
         assert_close(&grad_vec(&y), &[0.15, 0.05], 1e-7);
     }
 }

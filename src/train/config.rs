@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::device::DeviceSpec;
 use crate::optim::{OptimSettings, OptimizerKind};
 
 /// The validation metric that selects the epoch and drives early stopping.
@@ -38,9 +39,6 @@ fn d_eps() -> f64 {
 fn d_patience() -> usize {
     2
 }
-fn d_device() -> String {
-    "cpu".into()
-}
 fn d_trace_every() -> usize {
     50
 }
@@ -50,6 +48,9 @@ fn d_optimizer() -> OptimizerKind {
 fn d_select() -> SelectMetric {
     SelectMetric::MeanAuc
 }
+
+/// Most libtorch threads a run may ask for.
+pub const MAX_THREADS: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,13 +86,14 @@ pub struct TrainConfig {
     pub patience: usize,
     #[serde(default = "d_select")]
     pub select_metric: SelectMetric,
-    /// Stop an epoch after this many steps (quick runs); all batches when unset.
+    /// Stop an epoch after this many steps (quick runs, at least 1); all
+    /// batches when unset.
     #[serde(default)]
     pub max_steps_per_epoch: Option<usize>,
     /// "cpu", "cuda" or "cuda:N".
-    #[serde(default = "d_device")]
-    pub device: String,
-    /// libtorch intra-op threads; unset = the number of cores.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// libtorch intra-op threads (at least 1); unset = the number of cores.
     #[serde(default)]
     pub threads: Option<usize>,
     /// Record strategy traces every this many steps.
@@ -116,7 +118,7 @@ impl Default for TrainConfig {
             patience: d_patience(),
             select_metric: d_select(),
             max_steps_per_epoch: None,
-            device: d_device(),
+            device: DeviceSpec::Cpu,
             threads: None,
             trace_every: d_trace_every(),
         }
@@ -155,13 +157,31 @@ impl TrainConfig {
         if self.trace_every == 0 {
             return Err(("trace_every", "must be at least 1".into()));
         }
+        for (key, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err((key, format!("must lie in [0, 1), got {v}")));
+            }
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(("eps", format!("must be a positive number, got {}", self.eps)));
+        }
+        for (key, v) in [("weight_decay", self.weight_decay), ("momentum", self.momentum)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err((key, format!("must be a finite number >= 0, got {v}")));
+            }
+        }
         if let Some(c) = self.grad_clip {
-            if c <= 0.0 {
+            if !(c > 0.0 && c.is_finite()) {
                 return Err(("grad_clip", format!("must be positive, got {c}")));
             }
         }
-        if !(self.device == "cpu" || self.device == "cuda" || self.device.starts_with("cuda:")) {
-            return Err(("device", format!("expected \"cpu\", \"cuda\" or \"cuda:N\", got {:?}", self.device)));
+        if self.max_steps_per_epoch == Some(0) {
+            return Err(("max_steps_per_epoch", "must be at least 1 (0 steps would train nothing); leave it unset for every batch".into()));
+        }
+        if let Some(n) = self.threads {
+            if n == 0 || n > MAX_THREADS {
+                return Err(("threads", format!("must be between 1 and {MAX_THREADS}, got {n}; leave it unset for one thread per core")));
+            }
         }
         Ok(())
     }

@@ -194,16 +194,14 @@ pub fn funnel_metrics(spec: &FunnelSpec, pred: &Predictions, split: &SplitData) 
     Ok(out)
 }
 
-/// Mean of the defined AUCs; `None` if no task has one.
+/// Mean AUC over the tasks; `None` unless every task has one.
 pub fn mean_auc(m: &[TaskMetrics]) -> Option<f64> {
-    let v: Vec<f64> = m.iter().filter_map(|x| x.auc).collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    metrics::mean_over_tasks(m.iter().map(|x| x.auc))
 }
 
-/// Mean of the defined log losses.
+/// Mean log loss over the tasks; `None` unless every task has one.
 pub fn mean_logloss(m: &[TaskMetrics]) -> Option<f64> {
-    let v: Vec<f64> = m.iter().filter_map(|x| x.logloss).collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    metrics::mean_over_tasks(m.iter().map(|x| x.logloss))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use tch::{nn, Tensor};
 use thiserror::Error;
 
 pub use config::{SelectMetric, TrainConfig};
+pub use device::DeviceSpec;
 pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
 pub use step::{StepOutput, Stepper};
 
@@ -36,17 +37,37 @@ pub enum TrainError {
     #[error("{0}")]
     Device(String),
     #[error("model: {0}")]
-    Model(#[from] models::ModelError),
+    Model(models::ModelError),
     #[error("strategy: {0}")]
-    Strategy(#[from] strategies::StrategyError),
+    Strategy(strategies::StrategyError),
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     #[error("validation: {0}")]
     Validation(String),
     #[error("interrupted")]
     Interrupted,
     #[error("recording: {0}")]
     Observer(String),
+}
+
+// The messages show their causes; `From` without `#[from]` keeps them
+// from being a `source` too (an error chain would print them twice).
+impl From<models::ModelError> for TrainError {
+    fn from(e: models::ModelError) -> Self {
+        TrainError::Model(e)
+    }
+}
+
+impl From<strategies::StrategyError> for TrainError {
+    fn from(e: strategies::StrategyError) -> Self {
+        TrainError::Strategy(e)
+    }
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(e: tch::TchError) -> Self {
+        TrainError::Torch(e)
+    }
 }
 
 /// One epoch's summary.
@@ -144,7 +165,12 @@ fn restore(vs: &nn::VarStore, snap: &HashMap<String, Tensor>) {
 fn select_value(cfg: &TrainConfig, valid: &[TaskMetrics]) -> Result<f64, TrainError> {
     match cfg.select_metric {
         SelectMetric::MeanAuc => evaluate::mean_auc(valid).ok_or_else(|| {
-            TrainError::Validation("no task has both classes in the validation split, so AUC cannot select an epoch".into())
+            let constant: Vec<&str> = valid.iter().filter(|m| m.auc.is_none()).map(|m| m.task.as_str()).collect();
+            TrainError::Validation(format!(
+                "task(s) {} have one class only in the validation split: their AUC is undefined, so the mean AUC over \
+                 every task cannot select an epoch; set train.select_metric = \"mean-logloss\" or give the split both classes",
+                constant.join(", ")
+            ))
         }),
         SelectMetric::MeanLogloss => {
             evaluate::mean_logloss(valid).ok_or_else(|| TrainError::Validation("the validation split is empty".into()))
@@ -155,7 +181,7 @@ fn select_value(cfg: &TrainConfig, valid: &[TaskMetrics]) -> Result<f64, TrainEr
 /// Trains one cell on a dataset and evaluates it.
 pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<TrainResult, TrainError> {
     let cfg = spec.train;
-    let device = device::resolve(&cfg.device).map_err(TrainError::Device)?;
+    let device = device::resolve(cfg.device).map_err(TrainError::Device)?;
     if let Some(n) = cfg.threads {
         tch::set_num_threads(n as i32);
     }
@@ -214,8 +240,17 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
             samples += batch.size() as usize;
             obs.on_step(&StepProgress { epoch, epochs: cfg.epochs, step: steps, steps: planned_steps, samples });
         }
+        if steps == 0 {
+            // Never evaluate (and finish) a model that did not train.
+            return Err(TrainError::Validation(format!(
+                "epoch {epoch} took no training step ({} training rows, batch_size {})",
+                data.train.rows, cfg.batch_size
+            )));
+        }
         let train_seconds = t0.elapsed().as_secs_f64();
         total_train += train_seconds;
+        let mean_losses: Vec<f64> = sums.iter().map(|s| s / steps.max(1) as f64).collect();
+        stepper.end_of_epoch(epoch, &mean_losses)?;
         let t1 = Instant::now();
         let pred = evaluate::predict(model.as_ref(), &valid_t, &data.schema, cfg.eval_batch_size)?;
         let valid = evaluate::task_metrics(&pred, &data.valid);
@@ -223,7 +258,7 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
         let rec = EpochRecord {
             epoch,
             steps,
-            train_loss: term_names.iter().cloned().zip(sums.iter().map(|s| s / steps.max(1) as f64)).collect(),
+            train_loss: term_names.iter().cloned().zip(mean_losses).collect(),
             valid: valid.clone(),
             select_value: value,
             train_seconds,
@@ -317,13 +352,22 @@ mod tests {
         data: &Dataset,
         seed: u64,
     ) -> (Result<TrainResult, TrainError>, Recorder) {
+        run_with(strategy, &StrategiesConfig::default(), train_cfg, data, seed)
+    }
+
+    fn run_with(
+        strategy: StrategyKind,
+        s: &StrategiesConfig,
+        train_cfg: &TrainConfig,
+        data: &Dataset,
+        seed: u64,
+    ) -> (Result<TrainResult, TrainError>, Recorder) {
         let m = models();
-        let s = StrategiesConfig::default();
         let spec = RunSpec {
             model: ModelKind::SharedBottom,
             models: &m,
             strategy,
-            strategies: &s,
+            strategies: s,
             train: train_cfg,
             seed,
         };
@@ -373,7 +417,19 @@ mod tests {
             for t in &rec.traces {
                 assert_eq!(t.terms, vec!["click", "like", "share"]);
                 assert_eq!(t.weights.len(), 3);
-                assert!(t.weights.iter().all(|w| *w > 0.0 && w.is_finite()), "{}: {:?}", kind.name(), t.weights);
+                assert!(t.weights.iter().all(|w| w.is_finite()), "{}: {:?}", kind.name(), t.weights);
+                // MGDA may put a term at weight 0, IMTL-G, Aligned-MTL, ConFIG and
+                // CAGrad's weights may be of any sign; the others are positive.
+                let signed = matches!(
+                    kind,
+                    StrategyKind::Mgda
+                        | StrategyKind::MgdaUb
+                        | StrategyKind::ImtlG
+                        | StrategyKind::AlignedMtl
+                        | StrategyKind::Config
+                        | StrategyKind::CaGrad
+                );
+                assert!(signed || t.weights.iter().all(|w| *w > 0.0), "{}: {:?}", kind.name(), t.weights);
                 if kind == StrategyKind::GradNorm {
                     assert!((t.weights.iter().sum::<f64>() - 3.0).abs() < 1e-4, "{:?}", t.weights);
                 }
@@ -387,10 +443,54 @@ mod tests {
             // The adaptive strategies move away from the equal weights.
             let last = &rec.traces[rec.traces.len() - 1].weights;
             match kind {
-                StrategyKind::Equal | StrategyKind::PcGrad => assert_eq!(last, &vec![1.0; 3]),
+                // DWA keeps weights 1 for its first two epochs (this run's two).
+                StrategyKind::Equal | StrategyKind::PcGrad | StrategyKind::Dwa => assert_eq!(last, &vec![1.0; 3]),
                 _ => assert!(last.iter().any(|w| (w - 1.0).abs() > 1e-3), "{}: {last:?}", kind.name()),
             }
             assert_eq!(a.test.len(), 3);
+        }
+    }
+
+    #[test]
+    fn the_epoch_hook_receives_the_recorded_epoch_means() {
+        // DWA's weights in epoch 3 and STCH's after a one-epoch warm-up are
+        // functions of the epoch means the loop records: recompute them from the records.
+        let d = data(&["click", "like"]);
+        let cfg = TrainConfig { epochs: 3, trace_every: 4, ..small_train() };
+        let means = |rec: &Recorder, e: usize| rec.epochs[e].train_loss.iter().map(|(_, v)| *v).collect::<Vec<f64>>();
+        let (r, rec) = run(StrategyKind::Dwa, &cfg, &d, 3);
+        r.unwrap();
+        let want = strategies::dwa::weights(&means(&rec, 0), &means(&rec, 1), 2.0);
+        for t in &rec.traces {
+            let expected = if t.epoch < 3 { vec![1.0, 1.0] } else { want.clone() };
+            assert_eq!(t.weights, expected, "epoch {}", t.epoch);
+        }
+        assert!(rec.traces.iter().any(|t| t.epoch == 3));
+        let s = StrategiesConfig { stch: strategies::stch::StchConfig { mu: 0.5, warmup_epochs: 1 }, ..Default::default() };
+        let (r, rec) = run_with(StrategyKind::Stch, &s, &cfg, &d, 3);
+        r.unwrap();
+        for t in rec.traces.iter().filter(|t| t.epoch > 1) {
+            let want = strategies::stch::stch_weights(&t.losses, &means(&rec, 0), 0.5);
+            for (g, w) in t.weights.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-6 * w.abs(), "{:?} vs {want:?}", t.weights);
+            }
+        }
+    }
+
+    #[test]
+    fn the_after_step_hook_sees_the_losses_after_the_optimiser_step() {
+        // FAMO's logits start at 0: the first step's weights are 1/L normalised;
+        // they differ on the second step only if the hook moved the logits.
+        let d = data(&["click", "like"]);
+        let cfg = TrainConfig { epochs: 1, trace_every: 1, max_steps_per_epoch: Some(2), ..small_train() };
+        let (r, rec) = run(StrategyKind::Famo, &cfg, &d, 5);
+        r.unwrap();
+        assert_eq!(rec.traces.len(), 2);
+        for (i, t) in rec.traces.iter().enumerate() {
+            let uniform = strategies::famo::loss_weights(&[0.5, 0.5], &t.losses);
+            let same = t.weights.iter().zip(&uniform).all(|(a, b)| (a - b).abs() < 1e-9);
+            assert_eq!(same, i == 0, "step {i}: {:?} vs {uniform:?}", t.weights);
+            assert!((t.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         }
     }
 
@@ -421,11 +521,9 @@ mod tests {
 
     #[test]
     fn cuda_request_is_a_clear_error_or_a_device() {
-        match device::resolve("cuda:99") {
+        match device::resolve(DeviceSpec::Cuda(Some(99))) {
             Err(e) => assert!(e.starts_with("device \"cuda:99\"") && e.contains("CUDA"), "{e}"),
             Ok(d) => panic!("no machine has 100 GPUs, got {d:?}"),
         }
-        let e = device::resolve("gpu").unwrap_err();
-        assert!(e.contains("expected \"cpu\", \"cuda\" or \"cuda:N\""), "{e}");
     }
 }

@@ -2,7 +2,8 @@
 //! that what is timed is what trains: forward, loss terms, the divergence
 //! check, optional gradient diagnostics (measured before the strategy acts,
 //! on the last shared layer, the same way for every strategy), the
-//! strategy's backward, gradient clipping and the optimizer step.
+//! strategy's backward, gradient clipping, the optimizer step and the
+//! strategy's after-step hook.
 
 use tch::{nn, Device};
 
@@ -10,7 +11,7 @@ use super::{TrainConfig, TrainError};
 use crate::data::Batch;
 use crate::models::MultiTaskModel;
 use crate::optim::Optimizer;
-use crate::strategies::{self, GradDiagnostics, StrategiesConfig, Strategy, StrategyKind};
+use crate::strategies::{self, GradDiagnostics, StepInput, StrategiesConfig, Strategy, StrategyError, StrategyKind};
 
 /// What one step produced.
 #[derive(Debug, Clone)]
@@ -50,6 +51,12 @@ impl<'a> Stepper<'a> {
         Ok(Stepper { model, strategy, opt, cfg, terms })
     }
 
+    /// Tells the strategy that epoch `epoch` (from 1) ended, with each loss
+    /// term's mean training loss over it.
+    pub fn end_of_epoch(&mut self, epoch: usize, mean_losses: &[f64]) -> Result<(), TrainError> {
+        Ok(self.strategy.end_of_epoch(epoch, mean_losses)?)
+    }
+
     /// Names of the loss terms, in order.
     pub fn terms(&self) -> &[String] {
         &self.terms
@@ -66,11 +73,22 @@ impl<'a> Stepper<'a> {
         }
         let diagnostics =
             if diagnose { Some(strategies::diagnostics(&losses, &self.model.param_groups().last_shared)?) } else { None };
-        let report = self.strategy.backward(&losses, self.model.param_groups())?;
+        let input = StepInput::new(&losses, self.model.param_groups()).with_representation(out.representation.as_ref());
+        let report = self.strategy.backward(&input)?;
         if let Some(c) = self.cfg.grad_clip {
             self.opt.clip_grad_norm(c);
         }
         self.opt.step();
+        // The strategy's after-step hook: the loss terms on the same batch,
+        // recomputed without gradient, only if it asks for them.
+        let model = self.model;
+        let mut reforward = || {
+            tch::no_grad(|| {
+                let out = model.forward_t(batch, true);
+                model.loss_terms(&out, batch).iter().map(|l| l.f_double_value(&[]).map_err(StrategyError::from)).collect()
+            })
+        };
+        self.strategy.after_step(&mut reforward)?;
         Ok(StepOutput { losses: values, weights: report.weights, diagnostics })
     }
 }

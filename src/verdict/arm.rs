@@ -141,7 +141,7 @@ pub fn build(model: &str, strategy: &str, runs: &[&RunFacts], criterion: &Criter
             label,
             seeds: g.iter().map(|r| r.seed).collect(),
             valid: summarize(&g.iter().filter_map(|r| criterion.validation_value(&r.valid)).collect::<Vec<_>>()),
-            test: summarize(&g.iter().filter_map(|r| criterion.headline(&r.test, tasks)).collect::<Vec<_>>()),
+            test: summarize(&g.iter().filter_map(|r| criterion.headline(&r.test)).collect::<Vec<_>>()),
             chosen: picks.iter().filter(|p| p.configuration == i).count(),
             point: match &g[0].role {
                 Role::StaticPoint(p) => Some(p.clone()),

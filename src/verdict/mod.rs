@@ -100,12 +100,13 @@ impl Leaderboard {
     }
 }
 
-/// Tasks with a test AUC in these runs, ordered as their data declares them.
+/// The tasks of these runs' test metrics (also those whose AUC is
+/// undefined), ordered as their data declares them.
 fn tasks_of(runs: &[&RunFacts]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for r in runs {
         for (task, metric) in r.test.keys() {
-            if metric == select::AUC && !seen.contains(task) {
+            if crate::metrics::is_task_metric(metric) && !seen.contains(task) {
                 seen.push(task.clone());
             }
         }

@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::facts::{Metrics, RunFacts};
+use crate::metrics;
 
 /// The metric names of the store's rows.
 pub const AUC: &str = "auc";
@@ -29,13 +30,12 @@ pub enum Criterion {
     TaskAuc { task: String },
 }
 
-fn mean(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
-
-/// Mean of a metric over the tasks that have it.
+/// Mean of a metric over the split's tasks (see [`metrics::TASK_METRICS`]);
+/// `None` unless every task has it.
 fn mean_over_tasks(m: &Metrics, metric: &str) -> Option<f64> {
-    mean(&m.iter().filter(|((_, k), _)| k == metric).map(|(_, v)| *v).collect::<Vec<_>>())
+    let mut tasks: Vec<&str> = m.keys().filter(|(_, k)| metrics::is_task_metric(k)).map(|(t, _)| t.as_str()).collect();
+    tasks.dedup();
+    metrics::mean_over_tasks(tasks.into_iter().map(|t| RunFacts::metric(m, t, metric)))
 }
 
 impl Criterion {
@@ -88,12 +88,12 @@ impl Criterion {
         }
     }
 
-    /// The run's headline test value: the mean test AUC over `tasks` (the
-    /// ones it has), or the chosen task's test AUC.
-    pub fn headline(&self, test: &Metrics, tasks: &[String]) -> Option<f64> {
+    /// The run's headline test value: the mean test AUC over its tasks
+    /// (none where a task's is undefined), or the chosen task's test AUC.
+    pub fn headline(&self, test: &Metrics) -> Option<f64> {
         match self {
             Criterion::TaskAuc { task } => RunFacts::metric(test, task, AUC),
-            _ => mean(&tasks.iter().filter_map(|t| RunFacts::metric(test, t, AUC)).collect::<Vec<_>>()),
+            _ => mean_over_tasks(test, AUC),
         }
     }
 }
@@ -153,10 +153,33 @@ pub fn per_seed(configurations: &[Vec<&RunFacts>], criterion: &Criterion, tasks:
             configuration: i,
             run_id: run.id.clone(),
             valid,
-            test: criterion.headline(&run.test, tasks),
+            test: criterion.headline(&run.test),
             tasks: tasks.iter().map(|t| RunFacts::metric(&run.test, t, AUC)).collect(),
             seconds_per_step: run.seconds_per_step,
         });
     }
     picks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(rows: &[(&str, &str, f64)]) -> Metrics {
+        rows.iter().map(|(t, m, v)| ((t.to_string(), m.to_string()), *v)).collect()
+    }
+
+    #[test]
+    fn means_over_tasks_cover_every_task_or_are_undefined() {
+        let full = metrics(&[("a", "auc", 0.6), ("a", "logloss", 0.3), ("b", "auc", 0.8), ("b", "logloss", 0.5), ("all", "wechat_score", 0.1)]);
+        assert_eq!(Criterion::MeanAuc.validation_value(&full), Some(0.7));
+        assert_eq!(Criterion::MeanLogloss.validation_value(&full), Some(0.4));
+        assert_eq!(Criterion::MeanAuc.headline(&full), Some(0.7));
+        // Task b's AUC is undefined (one class): no mean over task a alone.
+        let partial = metrics(&[("a", "auc", 0.6), ("a", "logloss", 0.3), ("b", "logloss", 0.5), ("b", "positive_rate", 0.0)]);
+        assert_eq!(Criterion::MeanAuc.validation_value(&partial), None);
+        assert_eq!(Criterion::MeanAuc.headline(&partial), None);
+        assert_eq!(Criterion::MeanLogloss.validation_value(&partial), Some(0.4));
+        assert_eq!(Criterion::TaskAuc { task: "a".into() }.headline(&partial), Some(0.6));
+    }
 }

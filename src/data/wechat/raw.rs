@@ -55,7 +55,7 @@ struct Table {
 
 impl Table {
     fn open(path: &Path, wanted: &[&'static str]) -> Result<Self, DataError> {
-        let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), cause: source })?;
         let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
         let header = reader
             .byte_headers()

@@ -116,13 +116,13 @@ pub fn write(dir: &Path, f: &WechatFeatures, etl_version: &str, inputs: &[(Strin
     };
     let path = dir.join(META_FILE);
     let text = serde_json::to_string(&meta).map_err(|e| DataError::File { path: path.clone(), message: e.to_string() })?;
-    std::fs::write(&path, text).map_err(|source| DataError::Io { path, source })
+    std::fs::write(&path, text).map_err(|source| DataError::Io { path, cause: source })
 }
 
 /// Reads features written by [`write`].
 pub fn read(dir: &Path) -> Result<(WechatFeatures, Meta), DataError> {
     let meta_path = dir.join(META_FILE);
-    let text = std::fs::read_to_string(&meta_path).map_err(|source| DataError::Io { path: meta_path.clone(), source })?;
+    let text = std::fs::read_to_string(&meta_path).map_err(|source| DataError::Io { path: meta_path.clone(), cause: source })?;
     let meta: Meta = serde_json::from_str(&text).map_err(|e| DataError::File { path: meta_path.clone(), message: e.to_string() })?;
     let path = dir.join(FEATURES_FILE);
     let mut cols: std::collections::HashMap<String, Column> = read_table(&path)?.into_iter().collect();

@@ -349,7 +349,7 @@ impl World {
 pub fn write_dir(p: &SynthParams, dir: &Path) -> Result<SynthReport, DataError> {
     p.validate("")?;
     let t0 = Instant::now();
-    std::fs::create_dir_all(dir).map_err(|source| DataError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| DataError::Io { path: dir.to_path_buf(), cause: source })?;
     let mut world = World::new(p);
     world.calibrate();
     let feed_path = dir.join(FEED_FILE);
@@ -360,7 +360,7 @@ pub fn write_dir(p: &SynthParams, dir: &Path) -> Result<SynthReport, DataError> 
     let action_path = dir.join(ACTION_FILE);
     let mut report = SynthReport { rows: 0, positives: [0; 7], seconds: 0.0 };
     cache::write_file_atomically(&action_path, |w| {
-        let io = |source| DataError::Io { path: action_path.clone(), source };
+        let io = |source| DataError::Io { path: action_path.clone(), cause: source };
         w.write_all(b"userid,feedid,date_,device,read_comment,comment,like,play,stay,click_avatar,forward,follow,favorite\n")
             .map_err(io)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);

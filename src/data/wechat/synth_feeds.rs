@@ -137,7 +137,7 @@ impl FeedWorld {
 
     /// Writes feed_info.csv (15 columns, the real header order).
     pub fn write_csv(&self, rng: &mut ChaCha8Rng, w: &mut dyn Write, path: &std::path::Path) -> Result<(), DataError> {
-        let io = |source| DataError::Io { path: path.to_path_buf(), source };
+        let io = |source| DataError::Io { path: path.to_path_buf(), cause: source };
         w.write_all(
             b"feedid,authorid,videoplayseconds,description,ocr,asr,bgm_song_id,bgm_singer_id,manual_keyword_list,\
 machine_keyword_list,manual_tag_list,machine_tag_list,description_char,ocr_char,asr_char\n",

@@ -41,14 +41,14 @@ pub use worker::SideResult;
 
 #[derive(Debug, Error)]
 pub enum PerfError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
     #[error("{what}: {message}")]
     Child { what: String, message: String },
     #[error("data: {0}")]
-    Data(#[from] DataError),
+    Data(DataError),
     #[error("model: {0}")]
     Model(String),
     #[error("libtorch: {0}")]
@@ -63,7 +63,13 @@ pub enum PerfError {
 
 impl PerfError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> PerfError {
-        PerfError::Io { path: path.to_path_buf(), source }
+        PerfError::Io { path: path.to_path_buf(), cause: source }
+    }
+}
+
+impl From<DataError> for PerfError {
+    fn from(e: DataError) -> Self {
+        PerfError::Data(e)
     }
 }
 

@@ -20,7 +20,7 @@ use mtlbench::data::batch::to_vec_f32;
 use mtlbench::data::SplitTensors;
 use mtlbench::models::{self, ModelKind};
 use mtlbench::strategies::{StrategiesConfig, StrategyKind};
-use mtlbench::store::{NewRun, Store};
+use mtlbench::store::{ClaimToken, IfFinished, NewRun, Store};
 use mtlbench::train::{evaluate, Stepper, TraceRecord, TrainConfig};
 
 /// Where the time of the timed steps went (milliseconds per step).
@@ -87,9 +87,9 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// A throwaway store with one run to hang the traces on.
-fn trace_store(path: &Path, model: ModelKind) -> Result<(Store, String), PerfError> {
+fn trace_store(path: &Path, model: ModelKind) -> Result<(Store, ClaimToken), PerfError> {
     let store = Store::open(path).map_err(|e| PerfError::Store(e.to_string()))?;
-    let id = "perf0000000000".to_string();
+    let id = "ffff00000000".to_string();
     store.upsert_sweep("perf", "perf", "-", "").map_err(|e| PerfError::Store(e.to_string()))?;
     let run = NewRun {
         id: &id,
@@ -106,11 +106,13 @@ fn trace_store(path: &Path, model: ModelKind) -> Result<(Store, String), PerfErr
         env_json: "{}",
         params: &[],
         pid: std::process::id(),
+        pid_start: None,
         host: "perf",
         data_seconds: 0.0,
     };
-    store.start_run(&run).map_err(|e| PerfError::Store(e.to_string()))?;
-    Ok((store, id))
+    let claim = store.start_run(&run, IfFinished::Refuse).map_err(|e| PerfError::Store(e.to_string()))?;
+    let claim = claim.ok_or_else(|| PerfError::Store(format!("{}: the trace run is already claimed", path.display())))?;
+    Ok((store, claim))
 }
 
 /// Trains `kind` from the exchange folder `dir` and measures it. `round`
@@ -151,7 +153,7 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         .map_err(|e| PerfError::Model(e.to_string()))?;
     let terms = stepper.terms().to_vec();
     let db_dir = super::ScratchDir::new("perf-db")?;
-    let (store, run_id) = trace_store(&db_dir.0.join("perf.sqlite"), kind)?;
+    let (store, claim) = trace_store(&db_dir.0.join("perf.sqlite"), kind)?;
 
     let split = SplitTensors::new(&train, &m.schema, Device::Cpu);
     // The masks of the round start from here, as the reference's do: what
@@ -180,7 +182,7 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         losses.push(out.losses.iter().sum::<f64>());
         if let Some(diagnostics) = out.diagnostics {
             let rec = TraceRecord { step, epoch: 1, terms: terms.clone(), weights: out.weights, losses: out.losses, diagnostics };
-            store.record_trace(&run_id, &mtlbench::run::record::trace_entry(&rec)).map_err(|e| PerfError::Store(e.to_string()))?;
+            store.record_trace(&claim, &mtlbench::run::record::trace_entry(&rec)).map_err(|e| PerfError::Store(e.to_string()))?;
         }
         let t3 = Instant::now();
         if step >= s.warmup {
