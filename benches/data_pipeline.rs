@@ -41,6 +41,29 @@ fn since(t: Instant, c: f64) -> String {
     format!("{:>6.1} s wall {:>6.1} s CPU", t.elapsed().as_secs_f64(), cpu_s() - c)
 }
 
+/// The phases of raw -> cache one by one (digests, parse, ETL, Parquet).
+fn phases(raw: &std::path::Path) {
+    let (t, c) = (Instant::now(), cpu_s());
+    for name in [wechat::ACTION_FILE, wechat::FEED_FILE] {
+        mtlbench::data::cache::file_digest(&raw.join(name)).expect("digest");
+    }
+    println!("  digests  {}", since(t, c));
+    let (t, c) = (Instant::now(), cpu_s());
+    let actions = wechat::raw::read_actions(&raw.join(wechat::ACTION_FILE)).expect("actions");
+    println!("  actions  {}  parse {} rows", since(t, c), actions.rows());
+    let (t, c) = (Instant::now(), cpu_s());
+    let feeds = wechat::raw::read_feeds(&raw.join(wechat::FEED_FILE)).expect("feeds");
+    println!("  feeds    {}  parse {} rows", since(t, c), feeds.feedid.len());
+    let (t, c) = (Instant::now(), cpu_s());
+    let f = wechat::etl::build(&actions, &feeds).expect("ETL");
+    println!("  etl      {}", since(t, c));
+    drop((actions, feeds));
+    let out = tempfile::tempdir().expect("temp dir");
+    let (t, c) = (Instant::now(), cpu_s());
+    wechat::store::write(out.path(), &f, wechat::ETL_VERSION, &[]).expect("write");
+    println!("  write    {}  Parquet", since(t, c));
+}
+
 fn main() {
     let users = env_or("MTLBENCH_BENCH_USERS", 20_000);
     let feeds = env_or("MTLBENCH_BENCH_FEEDS", 106_444);
@@ -59,6 +82,7 @@ fn main() {
     let (f, _) = wechat::features(&raw, &cache).expect("ETL");
     println!("raw->cache {}  {} feature rows  peak RSS {:.0} MB", since(t, c), f.rows(), peak_rss_mb());
     drop(f);
+    phases(&raw);
 
     let (t, c) = (Instant::now(), cpu_s());
     let (f, _) = wechat::features(&raw, &cache).expect("cached features");
