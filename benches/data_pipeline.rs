@@ -1,7 +1,9 @@
 //! Data-stage benchmark at WeChat scale: synthetic generation
 //! (target <= 60 s), raw files -> cached features (<= 60 s, <= 4 GB peak
 //! RSS), cached reload (<= 5 s), and the training-ready dataset built from
-//! the cache. One-shot phases of seconds each, so plain timing, not
+//! the cache, then its train split as tensors and shuffled batches (the
+//! multi-valued fields ragged: one copy per distinct list). One-shot
+//! phases of seconds each, so plain timing, not
 //! criterion. Sizes: MTLBENCH_BENCH_USERS (default 20000) and
 //! MTLBENCH_BENCH_FEEDS (default 106444); files go to a temporary folder
 //! (or MTLBENCH_BENCH_DIR). For peak memory per phase, run the CLI steps
@@ -10,6 +12,7 @@
 use std::time::Instant;
 
 use mtlbench::data::wechat::{self, synth, DaySplit, WechatConfig};
+use mtlbench::data::SplitTensors;
 
 fn env_or(key: &str, default: usize) -> usize {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -38,6 +41,29 @@ fn since(t: Instant, c: f64) -> String {
     format!("{:>6.1} s wall {:>6.1} s CPU", t.elapsed().as_secs_f64(), cpu_s() - c)
 }
 
+/// The phases of raw -> cache one by one (digests, parse, ETL, Parquet).
+fn phases(raw: &std::path::Path) {
+    let (t, c) = (Instant::now(), cpu_s());
+    for name in [wechat::ACTION_FILE, wechat::FEED_FILE] {
+        mtlbench::data::cache::file_digest(&raw.join(name)).expect("digest");
+    }
+    println!("  digests  {}", since(t, c));
+    let (t, c) = (Instant::now(), cpu_s());
+    let actions = wechat::raw::read_actions(&raw.join(wechat::ACTION_FILE)).expect("actions");
+    println!("  actions  {}  parse {} rows", since(t, c), actions.rows());
+    let (t, c) = (Instant::now(), cpu_s());
+    let feeds = wechat::raw::read_feeds(&raw.join(wechat::FEED_FILE)).expect("feeds");
+    println!("  feeds    {}  parse {} rows", since(t, c), feeds.feedid.len());
+    let (t, c) = (Instant::now(), cpu_s());
+    let f = wechat::etl::build(&actions, &feeds).expect("ETL");
+    println!("  etl      {}", since(t, c));
+    drop((actions, feeds));
+    let out = tempfile::tempdir().expect("temp dir");
+    let (t, c) = (Instant::now(), cpu_s());
+    wechat::store::write(out.path(), &f, wechat::ETL_VERSION, &[]).expect("write");
+    println!("  write    {}  Parquet", since(t, c));
+}
+
 fn main() {
     let users = env_or("MTLBENCH_BENCH_USERS", 20_000);
     let feeds = env_or("MTLBENCH_BENCH_FEEDS", 106_444);
@@ -56,6 +82,7 @@ fn main() {
     let (f, _) = wechat::features(&raw, &cache).expect("ETL");
     println!("raw->cache {}  {} feature rows  peak RSS {:.0} MB", since(t, c), f.rows(), peak_rss_mb());
     drop(f);
+    phases(&raw);
 
     let (t, c) = (Instant::now(), cpu_s());
     let (f, _) = wechat::features(&raw, &cache).expect("cached features");
@@ -78,4 +105,20 @@ fn main() {
         ds.test.rows,
         peak_rss_mb()
     );
+    let lists: Vec<String> = ds
+        .schema
+        .multi
+        .iter()
+        .zip(&ds.train.multi)
+        .map(|(f, m)| format!("{} {} lists / {} values", f.name, m.lists.len(), m.lists.values.len()))
+        .collect();
+    println!("           multi-valued (train): {}", lists.join(", "));
+
+    let (t, c) = (Instant::now(), cpu_s());
+    let tensors = SplitTensors::new(&ds.train, &ds.schema, tch::Device::Cpu);
+    println!("tensors    {}  train split on the CPU  peak RSS {:.0} MB", since(t, c), peak_rss_mb());
+    let (t, c) = (Instant::now(), cpu_s());
+    let n = tensors.shuffled(1024, 1, 0).take(500).count();
+    let per = t.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
+    println!("batches    {}  {n} shuffled batches of 1024 rows, {per:.2} ms each  peak RSS {:.0} MB", since(t, c), peak_rss_mb());
 }

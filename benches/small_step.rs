@@ -55,8 +55,7 @@ fn batches(schema: &FeatureSchema, n: usize) -> Vec<Batch> {
                 schema.categorical.iter().map(|f| Tensor::randint_low(0, f.vocab_size, [BATCH], opts)).collect();
             Batch {
                 categorical: Tensor::stack(&cols, 1),
-                multi_ids: vec![],
-                multi_mask: vec![],
+                multi: vec![],
                 dense: Tensor::randn([BATCH, DENSE], (Kind::Float, Device::Cpu)),
                 labels: Tensor::rand([BATCH, 2], (Kind::Float, Device::Cpu)).lt(0.3).to_kind(Kind::Float),
                 users: Tensor::zeros([BATCH], opts),

@@ -2,6 +2,8 @@
 //! tensors once (on the training device); a batch is an `index_select` of
 //! those, so no row is parsed or copied element by element per batch.
 //! Encoded numeric columns are expanded into their blocks here, once.
+//! Multi-valued fields stay ragged ([`super::ragged`]): a batch carries
+//! their ids as one flat tensor with the row of each id.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -9,17 +11,86 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 use super::numeric::{self, Block};
+use super::ragged::Ragged;
 use super::schema::{FeatureSchema, SplitData};
 
-/// One mini-batch. Shapes: categorical [B, F] i64; multi ids [B, L] i64 and
-/// mask [B, L] f32 per field; dense [B, D] f32; labels [B, T] f32; users [B] i64;
+/// The ids of one multi-valued field in a batch of B rows: every row's ids
+/// one after the other.
+#[derive(Debug)]
+pub struct MultiBatch {
+    /// [n] i64, the ids of row 0, then of row 1, ...
+    pub ids: Tensor,
+    /// [n] i64, the row of each id (non-decreasing).
+    pub rows: Tensor,
+    /// [B] f32, the number of ids of each row.
+    pub counts: Tensor,
+}
+
+impl MultiBatch {
+    /// From the padded form: ids [B, L] i64 and mask [B, L] (non-zero where
+    /// an id is present).
+    pub fn from_padded(ids: &Tensor, mask: &Tensor) -> MultiBatch {
+        let present = mask.ne(0.0);
+        let nz = present.nonzero(); // [n, 2]: (row, position), row-major order
+        MultiBatch {
+            ids: ids.index(&[Some(&nz.select(1, 0)), Some(&nz.select(1, 1))]),
+            rows: nz.select(1, 0).contiguous(),
+            counts: present.sum_dim_intlist([1i64].as_slice(), false, Kind::Float),
+        }
+    }
+}
+
+/// One multi-valued field of a whole split on the device.
+#[derive(Debug)]
+struct RaggedTensors {
+    /// The distinct lists' values, i64.
+    values: Tensor,
+    /// [lists] i64, where each list starts in `values`.
+    starts: Tensor,
+    /// [lists] i64, each list's length.
+    lengths: Tensor,
+    /// [rows] i64, each row's list.
+    row_list: Tensor,
+}
+
+impl RaggedTensors {
+    fn new(r: &Ragged, device: Device) -> Self {
+        let to_i64 = |v: &[usize]| -> Vec<i64> { v.iter().map(|&x| x as i64).collect() };
+        let offsets = &r.lists.offsets;
+        let n = offsets.len().saturating_sub(1);
+        let lengths: Vec<i64> = offsets.windows(2).map(|w| (w[1] - w[0]) as i64).collect();
+        let row_list: Vec<i64> = r.row_list.iter().map(|&k| k as i64).collect();
+        RaggedTensors {
+            values: Tensor::from_slice(&r.lists.values).to_kind(Kind::Int64).to_device(device),
+            starts: Tensor::from_slice(&to_i64(&offsets[..n])).to_device(device),
+            lengths: Tensor::from_slice(&lengths).to_device(device),
+            row_list: Tensor::from_slice(&row_list).to_device(device),
+        }
+    }
+
+    /// The flat ids of rows `index` ([B] i64), in that order.
+    fn gather(&self, index: &Tensor) -> MultiBatch {
+        let device = self.values.device();
+        let lists = self.row_list.index_select(0, index);
+        let lens = self.lengths.index_select(0, &lists);
+        let starts = self.starts.index_select(0, &lists);
+        let total = lens.sum(Kind::Int64).int64_value(&[]);
+        let rows = Tensor::repeat_interleave(&lens, total);
+        // Position of each id in `values`: its list's start + its place in the row.
+        let first = lens.cumsum(0, Kind::Int64) - &lens;
+        let pos = Tensor::arange(total, (Kind::Int64, device)) + (starts - first).index_select(0, &rows);
+        MultiBatch { ids: self.values.index_select(0, &pos), rows, counts: lens.to_kind(Kind::Float) }
+    }
+}
+
+/// One mini-batch. Shapes: categorical [B, F] i64; one [`MultiBatch`] per
+/// multi-valued field; dense [B, D] f32; labels [B, T] f32; users [B] i64;
 /// one block per encoded numeric column (`schema.numeric`): bin ids [B] i64
 /// (quantile) or values [B, width] f32 (see [`numeric::block`]).
 #[derive(Debug)]
 pub struct Batch {
     pub categorical: Tensor,
-    pub multi_ids: Vec<Tensor>,
-    pub multi_mask: Vec<Tensor>,
+    pub multi: Vec<MultiBatch>,
     pub dense: Tensor,
     pub labels: Tensor,
     pub users: Tensor,
@@ -32,11 +103,22 @@ impl Batch {
     }
 }
 
+/// The single-valued blocks of a whole split.
+#[derive(Debug)]
+struct Blocks {
+    categorical: Tensor,
+    dense: Tensor,
+    labels: Tensor,
+    users: Tensor,
+    numeric: Vec<Tensor>,
+}
+
 /// A whole split as tensors on one device.
 #[derive(Debug)]
 pub struct SplitTensors {
     pub rows: usize,
-    all: Batch,
+    all: Blocks,
+    multi: Vec<RaggedTensors>,
 }
 
 fn block_f32(v: &[f32], rows: usize, cols: usize, device: Device) -> Tensor {
@@ -50,18 +132,7 @@ fn block_i64(v: &[i64], rows: usize, cols: usize, device: Device) -> Tensor {
 impl SplitTensors {
     pub fn new(split: &SplitData, schema: &FeatureSchema, device: Device) -> Self {
         let n = split.rows;
-        let multi_ids = schema
-            .multi
-            .iter()
-            .enumerate()
-            .map(|(i, f)| block_i64(&split.multi_ids[i], n, f.max_len, device))
-            .collect();
-        let multi_mask = schema
-            .multi
-            .iter()
-            .enumerate()
-            .map(|(i, f)| block_f32(&split.multi_mask[i], n, f.max_len, device))
-            .collect();
+        let multi = split.multi.iter().map(|r| RaggedTensors::new(r, device)).collect();
         let nf = schema.numeric.len();
         let numeric = schema
             .numeric
@@ -72,16 +143,14 @@ impl SplitTensors {
                 Block::Values(v) => block_f32(&v, n, f.width(), device),
             })
             .collect();
-        let all = Batch {
+        let all = Blocks {
             categorical: block_i64(&split.categorical, n, schema.categorical.len(), device),
-            multi_ids,
-            multi_mask,
             dense: block_f32(&split.dense, n, schema.dense.len(), device),
             labels: block_f32(&split.labels, n, schema.tasks.len(), device),
             users: Tensor::from_slice(&split.users).to_device(device),
             numeric,
         };
-        SplitTensors { rows: n, all }
+        SplitTensors { rows: n, all, multi }
     }
 
     /// Rows selected by `index` (an i64 tensor on the same device).
@@ -89,8 +158,7 @@ impl SplitTensors {
         let a = &self.all;
         Batch {
             categorical: a.categorical.index_select(0, index),
-            multi_ids: a.multi_ids.iter().map(|t| t.index_select(0, index)).collect(),
-            multi_mask: a.multi_mask.iter().map(|t| t.index_select(0, index)).collect(),
+            multi: self.multi.iter().map(|m| m.gather(index)).collect(),
             dense: a.dense.index_select(0, index),
             labels: a.labels.index_select(0, index),
             users: a.users.index_select(0, index),
@@ -98,14 +166,14 @@ impl SplitTensors {
         }
     }
 
-    /// Contiguous rows [start, end), without copying (views).
+    /// Contiguous rows [start, end): views of the single-valued blocks.
     pub fn slice(&self, start: usize, end: usize) -> Batch {
         let (s, e) = (start as i64, end as i64);
         let a = &self.all;
+        let index = Tensor::arange_start(s, e, (Kind::Int64, a.labels.device()));
         Batch {
             categorical: a.categorical.narrow(0, s, e - s),
-            multi_ids: a.multi_ids.iter().map(|t| t.narrow(0, s, e - s)).collect(),
-            multi_mask: a.multi_mask.iter().map(|t| t.narrow(0, s, e - s)).collect(),
+            multi: self.multi.iter().map(|m| m.gather(&index)).collect(),
             dense: a.dense.narrow(0, s, e - s),
             labels: a.labels.narrow(0, s, e - s),
             users: a.users.narrow(0, s, e - s),
@@ -169,4 +237,91 @@ pub fn n_batches(rows: usize, batch_size: usize) -> usize {
 pub fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>, tch::TchError> {
     let t = t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous().view([-1]);
     Vec::<f32>::try_from(&t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::schema::MultiField;
+    use rand::Rng;
+
+    fn split_of(multi: Vec<Ragged>) -> (SplitData, FeatureSchema) {
+        let rows = multi[0].rows();
+        let fields = multi
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MultiField {
+                name: format!("m{i}"),
+                vocab_size: 100,
+                emb_dim: 2,
+                max_len: m.max_len().max(1),
+                shares_table_with: None,
+            })
+            .collect();
+        let schema = FeatureSchema { categorical: vec![], multi: fields, dense: vec![], tasks: vec![], numeric: vec![] };
+        (SplitData { rows, users: vec![0; rows], multi, ..Default::default() }, schema)
+    }
+
+    fn ints(t: &Tensor) -> Vec<i64> {
+        Vec::<i64>::try_from(t).unwrap()
+    }
+
+    #[test]
+    fn a_batch_gathers_its_rows_lists_in_order() {
+        let mut r = Ragged::new();
+        let a = r.push_list(&[3, 1]).unwrap();
+        let e = r.push_list(&[]).unwrap();
+        let b = r.push_list(&[2, 2, 5]).unwrap();
+        for k in [a, b, a, e] {
+            r.push_row(k);
+        }
+        let (split, schema) = split_of(vec![r]);
+        let t = SplitTensors::new(&split, &schema, Device::Cpu);
+        let m = &t.select(&Tensor::from_slice(&[1i64, 3, 0])).multi[0];
+        assert_eq!((ints(&m.ids), ints(&m.rows)), (vec![2, 2, 5, 3, 1], vec![0, 0, 0, 2, 2]));
+        assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), vec![3.0, 0.0, 2.0]);
+        let m = &t.slice(2, 4).multi[0];
+        assert_eq!((ints(&m.ids), ints(&m.rows)), (vec![3, 1], vec![0, 0]));
+        assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), vec![2.0, 0.0]);
+    }
+
+    #[test]
+    fn ragged_batches_equal_the_padded_layout_on_random_rows() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut r = Ragged::new();
+        let lists: Vec<u32> = (0..40)
+            .map(|_| {
+                let len = rng.gen_range(0..=6);
+                let items: Vec<i32> = (0..len).map(|_| rng.gen_range(1..100)).collect();
+                r.push_list(&items).unwrap()
+            })
+            .collect();
+        for _ in 0..500 {
+            r.push_row(lists[rng.gen_range(0..lists.len())]);
+        }
+        let max_len = r.max_len();
+        let (split, schema) = split_of(vec![r.clone()]);
+        let t = SplitTensors::new(&split, &schema, Device::Cpu);
+        for batch in t.shuffled(64, 9, 0).chain(t.in_order(77)) {
+            // Every batch: one count per row, the ids grouped by row in row order.
+            let m = &batch.multi[0];
+            let n = batch.size();
+            assert_eq!(m.counts.size(), [n]);
+            assert_eq!(ints(&m.rows), {
+                let c = Vec::<f32>::try_from(&m.counts).unwrap();
+                c.iter().enumerate().flat_map(|(i, &k)| std::iter::repeat_n(i as i64, k as usize)).collect::<Vec<_>>()
+            });
+        }
+        // Row identity: select every row in a random order and compare with the padded blocks.
+        let order = epoch_order(500, 5, 1);
+        let m = &t.select(&Tensor::from_slice(&order)).multi[0];
+        let rows: Vec<usize> = order.iter().map(|&i| i as usize).collect();
+        let (ids, mask) = r.take_rows(&rows).to_padded(max_len);
+        let padded = MultiBatch::from_padded(
+            &Tensor::from_slice(&ids).view([500, max_len as i64]),
+            &Tensor::from_slice(&mask).view([500, max_len as i64]),
+        );
+        assert_eq!((ints(&m.ids), ints(&m.rows)), (ints(&padded.ids), ints(&padded.rows)));
+        assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), Vec::<f32>::try_from(&padded.counts).unwrap());
+    }
 }

@@ -3,6 +3,7 @@
 //! CSV/Parquet `table`) produces the same [`Dataset`]: a [`FeatureSchema`]
 //! and three splits of in-memory columns. Downstream stages never read raw
 //! files; processed WeChat features are cached as Parquet ([`cache`]),
+//! multi-valued fields are held once per distinct list ([`ragged`]),
 //! numeric columns can be encoded from train-split quantiles ([`numeric`]),
 //! and [`inspect`] describes a dataset before training.
 
@@ -11,6 +12,7 @@ pub mod cache;
 pub mod inspect;
 pub mod numeric;
 pub mod parquet_io;
+pub mod ragged;
 mod restrict;
 pub mod schema;
 pub mod table;
@@ -23,7 +25,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use batch::{Batch, SplitTensors};
+pub use batch::{Batch, MultiBatch, SplitTensors};
+pub use ragged::Ragged;
 pub use restrict::only_task;
 pub use schema::{CategoricalField, Dataset, FeatureSchema, MultiField, NumericField, SplitData};
 

@@ -93,7 +93,15 @@ pub fn write_table(path: &Path, columns: &[(&str, ColumnRef<'_>)], group_rows: u
     }
     schema.push('}');
     let schema = Arc::new(parse_message_type(&schema).map_err(pq_err(path, "schema"))?);
-    let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
+    // Float columns without a dictionary: their values are mostly distinct,
+    // so the dictionary would cost a hash per value before being dropped.
+    let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    for (name, col) in columns {
+        if matches!(col, ColumnRef::F32(_)) {
+            props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*name), false);
+        }
+    }
+    let props = Arc::new(props.build());
     let file = File::create(path).map_err(|source| DataError::Io { path: path.to_path_buf(), cause: source })?;
     let mut writer = SerializedFileWriter::new(file, schema, props).map_err(pq_err(path, "creating the writer"))?;
     let group_rows = group_rows.max(1);

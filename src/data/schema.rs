@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use super::numeric::NumericField;
+use super::ragged::Ragged;
 
 /// A single-valued categorical field. Index 0 is reserved for out-of-vocabulary
 /// or missing values, so `vocab_size` counts it.
@@ -16,8 +17,9 @@ pub struct CategoricalField {
     pub emb_dim: i64,
 }
 
-/// A multi-valued categorical field (tag list, history sequence), stored
-/// padded to `max_len` with a mask. Index 0 is out-of-vocabulary.
+/// A multi-valued categorical field (tag list, history sequence), at most
+/// `max_len` ids per row, stored once per distinct list ([`Ragged`]).
+/// Index 0 is out-of-vocabulary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MultiField {
     pub name: String,
@@ -58,10 +60,8 @@ pub struct SplitData {
     pub rows: usize,
     /// rows x n_categorical, row-major.
     pub categorical: Vec<i64>,
-    /// One block per multi-valued field: rows x max_len ids, row-major.
-    pub multi_ids: Vec<Vec<i64>>,
-    /// One block per multi-valued field: rows x max_len, 1.0 where an id is present.
-    pub multi_mask: Vec<Vec<f32>>,
+    /// One per multi-valued field: its distinct lists and each row's list.
+    pub multi: Vec<Ragged>,
     /// rows x n_dense, row-major.
     pub dense: Vec<f32>,
     /// rows x n_tasks, row-major, 0.0 or 1.0.
@@ -98,10 +98,9 @@ impl SplitData {
         want("users", self.users.len(), n)?;
         want("encoded numeric ids", self.numeric_ids.len(), n * schema.numeric.len())?;
         want("encoded numeric values", self.numeric_values.len(), n * schema.numeric.len())?;
-        want("multi-valued fields", self.multi_ids.len(), schema.multi.len())?;
-        for (i, f) in schema.multi.iter().enumerate() {
-            want(&f.name, self.multi_ids[i].len(), n * f.max_len)?;
-            want(&f.name, self.multi_mask[i].len(), n * f.max_len)?;
+        want("multi-valued fields", self.multi.len(), schema.multi.len())?;
+        for (f, m) in schema.multi.iter().zip(&self.multi) {
+            m.check(n, f.max_len).map_err(|e| format!("{}: {e}", f.name))?;
         }
         Ok(())
     }

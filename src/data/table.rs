@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::numeric::{self, Activation, EncodingKind, Request, SettingError, Settings};
+use super::ragged::{self, Ragged};
 use super::schema::{CategoricalField, Dataset, FeatureSchema, MultiField, SplitData};
 pub use super::table_read::TableFormat;
 use super::table_read::{read_rows, Cell};
@@ -542,6 +543,7 @@ pub fn load(cfg: &TableConfig) -> Result<Dataset, DataError> {
         let (map, size) = train_vocab(values, &raw.split, |r| offsets[r]..offsets[r + 1]);
         let longest = (0..rows).filter(|&r| raw.split[r] == 0).map(|r| offsets[r + 1] - offsets[r]).max().unwrap_or(0);
         let max_len = m.max_len.unwrap_or(longest).max(1);
+        ragged::id_i32(size).map_err(|e| DataError::Config { key: format!("data.multi ({})", m.column), message: e.to_string() })?;
         schema.multi.push(MultiField { name: m.column.clone(), vocab_size: size, emb_dim: cfg.emb_dim, max_len, shares_table_with: None });
         multi_maps.push(map);
     }
@@ -560,8 +562,7 @@ pub fn load(cfg: &TableConfig) -> Result<Dataset, DataError> {
         });
     }
     schema.tasks = cfg.labels.iter().map(|l| l.task().to_string()).collect();
-    let empty =
-        || SplitData { multi_ids: vec![Vec::new(); cfg.multi.len()], multi_mask: vec![Vec::new(); cfg.multi.len()], ..Default::default() };
+    let empty = || SplitData { multi: vec![Ragged::new(); cfg.multi.len()], ..Default::default() };
     let mut splits = [empty(), empty(), empty()];
     for r in 0..rows {
         let s = &mut splits[raw.split[r] as usize];
@@ -574,10 +575,9 @@ pub fn load(cfg: &TableConfig) -> Result<Dataset, DataError> {
             let max_len = schema.multi[i].max_len;
             let items = &values[offsets[r]..offsets[r + 1]];
             let items = &items[..items.len().min(max_len)];
-            s.multi_ids[i].extend(items.iter().map(|v| map.get(v).copied().unwrap_or(0)));
-            s.multi_mask[i].extend(std::iter::repeat_n(1.0f32, items.len()));
-            s.multi_ids[i].extend(std::iter::repeat_n(0i64, max_len - items.len()));
-            s.multi_mask[i].extend(std::iter::repeat_n(0.0f32, max_len - items.len()));
+            // Ids fit i32: the vocabulary size was checked above.
+            let ids: Vec<i32> = items.iter().map(|v| map.get(v).map_or(0, |&id| id as i32)).collect();
+            s.multi[i].push_own(&ids).map_err(|e| DataError::Config { key: "data.multi".into(), message: e.to_string() })?;
         }
         for (i, &(mean, sd)) in scale.iter().enumerate() {
             s.dense.push(((raw.num[i][r] - mean) / sd) as f32);

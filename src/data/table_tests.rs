@@ -56,19 +56,19 @@ fn check_small(ds: &Dataset) {
     let (t, v, te) = (&ds.train, &ds.valid, &ds.test);
     assert_eq!((t.rows, v.rows, te.rows), (2, 1, 1));
     assert_eq!(t.categorical, vec![1, 2]);
-    assert_eq!(t.multi_ids[0], vec![1, 2, 2, 0]);
-    assert_eq!(t.multi_mask[0], vec![1.0, 1.0, 1.0, 0.0]);
+    assert_eq!(t.multi[0].to_padded(2).0, vec![1, 2, 2, 0]);
+    assert_eq!(t.multi[0].to_padded(2).1, vec![1.0, 1.0, 1.0, 0.0]);
     // y: train mean 2, population std 1.
     assert_eq!(t.dense, vec![0.0, -1.0, ln(2.0), 1.0]);
     assert_eq!(t.labels, vec![1.0, 1.0, 0.0, 0.0]);
     assert_eq!(t.users, vec![1, 2]);
     assert_eq!(v.categorical, vec![1]);
-    assert_eq!((v.multi_ids[0].clone(), v.multi_mask[0].clone()), (vec![0, 0], vec![0.0, 0.0]));
+    assert_eq!((v.multi[0].to_padded(2).0, v.multi[0].to_padded(2).1), (vec![0, 0], vec![0.0, 0.0]));
     assert_eq!(v.dense, vec![ln(4.0), 3.0]);
     assert_eq!(v.labels, vec![0.0, 1.0]);
     // City c and tag t3 never occur in train: OOV 0.
     assert_eq!(te.categorical, vec![0]);
-    assert_eq!(te.multi_ids[0], vec![0, 1]);
+    assert_eq!(te.multi[0].to_padded(2).0, vec![0, 1]);
     assert_eq!(te.dense, vec![ln(8.0), 0.0]);
     assert_eq!((te.labels.clone(), te.users.clone()), (vec![1.0, 0.0], vec![3]));
 }

@@ -1,19 +1,19 @@
 //! The input layer shared by every model: the categorical fields' embeddings
 //! (tables laid out by [`super::tables`]: one per width by default),
 //! mean-pooled multi-valued fields (the tag list, and the history sequence
-//! pooled through the feedid rows), the embeddings of encoded numeric
-//! columns ([`super::numeric_embed`]), and the dense features, concatenated
-//! into one vector per row.
+//! pooled through the feedid rows; ragged ids summed by segment), the
+//! embeddings of encoded numeric columns ([`super::numeric_embed`]), and the
+//! dense features, concatenated into one vector per row.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 use super::numeric_embed::NumericEmbedding;
 use super::tables::{EmbeddingTables, TableField, TableLayout};
 use super::ModelError;
-use crate::data::{Batch, FeatureSchema};
+use crate::data::{Batch, FeatureSchema, MultiBatch};
 
 /// `[models.input]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -106,18 +106,25 @@ impl InputLayer {
         let mut parts = Vec::with_capacity(self.multi_table.len() + self.numeric.len() + 8);
         parts.push(batch.dense.shallow_clone());
         parts.extend(self.tables.categorical(&batch.categorical));
-        for (j, &t) in self.multi_table.iter().enumerate() {
-            let ids = &batch.multi_ids[j];
-            let mask = &batch.multi_mask[j];
-            let emb = self.tables.lookup(t, ids); // [B, L, d]
-            let summed = (emb * mask.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-            let count = mask.sum_dim_intlist([1i64].as_slice(), true, Kind::Float).clamp_min(1.0);
-            parts.push(summed / count);
+        for (&t, m) in self.multi_table.iter().zip(&batch.multi) {
+            parts.push(self.pool(t, m, batch.size()));
         }
         for (emb, block) in self.numeric.iter().zip(&batch.numeric) {
             parts.push(emb.forward(block));
         }
         Tensor::cat(&parts, 1)
+    }
+}
+
+impl InputLayer {
+    /// The mean of each row's embeddings of `m`'s ids through table field
+    /// `t` ([rows, d]; 0 for a row without ids): a segment sum of the
+    /// gathered rows over the rows of the ids, divided by the counts.
+    fn pool(&self, t: usize, m: &MultiBatch, rows: i64) -> Tensor {
+        let emb = self.tables.lookup(t, &m.ids); // [n, d]
+        let d = self.tables.dim(t);
+        let summed = Tensor::zeros([rows, d], (emb.kind(), emb.device())).index_add(0, &m.rows, &emb);
+        summed / m.counts.clamp_min(1.0).unsqueeze(1)
     }
 }
 

@@ -191,6 +191,11 @@ impl EmbeddingTables {
         }
     }
 
+    /// The embedding width of field `field`.
+    pub fn dim(&self, field: usize) -> i64 {
+        self.fields[field].dim
+    }
+
     /// Index of the field that owns `name`'s rows.
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)

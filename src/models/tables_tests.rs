@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::*;
-use crate::data::{Batch, CategoricalField, FeatureSchema, MultiField};
+use crate::data::{Batch, CategoricalField, FeatureSchema, MultiBatch, MultiField};
 use crate::models::{self, input, ModelKind, ModelsConfig};
 
 fn field(name: &str, vocab: i64, dim: i64) -> TableField {
@@ -121,11 +121,10 @@ fn batch(rows: i64) -> Batch {
     let r = Tensor::arange(rows, opts);
     Batch {
         categorical: Tensor::stack(&[col(9), col(12), col(3), col(6)], 1),
-        multi_ids: vec![
-            Tensor::randint_low(1, 5, [rows, 3], opts) * tm.to_kind(Kind::Int64),
-            Tensor::randint_low(1, 12, [rows, 4], opts) * hm.to_kind(Kind::Int64),
+        multi: vec![
+            MultiBatch::from_padded(&(Tensor::randint_low(1, 5, [rows, 3], opts) * tm.to_kind(Kind::Int64)), &tm),
+            MultiBatch::from_padded(&(Tensor::randint_low(1, 12, [rows, 4], opts) * hm.to_kind(Kind::Int64)), &hm),
         ],
-        multi_mask: vec![tm, hm],
         dense: Tensor::randn([rows, 2], (Kind::Float, Device::Cpu)),
         labels: Tensor::stack(&[r.remainder(2).eq(0), r.remainder(3).eq(0)], 1).to_kind(Kind::Float),
         users: col(9),

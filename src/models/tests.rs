@@ -10,7 +10,8 @@ use super::backbone::BackboneKind;
 use super::ctnocvr::{ctnocvr_label, CtnocvrForm};
 use super::funnel::FunnelConfig;
 use super::*;
-use crate::data::{Batch, CategoricalField, FeatureSchema, MultiField};
+use crate::data::batch::epoch_order;
+use crate::data::{Batch, CategoricalField, FeatureSchema, MultiBatch, MultiField, Ragged, SplitData, SplitTensors};
 
 const B: i64 = 16;
 
@@ -53,13 +54,18 @@ fn batch(rows: i64, seed: i64) -> Batch {
     let like = r.remainder(3).eq(0).to_kind(Kind::Float);
     Batch {
         categorical: Tensor::stack(&[&users, &items], 1),
-        multi_ids: vec![tags, hist],
-        multi_mask: vec![tm, hm],
+        multi: vec![MultiBatch::from_padded(&tags, &tm), MultiBatch::from_padded(&hist, &hm)],
         dense: Tensor::randn([rows, 2], (Kind::Float, Device::Cpu)),
         labels: Tensor::stack(&[click, buy, like], 1),
         users,
         numeric: vec![],
     }
+}
+
+/// The ids of the first `k` rows of `m`.
+fn first_rows(m: &MultiBatch, k: i64) -> MultiBatch {
+    let n = m.rows.lt(k).sum(Kind::Int64).int64_value(&[]);
+    MultiBatch { ids: m.ids.narrow(0, 0, n), rows: m.rows.narrow(0, 0, n), counts: m.counts.narrow(0, 0, k) }
 }
 
 fn small_cfg() -> ModelsConfig {
@@ -130,24 +136,74 @@ fn input_layer_mean_pools_tags_and_history_through_the_item_table() {
     assert_eq!(x.size(), [6, 19]);
     let tags_w = &layer.field_weight("tags").expect("tags rows");
     let item_w = &layer.field_weight("itemid").expect("itemid rows");
-    let ids = |t: &Tensor, r: i64| Vec::<i64>::try_from(&t.get(r)).unwrap();
-    let msk = |t: &Tensor, r: i64| Vec::<f32>::try_from(&t.get(r)).unwrap();
+    let ids = |m: &MultiBatch, r: i64| {
+        let (ids, rows) = (Vec::<i64>::try_from(&m.ids).unwrap(), Vec::<i64>::try_from(&m.rows).unwrap());
+        ids.iter().zip(&rows).filter(|(_, &row)| row == r).map(|(&i, _)| i).collect::<Vec<i64>>()
+    };
     for r in 0..6 {
         // Mean of the present ids' rows, by hand; zeros when none is present.
-        let pool = |w: &Tensor, ids: Vec<i64>, mask: Vec<f32>, d: i64| {
-            let present: Vec<i64> = ids.iter().zip(&mask).filter(|(_, &m)| m > 0.5).map(|(&i, _)| i).collect();
+        let pool = |w: &Tensor, present: Vec<i64>, d: i64| {
             if present.is_empty() {
                 Tensor::zeros([d], (Kind::Float, Device::Cpu))
             } else {
                 w.index_select(0, &Tensor::from_slice(&present)).mean_dim([0i64].as_slice(), false, Kind::Float)
             }
         };
-        let tags = pool(tags_w, ids(&b.multi_ids[0], r), msk(&b.multi_mask[0], r), 3);
-        let hist = pool(item_w, ids(&b.multi_ids[1], r), msk(&b.multi_mask[1], r), 5);
+        let tags = pool(tags_w, ids(&b.multi[0], r), 3);
+        let hist = pool(item_w, ids(&b.multi[1], r), 5);
         assert!(max_abs(&(x.get(r).narrow(0, 11, 3) - tags)) < 1e-6, "row {r}: tags");
         assert!(max_abs(&(x.get(r).narrow(0, 14, 5) - hist)) < 1e-6, "row {r}: history");
         assert!(max_abs(&(x.get(r).narrow(0, 0, 2) - b.dense.get(r))) < 1e-7, "row {r}: dense first");
     }
+}
+
+#[test]
+fn ragged_pooling_equals_the_masked_mean_of_the_padded_layout() {
+    tch::manual_seed(8);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let s = schema();
+    let layer = InputLayer::new(&(vs.root() / "shared" / "input"), &s, &InputConfig::default()).unwrap();
+    let (rows, opts) = (200i64, (Kind::Int64, Device::Cpu));
+    let mask = |l: i64| Tensor::rand([rows, l], (Kind::Float, Device::Cpu)).gt(0.4).to_kind(Kind::Float);
+    let (tm, hm) = (mask(3), mask(4));
+    let tags = Tensor::randint_low(1, 10, [rows, 3], opts) * tm.to_kind(Kind::Int64);
+    let hist = Tensor::randint_low(1, 30, [rows, 4], opts) * hm.to_kind(Kind::Int64);
+    // The padded path: the masked mean over the padded slots.
+    let masked_mean = |w: &Tensor, ids: &Tensor, m: &Tensor| {
+        let emb = w.index_select(0, &ids.view([-1])).view([rows, ids.size()[1], -1]);
+        let sum = (emb * m.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        sum / m.sum_dim_intlist([1i64].as_slice(), true, Kind::Float).clamp_min(1.0)
+    };
+    let want_tags = masked_mean(&layer.field_weight("tags").unwrap(), &tags, &tm);
+    let want_hist = masked_mean(&layer.field_weight("itemid").unwrap(), &hist, &hm);
+    let check = |b: &Batch, order: &Tensor, label: &str| {
+        let x = layer.forward(b);
+        assert!(max_abs(&(x.narrow(1, 11, 3) - want_tags.index_select(0, order))) < 1e-6, "{label}: tags");
+        assert!(max_abs(&(x.narrow(1, 14, 5) - want_hist.index_select(0, order))) < 1e-6, "{label}: history");
+    };
+    // Straight from the padded tensors.
+    let mut b = batch(rows, 12);
+    b.multi = vec![MultiBatch::from_padded(&tags, &tm), MultiBatch::from_padded(&hist, &hm)];
+    check(&b, &Tensor::arange(rows, opts), "padded tensors");
+    // Through a split's ragged lists, shuffled.
+    let n = rows as usize;
+    let ragged = |ids: &Tensor, m: &Tensor, l| {
+        let (ids, m) = (Vec::<i64>::try_from(&ids.view([-1])).unwrap(), Vec::<f32>::try_from(&m.view([-1])).unwrap());
+        Ragged::from_padded(&ids, &m, l).unwrap()
+    };
+    let split = SplitData {
+        rows: n,
+        categorical: vec![1; n * 2],
+        dense: vec![0.0; n * 2],
+        labels: vec![0.0; n * 3],
+        users: vec![1; n],
+        multi: vec![ragged(&tags, &tm, 3), ragged(&hist, &hm, 4)],
+        ..Default::default()
+    };
+    split.check(&s).unwrap();
+    let t = SplitTensors::new(&split, &s, Device::Cpu);
+    let order = Tensor::from_slice(&epoch_order(n, 3, 0));
+    check(&t.select(&order), &order, "split tensors");
 }
 
 #[test]
@@ -285,8 +341,7 @@ fn eval_mode_is_deterministic_and_train_mode_uses_dropout() {
         // does not depend on the other rows of its batch.
         let part = Batch {
             categorical: b.categorical.narrow(0, 0, 4),
-            multi_ids: b.multi_ids.iter().map(|t| t.narrow(0, 0, 4)).collect(),
-            multi_mask: b.multi_mask.iter().map(|t| t.narrow(0, 0, 4)).collect(),
+            multi: b.multi.iter().map(|m| first_rows(m, 4)).collect(),
             dense: b.dense.narrow(0, 0, 4),
             labels: b.labels.narrow(0, 0, 4),
             users: b.users.narrow(0, 0, 4),

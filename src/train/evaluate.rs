@@ -4,7 +4,6 @@
 //! only where the source names the user of its rows.
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 
 use crate::data::batch::to_vec_f32;
 use crate::data::{FeatureSchema, SplitData, SplitTensors};
@@ -51,7 +50,8 @@ impl Predictions {
     }
 }
 
-/// Runs the model in eval mode over a split, in row order.
+/// Runs the model in eval mode over a split, in row order. Each batch's
+/// outputs are copied out as they come, so no batch's tensors outlive it.
 pub fn predict(
     model: &dyn MultiTaskModel,
     split: &SplitTensors,
@@ -59,42 +59,32 @@ pub fn predict(
     batch_size: usize,
 ) -> Result<Predictions, tch::TchError> {
     tch::no_grad(|| {
-        let mut probs = Vec::new();
-        let mut extra: Vec<(String, Vec<Tensor>)> = Vec::new();
-        let mut gate_sums: Vec<(String, Vec<String>, Tensor)> = Vec::new();
-        let mut chunks = Vec::new();
+        let mut probs = Vec::with_capacity(split.rows * schema.tasks.len());
+        let mut extra: Vec<(String, Vec<f32>)> = Vec::new();
+        let mut gate_sums: Vec<(String, Vec<String>, Vec<f64>)> = Vec::new();
         for b in split.in_order(batch_size) {
             let out = model.forward_t(&b, false);
-            chunks.push(out.probs);
+            probs.extend(to_vec_f32(&out.probs)?);
             for (i, g) in out.gates.into_iter().enumerate() {
                 let s = g.weights.to_kind(tch::Kind::Double).sum_dim_intlist([0i64].as_slice(), false, tch::Kind::Double);
+                let s = Vec::<f64>::try_from(&s.to_device(tch::Device::Cpu))?;
                 match gate_sums.get_mut(i) {
-                    Some(acc) => acc.2 += s,
+                    Some(acc) => acc.2.iter_mut().zip(s).for_each(|(a, x)| *a += x),
                     None => gate_sums.push((g.name, g.labels.to_vec(), s)),
                 }
             }
             for (i, (name, t)) in out.extra.into_iter().enumerate() {
                 if extra.len() <= i {
-                    extra.push((name, vec![]));
+                    extra.push((name, Vec::with_capacity(split.rows)));
                 }
-                extra[i].1.push(t);
+                extra[i].1.extend(to_vec_f32(&t)?);
             }
         }
-        if !chunks.is_empty() {
-            probs = to_vec_f32(&Tensor::cat(&chunks, 0))?;
-        }
-        let extra = extra
-            .into_iter()
-            .map(|(n, ts)| Ok((n, to_vec_f32(&Tensor::cat(&ts, 0))?)))
-            .collect::<Result<Vec<_>, tch::TchError>>()?;
         let rows = split.rows.max(1) as f64;
         let gates = gate_sums
             .into_iter()
-            .map(|(gate, labels, sum)| {
-                let weights = Vec::<f64>::try_from(&sum.to_device(tch::Device::Cpu))?.into_iter().map(|w| w / rows).collect();
-                Ok(GateMean { gate, labels, weights })
-            })
-            .collect::<Result<Vec<_>, tch::TchError>>()?;
+            .map(|(gate, labels, sum)| GateMean { gate, labels, weights: sum.into_iter().map(|w| w / rows).collect() })
+            .collect();
         Ok(Predictions { rows: split.rows, tasks: schema.tasks.clone(), probs, extra, gates })
     })
 }

@@ -194,6 +194,8 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
 
     let train_t = SplitTensors::new(&data.train, &data.schema, device);
     let valid_t = SplitTensors::new(&data.valid, &data.schema, device);
+    // What the loading freed (the features once split) leaves the resident set.
+    alloc::release_free_memory();
 
     let higher = matches!(cfg.select_metric, SelectMetric::MeanAuc);
     let mut stopper = EarlyStopping::new(cfg.patience, higher);
@@ -254,6 +256,8 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
         let t1 = Instant::now();
         let pred = evaluate::predict(model.as_ref(), &valid_t, &data.schema, cfg.eval_batch_size)?;
         let valid = evaluate::task_metrics(&pred, &data.valid);
+        drop(pred);
+        alloc::release_free_memory();
         let value = select_value(cfg, &valid)?;
         let rec = EpochRecord {
             epoch,
@@ -277,6 +281,7 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
     let (snap, valid) = best.ok_or_else(|| TrainError::Validation("no best epoch recorded".into()))?;
     restore(&vs, &snap);
     drop(train_t);
+    alloc::release_free_memory();
     let t2 = Instant::now();
     let test_t = SplitTensors::new(&data.test, &data.schema, device);
     let test_predictions = evaluate::predict(model.as_ref(), &test_t, &data.schema, cfg.eval_batch_size)?;

@@ -28,7 +28,7 @@ use etl::{WechatFeatures, CATEGORICAL};
 /// The seven actions, in the reference ETL's order.
 pub const ACTIONS: [&str; 7] = ["read_comment", "like", "click_avatar", "forward", "comment", "follow", "favorite"];
 /// Bump when the ETL's output changes: old cache entries are then ignored.
-pub const ETL_VERSION: &str = "wechat-etl-v1";
+pub const ETL_VERSION: &str = "wechat-etl-v2";
 pub const ACTION_FILE: &str = "user_action.csv";
 pub const FEED_FILE: &str = "feed_info.csv";
 
@@ -121,7 +121,6 @@ pub fn validate(tasks: &[String], split: &DaySplit) -> Result<(), DataError> {
 /// Returns the features and the cache key (a digest of the inputs' content
 /// and the ETL version).
 pub fn features(dir: &Path, cache_dir: &Path) -> Result<(WechatFeatures, String), DataError> {
-    let mut inputs = Vec::new();
     for name in [ACTION_FILE, FEED_FILE] {
         let p = dir.join(name);
         if !p.is_file() {
@@ -130,8 +129,14 @@ pub fn features(dir: &Path, cache_dir: &Path) -> Result<(WechatFeatures, String)
                 message: format!("not found: a WeChat data folder needs {ACTION_FILE} and {FEED_FILE}"),
             });
         }
-        inputs.push((name.to_string(), cache::file_digest(&p)?));
     }
+    // The two digests at once (each reads a file of hundreds of MB at full scale).
+    let (actions_digest, feeds_digest) = std::thread::scope(|sc| {
+        let feeds = sc.spawn(|| cache::file_digest(&dir.join(FEED_FILE)));
+        let actions = cache::file_digest(&dir.join(ACTION_FILE));
+        (actions, feeds.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    let inputs = vec![(ACTION_FILE.to_string(), actions_digest?), (FEED_FILE.to_string(), feeds_digest?)];
     let key = cache::key_of(&[ETL_VERSION, &inputs[0].1, &inputs[1].1]);
     let entry = cache_dir.join("wechat").join(&key);
     if entry.join(store::META_FILE).is_file() {
@@ -140,7 +145,7 @@ pub fn features(dir: &Path, cache_dir: &Path) -> Result<(WechatFeatures, String)
     }
     let actions = raw::read_actions(&dir.join(ACTION_FILE))?;
     let feeds = raw::read_feeds(&dir.join(FEED_FILE))?;
-    let f = etl::build(&actions, &feeds);
+    let f = etl::build(&actions, &feeds).map_err(|e| DataError::File { path: dir.to_path_buf(), message: e.to_string() })?;
     drop(actions);
     cache::build_atomically(&entry, |tmp| store::write(tmp, &f, ETL_VERSION, &inputs))?;
     Ok((f, key))
@@ -198,14 +203,11 @@ struct Part<'a> {
     dense: &'a mut [f32],
     labels: &'a mut [f32],
     users: &'a mut [i64],
-    ids: Vec<&'a mut [i64]>,
-    mask: Vec<&'a mut [f32]>,
 }
 
-fn fill(f: &WechatFeatures, rows: &[usize], tasks: &[usize], lens: &[usize], p: Part<'_>) {
-    let lists = [&f.tags, &f.history];
+fn fill(f: &WechatFeatures, rows: &[usize], tasks: &[usize], p: Part<'_>) {
     let (nc, nd, nt) = (f.categorical.len(), f.dense.len(), tasks.len());
-    let Part { categorical, dense, labels, users, mut ids, mut mask } = p;
+    let Part { categorical, dense, labels, users } = p;
     for (i, &r) in rows.iter().enumerate() {
         for (j, col) in f.categorical.iter().enumerate() {
             categorical[i * nc + j] = col[r] as i64;
@@ -217,53 +219,39 @@ fn fill(f: &WechatFeatures, rows: &[usize], tasks: &[usize], lens: &[usize], p: 
             labels[i * nt + j] = f.actions[a][r] as f32;
         }
         users[i] = f.categorical[0][r] as i64;
-        for (m, list) in lists.iter().enumerate() {
-            let row = list.row(r);
-            let base = i * lens[m];
-            for (k, &v) in row[..row.len().min(lens[m])].iter().enumerate() {
-                ids[m][base + k] = v as i64;
-                mask[m][base + k] = 1.0;
-            }
-        }
     }
 }
 
-/// The padded blocks of one split. Blocks start zeroed (padding = id 0,
-/// mask 0) and row chunks are filled in parallel.
+/// The blocks of one split, row chunks filled in parallel; the list
+/// columns keep their distinct lists (in [`schema`]'s order: tags, history).
 fn split_data(f: &WechatFeatures, schema: &FeatureSchema, rows: &[usize]) -> SplitData {
     let n = rows.len();
     let tasks: Vec<usize> = schema.tasks.iter().map(|t| action_index(t)).collect();
     let (nc, nd, nt) = (f.categorical.len(), f.dense.len(), tasks.len().max(1));
-    let lens: Vec<usize> = schema.multi.iter().map(|m| m.max_len.max(1)).collect();
     let mut s = SplitData {
         rows: n,
         categorical: vec![0; n * nc],
         dense: vec![0.0; n * nd],
         labels: vec![0.0; n * tasks.len()],
         users: vec![0; n],
-        multi_ids: lens.iter().map(|l| vec![0; n * l]).collect(),
-        multi_mask: lens.iter().map(|l| vec![0.0; n * l]).collect(),
+        multi: vec![f.tags.take_rows(rows), f.history.take_rows(rows)],
         ..Default::default()
     };
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8);
     let chunk = n.div_ceil(threads).max(1);
-    let (tasks, lens) = (&tasks, &lens);
+    let tasks = &tasks;
     std::thread::scope(|sc| {
         let mut cat = s.categorical.chunks_mut(chunk * nc);
         let mut dense = s.dense.chunks_mut(chunk * nd);
         let mut labels = s.labels.chunks_mut(chunk * nt);
         let mut users = s.users.chunks_mut(chunk);
-        let mut ids: Vec<_> = s.multi_ids.iter_mut().zip(lens).map(|(v, &l)| v.chunks_mut(chunk * l)).collect();
-        let mut mask: Vec<_> = s.multi_mask.iter_mut().zip(lens).map(|(v, &l)| v.chunks_mut(chunk * l)).collect();
         for rs in rows.chunks(chunk) {
             let (Some(categorical), Some(dense), Some(labels), Some(users)) = (cat.next(), dense.next(), labels.next(), users.next())
             else {
                 break;
             };
-            let ids: Vec<&mut [i64]> = ids.iter_mut().filter_map(|it| it.next()).collect();
-            let mask: Vec<&mut [f32]> = mask.iter_mut().filter_map(|it| it.next()).collect();
-            let part = Part { categorical, dense, labels, users, ids, mask };
-            sc.spawn(move || fill(f, rs, tasks, lens, part));
+            let part = Part { categorical, dense, labels, users };
+            sc.spawn(move || fill(f, rs, tasks, part));
         }
     });
     s

@@ -80,16 +80,16 @@ fn etl_matches_features_worked_out_by_hand() {
     assert_eq!(row(&t.dense, 16, 0), ln1p(&[10., 2., 1., 1., 0., 0., 0., 0., 2., 1., 0., 1., 0., 0., 0., 1.]));
     assert_eq!(row(&t.labels, 3, 0), vec![1.0, 1.0, 0.0]);
     // History: feeds 100, 200 in file order; tags of feed 100: 3, 4.
-    assert_eq!(row(&t.multi_ids[1], 2, 0), vec![1, 2]);
-    assert_eq!(row(&t.multi_ids[0], 2, 0), vec![1, 2]);
-    assert_eq!(row(&t.multi_mask[0], 2, 0), vec![1.0, 1.0]);
+    assert_eq!(row(&t.multi[1].to_padded(2).0, 2, 0), vec![1, 2]);
+    assert_eq!(row(&t.multi[0].to_padded(2).0, 2, 0), vec![1, 2]);
+    assert_eq!(row(&t.multi[0].to_padded(2).1, 2, 0), vec![1.0, 1.0]);
     // line 7: u2 saw feed 999, unknown to feed_info: OOV ids, no tags, 0 s.
     assert_eq!(row(&t.categorical, 6, 1), vec![2, 0, 2, 0, 0, 0]);
     assert_eq!(row(&t.dense, 16, 1), ln1p(&[0., 2., 0., 0., 1., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0.]));
     // u2 read feed 100 on day 5 (line 5) and feed 300 on day 3 (line 11):
     // file order, not day order.
-    assert_eq!(row(&t.multi_ids[1], 2, 1), vec![1, 3]);
-    assert_eq!(row(&t.multi_mask[0], 2, 1), vec![0.0, 0.0]);
+    assert_eq!(row(&t.multi[1].to_padded(2).0, 2, 1), vec![1, 3]);
+    assert_eq!(row(&t.multi[0].to_padded(2).1, 2, 1), vec![0.0, 0.0]);
     assert_eq!(t.users, vec![1, 2]);
 
     // Validation = day 9 (window 2..8): lines 8 and 9.
@@ -98,12 +98,12 @@ fn etl_matches_features_worked_out_by_hand() {
     // u1 days 2..8: rc 2 (d2, d8), click_avatar 1, comment 1; feed 300: rc 1
     // (u2 d3), click_avatar 1 (u1 d7); u1 x author 7 rc: 1 (feed 100 on d8).
     assert_eq!(row(&v.dense, 16, 0), ln1p(&[30., 2., 0., 1., 0., 1., 0., 0., 1., 0., 1., 0., 0., 0., 0., 1.]));
-    assert_eq!(row(&v.multi_ids[1], 2, 0), vec![2, 1]);
+    assert_eq!(row(&v.multi[1].to_padded(2).0, 2, 0), vec![2, 1]);
     assert_eq!(row(&v.labels, 3, 0), vec![0.0, 0.0, 0.0]);
     // u3 is new: nothing in the window; feed 200 was read on day 2.
     assert_eq!(row(&v.categorical, 6, 1), vec![3, 2, 1, 2, 0, 0]);
     assert_eq!(row(&v.dense, 16, 1), ln1p(&[20., 0., 0., 0., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0., 0., 0.]));
-    assert_eq!(row(&v.multi_mask[1], 2, 1), vec![0.0, 0.0]);
+    assert_eq!(row(&v.multi[1].to_padded(2).1, 2, 1), vec![0.0, 0.0]);
     assert_eq!(row(&v.labels, 3, 1), vec![0.0, 0.0, 1.0]);
 
     // Test = day 14 (window 7..13): u1 has click_avatar d7, rc + comment d8,
@@ -111,9 +111,9 @@ fn etl_matches_features_worked_out_by_hand() {
     let te = &ds.test;
     assert_eq!(row(&te.categorical, 6, 0), vec![1, 2, 1, 2, 0, 0]);
     assert_eq!(row(&te.dense, 16, 0), ln1p(&[20., 1., 0., 1., 0., 1., 1., 0., 0., 0., 0., 0., 0., 0., 1., 0.]));
-    assert_eq!(row(&te.multi_ids[1], 2, 0), vec![1, 0]);
-    assert_eq!(row(&te.multi_mask[1], 2, 0), vec![1.0, 0.0]);
-    assert_eq!(row(&te.multi_ids[0], 2, 0), vec![2, 0]);
+    assert_eq!(row(&te.multi[1].to_padded(2).0, 2, 0), vec![1, 0]);
+    assert_eq!(row(&te.multi[1].to_padded(2).1, 2, 0), vec![1.0, 0.0]);
+    assert_eq!(row(&te.multi[0].to_padded(2).0, 2, 0), vec![2, 0]);
     assert_eq!(row(&te.labels, 3, 0), vec![1.0, 0.0, 0.0]);
     for split in [&ds.train, &ds.valid, &ds.test] {
         split.check(&ds.schema).unwrap();
@@ -148,12 +148,16 @@ fn history_keeps_the_last_50_reads_of_the_window() {
         tag_offsets: vec![0; 62],
         tags: vec![],
     };
-    let f = etl::build(&a, &feeds);
+    let f = etl::build(&a, &feeds).unwrap();
     assert_eq!(f.rows(), 2);
     let want: Vec<i32> = (11..=60).collect();
     for r in 0..2 {
         assert_eq!(f.history.row(r), want.as_slice(), "row {r}");
     }
+    // Both rows are user 5 on day 8: one history list, held once.
+    assert_eq!((f.history.lists.len(), f.history.row_list.clone()), (1, vec![0, 0]));
+    // Tags: list 0 empty, then one list per feed_info row (feeds 61 and 1).
+    assert_eq!((f.tags.lists.len(), f.tags.row_list.clone()), (62, vec![61, 1]));
     // The user read 60 feeds of author 1 in days 1..7.
     assert_eq!(f.dense[15][1], 60f64.ln_1p() as f32);
 }

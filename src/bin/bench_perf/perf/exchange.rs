@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use super::PerfError;
-use mtlbench::data::{FeatureSchema, SplitData};
+use mtlbench::data::{FeatureSchema, Ragged, SplitData};
 use mtlbench::models::{self, ModelKind, ModelsConfig};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -195,9 +195,11 @@ pub fn write_split(dir: &Path, prefix: &str, split: &SplitData, schema: &Feature
     let n = split.rows;
     let mut multi_ids = Vec::new();
     let mut multi_mask = Vec::new();
-    for (i, f) in schema.multi.iter().enumerate() {
-        multi_ids.push(write_array(dir, &format!("{prefix}_multi{i}_ids.bin"), &split.multi_ids[i], vec![n, f.max_len])?);
-        multi_mask.push(write_array(dir, &format!("{prefix}_multi{i}_mask.bin"), &split.multi_mask[i], vec![n, f.max_len])?);
+    // The reference reads the multi-valued fields padded to max_len, with a mask.
+    for (i, (f, m)) in schema.multi.iter().zip(&split.multi).enumerate() {
+        let (ids, mask) = m.to_padded(f.max_len);
+        multi_ids.push(write_array(dir, &format!("{prefix}_multi{i}_ids.bin"), &ids, vec![n, f.max_len])?);
+        multi_mask.push(write_array(dir, &format!("{prefix}_multi{i}_mask.bin"), &mask, vec![n, f.max_len])?);
     }
     Ok(SplitFiles {
         rows: n,
@@ -212,11 +214,16 @@ pub fn write_split(dir: &Path, prefix: &str, split: &SplitData, schema: &Feature
 
 /// Reads a split written by [`write_split`] and checks it against the schema.
 pub fn read_split(dir: &Path, files: &SplitFiles, schema: &FeatureSchema) -> Result<SplitData, PerfError> {
+    let mut multi = Vec::new();
+    for ((ids, mask), f) in files.multi_ids.iter().zip(&files.multi_mask).zip(&schema.multi) {
+        let ragged = Ragged::from_padded(&read_array(dir, ids)?, &read_array(dir, mask)?, f.max_len)
+            .map_err(|e| PerfError::Format { path: dir.join(&ids.file), message: e.to_string() })?;
+        multi.push(ragged);
+    }
     let split = SplitData {
         rows: files.rows,
         categorical: read_array(dir, &files.categorical)?,
-        multi_ids: files.multi_ids.iter().map(|a| read_array(dir, a)).collect::<Result<_, _>>()?,
-        multi_mask: files.multi_mask.iter().map(|a| read_array(dir, a)).collect::<Result<_, _>>()?,
+        multi,
         dense: read_array(dir, &files.dense)?,
         labels: read_array(dir, &files.labels)?,
         users: read_array(dir, &files.users)?,
@@ -238,8 +245,7 @@ pub fn take_rows(split: &SplitData, schema: &FeatureSchema, rows: &[usize]) -> S
     SplitData {
         rows: rows.len(),
         categorical: block(&split.categorical, schema.categorical.len(), rows),
-        multi_ids: schema.multi.iter().enumerate().map(|(i, f)| block(&split.multi_ids[i], f.max_len, rows)).collect(),
-        multi_mask: schema.multi.iter().enumerate().map(|(i, f)| block(&split.multi_mask[i], f.max_len, rows)).collect(),
+        multi: split.multi.iter().map(|m| m.take_rows(rows)).collect(),
         dense: block(&split.dense, schema.dense.len(), rows),
         labels: block(&split.labels, schema.tasks.len(), rows),
         users: block(&split.users, 1, rows),
