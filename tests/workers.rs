@@ -231,3 +231,43 @@ fn ctrl_c_of_jobs_stops_every_worker_with_its_run_killed_and_a_rerun_finishes() 
     assert!(o.status.success(), "{}", stderr(&o));
     finished_metrics(db.as_path(), 6);
 }
+
+#[test]
+fn a_following_worker_waits_for_a_sweep_registered_after_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The database exists (another sweep), the followed one does not yet.
+    let other = write(d, "other.toml", &TINY_GRID.replace("name = \"tiny\"", "name = \"other\""));
+    let o = bench(d, &["run", other.to_str().unwrap(), "--enqueue"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut worker = Command::new(bench_bin())
+        .current_dir(d)
+        .env("MTLBENCH_DB", d.join("db.sqlite"))
+        .env("MTLBENCH_CACHE", d.join("cache"))
+        .args(["worker", "--quiet", "--sweep", "tiny", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning bench worker");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(worker.try_wait().unwrap().is_none(), "the worker did not wait for sweep `tiny`");
+    let g = write(d, "g.toml", TINY_GRID);
+    let o = bench(d, &["run", g.to_str().unwrap(), "--enqueue"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t0 = Instant::now();
+    let store = Store::open_at(&DbLocation::from(d.join("db.sqlite")), OpenMode::ReadExisting).unwrap();
+    let tiny_finished = || {
+        store.list_runs().unwrap().iter().filter(|r| r.status == RunStatus::Finished).count()
+    };
+    while tiny_finished() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(180), "the following worker did not train sweep `tiny`");
+        assert!(worker.try_wait().unwrap().is_none(), "the worker exited early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Only the followed sweep was trained; the other stays queued.
+    let runs = store.list_runs().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    let status = worker.wait().unwrap();
+    assert!(matches!(status.code(), Some(0) | Some(130)), "a stopped worker exits with 0 or 130: {status:?}");
+}

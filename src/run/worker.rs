@@ -109,7 +109,12 @@ impl Worker<'_> {
     /// Looks at every selected sweep's cells in order; claims and trains the first queued one.
     fn pass(&mut self, progress: &mut Progress) -> Result<Pass, RunError> {
         let mut waiting = false;
-        for sweep in select_sweeps(self.store, self.opts.sweep.as_deref())? {
+        let sweeps = match select_sweeps(self.store, self.opts.sweep.as_deref()) {
+            // With --follow, a sweep not registered yet is waited for.
+            Err(RunError::NoSuchSweep(_)) if self.opts.follow => return Ok(Pass::Waiting),
+            other => other?,
+        };
+        for sweep in sweeps {
             if !self.plans.contains_key(&sweep.id) {
                 let plan = plan_of(&sweep)?;
                 progress.set_total(plan.cells.len());
