@@ -53,7 +53,7 @@ pub enum VerdictError {
     MixedSelection(String),
     #[error("run {run}: unknown train.select_metric `{value}` (expected mean-auc or mean-logloss)")]
     UnknownSelectMetric { run: String, value: String },
-    #[error("the runs were evaluated on different datasets ({0}); a leaderboard ranks arms on one dataset")]
+    #[error("the runs were evaluated on different datasets ({0}); a leaderboard ranks arms on one dataset (a sweep whose data changed, e.g. features rebuilt by a newer version, keeps its older runs: record it into a new database with --db)")]
     MixedDatasets(String),
     #[error("--task {task}: no such task; the tasks are {tasks}")]
     UnknownTask { task: String, tasks: String },
