@@ -53,14 +53,22 @@ impl ExpertSet {
     }
 
     /// [B, in] -> [B, n, out]: every expert applied to the same input.
+    /// The first layer, whose input all experts share, is one `addmm` of x
+    /// with the weights laid side by side, [in, n * out], bias included
+    /// (fewer operators and a faster kernel than the batched product);
+    /// deeper layers multiply each expert's own input.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut h: Option<Tensor> = None;
         for (w, b) in &self.layers {
-            let y = match &h {
-                None => Tensor::einsum("bi,nio->bno", &[x, w], None::<i64>),
-                Some(h) => Tensor::einsum("bni,nio->bno", &[h, w], None::<i64>),
+            let h_next = match &h {
+                None => {
+                    let (d, o) = (w.size()[1], w.size()[2]);
+                    let side_by_side = w.permute([1, 0, 2]).reshape([d, self.n * o]);
+                    b.reshape([-1]).addmm(x, &side_by_side).view([-1, self.n, o])
+                }
+                Some(h) => Tensor::einsum("bni,nio->bno", &[h, w], None::<i64>) + b.unsqueeze(0),
             };
-            h = Some((y + b.unsqueeze(0)).relu());
+            h = Some(h_next.relu());
         }
         // An expert set always has at least one layer (validated by the configs).
         h.unwrap_or_else(|| x.unsqueeze(1).expand([-1, self.n, -1], false))
@@ -85,7 +93,7 @@ impl Gate {
 
     /// [B, in] -> [B, n], rows sum to 1.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.linear.forward(x).softmax(-1, Kind::Float)
+        softmax_last(&self.linear.forward(x))
     }
 
     /// Several gates of `n` experts each on the same input, in one matrix
@@ -97,8 +105,20 @@ impl Gate {
             [one] => one.linear.ws.shallow_clone(),
             _ => Tensor::cat(&gates.iter().map(|g| &g.linear.ws).collect::<Vec<_>>(), 0),
         };
-        x.linear::<&Tensor>(&w, None).view([-1, gates.len() as i64, n]).softmax(-1, Kind::Float)
+        softmax_last(&x.linear::<&Tensor>(&w, None).view([-1, gates.len() as i64, n]))
     }
+}
+
+/// Softmax over the last dimension, exp(z - max z) / sum exp(z - max z),
+/// from element-wise operators. The same function as libtorch's `softmax`
+/// (to float rounding), whose CPU kernel took 2.7x as long forward and
+/// backward on gates of 8 experts at batch 1024 (docs/performance.md).
+/// The max is a constant shift, which leaves the softmax and its gradient
+/// unchanged, so no gradient flows through it.
+pub fn softmax_last(z: &Tensor) -> Tensor {
+    let e = (z - z.amax([-1i64].as_slice(), true).detach()).exp();
+    let sum = e.sum_dim_intlist([-1i64].as_slice(), true, Kind::Float);
+    e / sum
 }
 
 /// The gate weights of one forward pass, exposed by [`super::ModelOutput`].
@@ -112,7 +132,7 @@ pub struct GateWeights {
 
 /// Gate-weighted sum of experts: weights [B, n], experts [B, n, d] -> [B, d].
 pub fn mix(weights: &Tensor, experts: &Tensor) -> Tensor {
-    weights.unsqueeze(1).bmm(experts).squeeze_dim(1)
+    mix_stacked(&weights.unsqueeze(1), experts).squeeze_dim(1)
 }
 
 /// Several gates' mixes of the same experts at once: weights G x [B, n]
@@ -125,9 +145,20 @@ pub fn mix_gates(weights: &[Tensor], experts: &Tensor) -> Tensor {
     mix_stacked(&Tensor::stack(weights, 1), experts)
 }
 
+/// Below this many multiply-adds per row (G x n x d), libtorch's CPU `bmm`
+/// runs its element-by-element kernel instead of BLAS (its threshold is
+/// 400), and a broadcast product summed over the experts is the faster
+/// mix (forward and backward, docs/performance.md).
+const SMALL_MIX: i64 = 400;
+
 /// [`mix_gates`] of weights stacked [B, G, n] (as [`Gate::forward_all`] gives them).
 pub fn mix_stacked(weights: &Tensor, experts: &Tensor) -> Tensor {
-    weights.bmm(experts)
+    let (w, e) = (weights.size(), experts.size());
+    if w.len() == 3 && e.len() == 3 && w[1] * w[2] * e[2] < SMALL_MIX {
+        (weights.unsqueeze(-1) * experts.unsqueeze(1)).sum_dim_intlist([2i64].as_slice(), false, Kind::Float)
+    } else {
+        weights.bmm(experts)
+    }
 }
 
 /// Labels "{prefix}e0", "{prefix}e1", ...
@@ -181,6 +212,60 @@ mod tests {
         assert_eq!(both.size(), [6, 2, 4]);
         assert!((both.select(1, 0) - &want).abs().max().double_value(&[]) < 1e-6);
         assert!((both.select(1, 1) - mix(&w2, &e)).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    /// Values and input gradients of `f` and `g` on the same inputs agree to 1e-5.
+    fn same_function_and_gradients(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, g: impl Fn(&[Tensor]) -> Tensor) {
+        let run = |h: &dyn Fn(&[Tensor]) -> Tensor| {
+            let xs: Vec<Tensor> = inputs.iter().map(|x| x.detach().set_requires_grad(true)).collect();
+            let y = h(&xs);
+            // A fixed, uneven upstream gradient.
+            let up = Tensor::arange(y.numel() as i64, (Kind::Float, Device::Cpu)).view(y.size().as_slice()).sin();
+            (&y * up).sum(Kind::Float).backward();
+            (y.detach(), xs.iter().map(|x| x.grad()).collect::<Vec<_>>())
+        };
+        let ((ya, ga), (yb, gb)) = (run(&f), run(&g));
+        assert_eq!(ya.size(), yb.size());
+        assert!((&ya - &yb).abs().max().double_value(&[]) < 1e-5, "values differ");
+        for (k, (a, b)) in ga.iter().zip(&gb).enumerate() {
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "gradient of input {k} differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn small_mixes_equal_the_batched_product() {
+        tch::manual_seed(6);
+        // 2 gates x 8 experts x 16 wide: the broadcast path; 3 x 3 x 64: bmm.
+        for (g, n, d) in [(2, 8, 16), (3, 3, 64)] {
+            let w = Tensor::rand([5, g, n], (Kind::Float, Device::Cpu));
+            let e = Tensor::randn([5, n, d], (Kind::Float, Device::Cpu));
+            same_function_and_gradients(&[w, e], |x| mix_stacked(&x[0], &x[1]), |x| x[0].bmm(&x[1]));
+        }
+    }
+
+    #[test]
+    fn softmax_from_elementwise_ops_is_libtorchs() {
+        tch::manual_seed(8);
+        // Large logits too: the shift by the max keeps exp finite.
+        let z = Tensor::randn([6, 2, 8], (Kind::Float, Device::Cpu)) * 30.0;
+        same_function_and_gradients(&[z], |x| softmax_last(&x[0]), |x| x[0].softmax(-1, Kind::Float));
+    }
+
+    #[test]
+    fn first_layer_side_by_side_equals_the_batched_product() {
+        tch::manual_seed(9);
+        let x = Tensor::randn([7, 5], (Kind::Float, Device::Cpu));
+        let w = Tensor::randn([3, 5, 4], (Kind::Float, Device::Cpu));
+        let b = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
+        same_function_and_gradients(
+            &[x, w, b],
+            |t| {
+                let set = ExpertSet { layers: vec![(t[1].shallow_clone(), t[2].shallow_clone())], n: 3, out_dim: 4 };
+                set.forward(&t[0])
+            },
+            |t| (Tensor::einsum("bi,nio->bno", &[&t[0], &t[1]], None::<i64>) + t[2].unsqueeze(0)).relu(),
+        );
     }
 
     #[test]

@@ -202,13 +202,18 @@ impl EmbeddingTables {
     }
 }
 
-/// Rows `ids` of `weight` (any shape -> shape + [dim]) by advanced
-/// indexing, `weight[ids]`: the values of `embedding`, but a backward pass
-/// that accumulates the gradient in one pass over its elements, where
+/// Rows `ids` of `weight` (any shape -> shape + [dim]) by `index_select`
+/// on the flattened ids: the values of `embedding`, but a backward pass
+/// (`index_add` into a zero gradient) that accumulates in one pass, where
 /// libtorch's CPU `embedding` backward dispatches one add kernel per id
-/// (32k of them per step for 32 fields at batch 1024).
+/// (32k of them per step for 32 fields at batch 1024). Advanced indexing,
+/// `weight[ids]`, gives the same values; its backward (`index_put` with
+/// accumulation) took 1.8x as long on the small tabular model
+/// (docs/performance.md).
 fn gather_rows(weight: &Tensor, ids: &Tensor) -> Tensor {
-    weight.index(&[Some(ids)])
+    let mut shape = ids.size();
+    shape.push(weight.size()[1]);
+    weight.index_select(0, &ids.reshape([-1])).view(shape.as_slice())
 }
 
 /// The fused layout's lookups: one group per table, in order of first

@@ -185,3 +185,26 @@ fn fused_and_per_field_models_agree_on_outputs_and_one_steps_gradients() {
         assert!(max_diff(&fp, &pp) < 1e-5, "{kind:?}: training probabilities");
     }
 }
+
+#[test]
+fn gathered_rows_and_their_gradient_are_advanced_indexings() {
+    tch::manual_seed(12);
+    // Repeated ids: the gradient of a row accumulates over every use.
+    let ids = Tensor::from_slice(&[3i64, 0, 3, 5, 1, 3, 0, 2]).view([2, 4]);
+    let run = |by_index: bool| {
+        tch::manual_seed(12);
+        let w = Tensor::randn([6, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let y = if by_index { w.index(&[Some(&ids)]) } else { gather_rows(&w, &ids) };
+        let up = Tensor::arange(24, (Kind::Float, Device::Cpu)).view([2, 4, 3]).cos();
+        (&y * up).sum(Kind::Float).backward();
+        (y.detach(), w.grad())
+    };
+    let ((y, g), (y_index, g_index)) = (run(false), run(true));
+    assert_eq!(y.size(), [2, 4, 3]);
+    assert!(y.equal(&y_index));
+    assert!(max_diff(&g, &g_index) < 1e-6, "{g} vs {g_index}");
+    // Row 3 is used three times: its gradient is the sum of three upstream rows.
+    let up = Tensor::arange(24, (Kind::Float, Device::Cpu)).view([8, 3]).cos();
+    let want = up.get(0) + up.get(2) + up.get(5);
+    assert!(max_diff(&g.get(3), &want) < 1e-6);
+}
