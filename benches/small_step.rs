@@ -17,6 +17,11 @@
 //! whole step. One libtorch thread (MTLBENCH_BENCH_THREADS to change it):
 //! on shared cores the ratio is then stable where two threads are not.
 //!
+//! Then the operators that dominated the step, each next to the
+//! libtorch operator it replaced (forward + backward at the model's
+//! shapes, interleaved rounds, medians): the embedding gather, the gates'
+//! softmax, the gate-weighted mix of the experts, the experts' first layer.
+//!
 //! Target: the fused step >= 1.5x the per-field step
 //! (docs/performance.md has the measured ratios and how to reproduce them).
 
@@ -154,6 +159,82 @@ fn profile(schema: &FeatureSchema, bs: &[Batch]) {
     println!("profile per-field / fused step time: {:.2}x", steps[1] / steps[0]);
 }
 
+/// Forward + backward of `f` on `inputs` (gradients of the inputs) from
+/// the sum of its output: the closure the operator table times.
+fn fwd_bwd<'a>(inputs: &'a [Tensor], f: impl Fn(&[Tensor]) -> Tensor + 'a) -> impl FnMut() + 'a {
+    move || {
+        for x in inputs {
+            let mut g = x.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        f(inputs).sum(Kind::Float).backward();
+    }
+}
+
+fn leaf(size: &[i64]) -> Tensor {
+    Tensor::randn(size, (Kind::Float, Device::Cpu)).set_requires_grad(true)
+}
+
+/// One row of the operator table: the replaced operator and its replacement.
+type OpPair<'a> = (&'static str, Box<dyn FnMut() + 'a>, Box<dyn FnMut() + 'a>);
+
+/// The operators of the small step that dominated it, before and after.
+fn operators(schema: &FeatureSchema) {
+    tch::manual_seed(3);
+    let offsets: Vec<i64> = schema.categorical.iter().scan(0, |s, f| Some(std::mem::replace(s, *s + f.vocab_size))).collect();
+    let rows: i64 = schema.categorical.iter().map(|f| f.vocab_size).sum();
+    let ids = batches(schema, 1)[0].categorical.shallow_clone() + Tensor::from_slice(&offsets);
+    let table = [leaf(&[rows, 4])];
+    let gates = [leaf(&[BATCH, 2, 8])];
+    let mix = [Tensor::rand([BATCH, 2, 8], (Kind::Float, Device::Cpu)).set_requires_grad(true), leaf(&[BATCH, 8, 16])];
+    let experts = [leaf(&[BATCH, FIELDS * 4 + DENSE]), leaf(&[8, FIELDS * 4 + DENSE, 16]), leaf(&[8, 16])];
+    let flat = ids.reshape([-1]);
+    let mut pairs: Vec<OpPair> = vec![
+        (
+            "embedding gather, 32 fields: weight[ids] -> index_select",
+            Box::new(fwd_bwd(&table, |t| t[0].index(&[Some(&ids)]))),
+            Box::new(fwd_bwd(&table, |t| t[0].index_select(0, &flat))),
+        ),
+        (
+            "gates' softmax [B, 2, 8]: libtorch -> element-wise",
+            Box::new(fwd_bwd(&gates, |t| t[0].softmax(-1, Kind::Float))),
+            Box::new(fwd_bwd(&gates, |t| mtlbench::models::experts::softmax_last(&t[0]))),
+        ),
+        (
+            "mix of 8 experts [16] by 2 gates: bmm -> broadcast sum",
+            Box::new(fwd_bwd(&mix, |t| t[0].bmm(&t[1]))),
+            Box::new(fwd_bwd(&mix, |t| mtlbench::models::experts::mix_stacked(&t[0], &t[1]))),
+        ),
+        (
+            "experts' first layer, 8 x [135 -> 16]: einsum -> addmm",
+            Box::new(fwd_bwd(&experts, |t| (Tensor::einsum("bi,nio->bno", &[&t[0], &t[1]], None::<i64>) + t[2].unsqueeze(0)).relu())),
+            Box::new(fwd_bwd(&experts, |t| {
+                t[2].reshape([-1]).addmm(&t[0], &t[1].permute([1, 0, 2]).reshape([FIELDS * 4 + DENSE, 128])).view([-1, 8, 16]).relu()
+            })),
+        ),
+    ];
+    let mut times: Vec<[Vec<f64>; 2]> = pairs.iter().map(|_| [vec![], vec![]]).collect();
+    for round in 0..12 {
+        for (k, (_, old, new)) in pairs.iter_mut().enumerate() {
+            for (side, f) in [old, new].into_iter().enumerate() {
+                let t0 = Instant::now();
+                for _ in 0..50 {
+                    f();
+                }
+                if round > 1 {
+                    times[k][side].push(t0.elapsed().as_secs_f64() * 1e3 / 50.0);
+                }
+            }
+        }
+    }
+    for ((name, ..), [old, new]) in pairs.iter().zip(times) {
+        let (o, n) = (median(old), median(new));
+        println!("operator {name:<58} {o:>6.3} -> {n:>6.3} ms forward + backward ({:.2}x)", o / n);
+    }
+}
+
 fn small(c: &mut Criterion) {
     mtlbench::train::alloc::keep_freed_memory();
     let threads = std::env::var("MTLBENCH_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
@@ -162,6 +243,7 @@ fn small(c: &mut Criterion) {
     let bs = batches(&schema, 8);
     println!("{threads} libtorch thread(s)");
     profile(&schema, &bs);
+    operators(&schema);
     let train = TrainConfig { batch_size: BATCH as usize, ..Default::default() };
     let strategies = StrategiesConfig::default();
     let mut g = c.benchmark_group("small");
