@@ -1,9 +1,10 @@
-//! Seeded, shuffled mini-batches as tensors. Each split is turned into
-//! tensors once (on the training device); a batch is an `index_select` of
-//! those, so no row is parsed or copied element by element per batch.
+//! Seeded, shuffled mini-batches as tensors. Each split's single-valued
+//! columns are turned into tensors once (on the training device); a batch
+//! of them is one `index_select` per block, so no row is parsed per batch.
 //! Encoded numeric columns are expanded into their blocks here, once.
-//! Multi-valued fields stay ragged ([`super::ragged`]): a batch carries
-//! their ids as one flat tensor with the row of each id.
+//! Multi-valued fields stay ragged ([`super::ragged`]) and on the host: a
+//! batch carries their ids as one flat tensor with the row of each id,
+//! copied out of the rows' lists by a plain loop ([`gather`]).
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -40,47 +41,34 @@ impl MultiBatch {
     }
 }
 
-/// One multi-valued field of a whole split on the device.
-#[derive(Debug)]
-struct RaggedTensors {
-    /// The distinct lists' values, i64.
-    values: Tensor,
-    /// [lists] i64, where each list starts in `values`.
-    starts: Tensor,
-    /// [lists] i64, each list's length.
-    lengths: Tensor,
-    /// [rows] i64, each row's list.
-    row_list: Tensor,
+/// The flat ids of rows `rows` of `r`, in that order, as tensors on
+/// `device`. The split's lists stay on the host: a loop over the rows'
+/// slices copies their ids (tens of microseconds for 1024 rows), then each
+/// of the three tensors is made from its slice in one copy. Done with
+/// tensor operators instead (lengths and starts looked up, cumulative sums,
+/// a repeat, an index into the values), the same gather dispatched about
+/// ten small operators per field and batch, milliseconds on the CPU.
+fn gather(r: &Ragged, rows: &[i64], device: Device) -> MultiBatch {
+    let lists: Vec<&[i32]> = rows.iter().map(|&i| r.row(row_index(i))).collect();
+    let total = lists.iter().map(|l| l.len()).sum();
+    let mut ids: Vec<i64> = Vec::with_capacity(total);
+    let mut of_row: Vec<i64> = Vec::with_capacity(total);
+    let mut counts: Vec<f32> = Vec::with_capacity(rows.len());
+    for (i, list) in lists.iter().enumerate() {
+        ids.extend(list.iter().map(|&v| i64::from(v)));
+        of_row.extend(std::iter::repeat_n(i as i64, list.len()));
+        counts.push(list.len() as f32);
+    }
+    MultiBatch {
+        ids: Tensor::from_slice(&ids).to_device(device),
+        rows: Tensor::from_slice(&of_row).to_device(device),
+        counts: Tensor::from_slice(&counts).to_device(device),
+    }
 }
 
-impl RaggedTensors {
-    fn new(r: &Ragged, device: Device) -> Self {
-        let to_i64 = |v: &[usize]| -> Vec<i64> { v.iter().map(|&x| x as i64).collect() };
-        let offsets = &r.lists.offsets;
-        let n = offsets.len().saturating_sub(1);
-        let lengths: Vec<i64> = offsets.windows(2).map(|w| (w[1] - w[0]) as i64).collect();
-        let row_list: Vec<i64> = r.row_list.iter().map(|&k| k as i64).collect();
-        RaggedTensors {
-            values: Tensor::from_slice(&r.lists.values).to_kind(Kind::Int64).to_device(device),
-            starts: Tensor::from_slice(&to_i64(&offsets[..n])).to_device(device),
-            lengths: Tensor::from_slice(&lengths).to_device(device),
-            row_list: Tensor::from_slice(&row_list).to_device(device),
-        }
-    }
-
-    /// The flat ids of rows `index` ([B] i64), in that order.
-    fn gather(&self, index: &Tensor) -> MultiBatch {
-        let device = self.values.device();
-        let lists = self.row_list.index_select(0, index);
-        let lens = self.lengths.index_select(0, &lists);
-        let starts = self.starts.index_select(0, &lists);
-        let total = lens.sum(Kind::Int64).int64_value(&[]);
-        let rows = Tensor::repeat_interleave(&lens, total);
-        // Position of each id in `values`: its list's start + its place in the row.
-        let first = lens.cumsum(0, Kind::Int64) - &lens;
-        let pos = Tensor::arange(total, (Kind::Int64, device)) + (starts - first).index_select(0, &rows);
-        MultiBatch { ids: self.values.index_select(0, &pos), rows, counts: lens.to_kind(Kind::Float) }
-    }
+/// A row number of a batch index (negative ones are out of range).
+fn row_index(i: i64) -> usize {
+    usize::try_from(i).unwrap_or(usize::MAX)
 }
 
 /// One mini-batch. Shapes: categorical [B, F] i64; one [`MultiBatch`] per
@@ -113,12 +101,14 @@ struct Blocks {
     numeric: Vec<Tensor>,
 }
 
-/// A whole split as tensors on one device.
+/// A whole split as tensors on one device (the multi-valued fields' lists
+/// on the host, see [`gather`]).
 #[derive(Debug)]
 pub struct SplitTensors {
     pub rows: usize,
     all: Blocks,
-    multi: Vec<RaggedTensors>,
+    multi: Vec<Ragged>,
+    device: Device,
 }
 
 fn block_f32(v: &[f32], rows: usize, cols: usize, device: Device) -> Tensor {
@@ -132,7 +122,6 @@ fn block_i64(v: &[i64], rows: usize, cols: usize, device: Device) -> Tensor {
 impl SplitTensors {
     pub fn new(split: &SplitData, schema: &FeatureSchema, device: Device) -> Self {
         let n = split.rows;
-        let multi = split.multi.iter().map(|r| RaggedTensors::new(r, device)).collect();
         let nf = schema.numeric.len();
         let numeric = schema
             .numeric
@@ -150,19 +139,29 @@ impl SplitTensors {
             users: Tensor::from_slice(&split.users).to_device(device),
             numeric,
         };
-        SplitTensors { rows: n, all, multi }
+        SplitTensors { rows: n, all, multi: split.multi.clone(), device }
     }
 
-    /// Rows selected by `index` (an i64 tensor on the same device).
+    /// Rows selected by `index` (an i64 tensor on any device).
     pub fn select(&self, index: &Tensor) -> Batch {
+        let host = index.to_device(Device::Cpu).to_kind(Kind::Int64).contiguous();
+        let n = host.numel();
+        let mut rows = vec![0i64; n];
+        host.copy_data(&mut rows, n);
+        self.select_rows(&rows)
+    }
+
+    /// Rows `rows`, in that order.
+    pub fn select_rows(&self, rows: &[i64]) -> Batch {
         let a = &self.all;
+        let index = Tensor::from_slice(rows).to_device(self.device);
         Batch {
-            categorical: a.categorical.index_select(0, index),
-            multi: self.multi.iter().map(|m| m.gather(index)).collect(),
-            dense: a.dense.index_select(0, index),
-            labels: a.labels.index_select(0, index),
-            users: a.users.index_select(0, index),
-            numeric: a.numeric.iter().map(|t| t.index_select(0, index)).collect(),
+            categorical: a.categorical.index_select(0, &index),
+            multi: self.multi.iter().map(|m| gather(m, rows, self.device)).collect(),
+            dense: a.dense.index_select(0, &index),
+            labels: a.labels.index_select(0, &index),
+            users: a.users.index_select(0, &index),
+            numeric: a.numeric.iter().map(|t| t.index_select(0, &index)).collect(),
         }
     }
 
@@ -170,10 +169,10 @@ impl SplitTensors {
     pub fn slice(&self, start: usize, end: usize) -> Batch {
         let (s, e) = (start as i64, end as i64);
         let a = &self.all;
-        let index = Tensor::arange_start(s, e, (Kind::Int64, a.labels.device()));
+        let rows: Vec<i64> = (s..e).collect();
         Batch {
             categorical: a.categorical.narrow(0, s, e - s),
-            multi: self.multi.iter().map(|m| m.gather(&index)).collect(),
+            multi: self.multi.iter().map(|m| gather(m, &rows, self.device)).collect(),
             dense: a.dense.narrow(0, s, e - s),
             labels: a.labels.narrow(0, s, e - s),
             users: a.users.narrow(0, s, e - s),
@@ -189,10 +188,7 @@ impl SplitTensors {
 
     /// Shuffled batches for one epoch; the order depends only on `seed` and `epoch`.
     pub fn shuffled(&self, batch_size: usize, seed: u64, epoch: usize) -> ShuffledBatches<'_> {
-        let order = epoch_order(self.rows, seed, epoch);
-        let device = self.all.labels.device();
-        let perm = Tensor::from_slice(&order).to_device(device);
-        ShuffledBatches { split: self, perm, batch_size: batch_size.max(1) as i64, pos: 0 }
+        ShuffledBatches { split: self, order: epoch_order(self.rows, seed, epoch), batch_size: batch_size.max(1), pos: 0 }
     }
 }
 
@@ -209,22 +205,21 @@ pub fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<i64> {
 /// Iterator over the shuffled batches of one epoch.
 pub struct ShuffledBatches<'a> {
     split: &'a SplitTensors,
-    perm: Tensor,
-    batch_size: i64,
-    pos: i64,
+    order: Vec<i64>,
+    batch_size: usize,
+    pos: usize,
 }
 
 impl Iterator for ShuffledBatches<'_> {
     type Item = Batch;
     fn next(&mut self) -> Option<Batch> {
-        let n = self.split.rows as i64;
-        if self.pos >= n {
+        if self.pos >= self.order.len() {
             return None;
         }
-        let len = self.batch_size.min(n - self.pos);
-        let idx = self.perm.narrow(0, self.pos, len);
-        self.pos += len;
-        Some(self.split.select(&idx))
+        let end = (self.pos + self.batch_size).min(self.order.len());
+        let batch = self.split.select_rows(&self.order[self.pos..end]);
+        self.pos = end;
+        Some(batch)
     }
 }
 
@@ -283,6 +278,12 @@ mod tests {
         let m = &t.slice(2, 4).multi[0];
         assert_eq!((ints(&m.ids), ints(&m.rows)), (vec![3, 1], vec![0, 0]));
         assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), vec![2.0, 0.0]);
+        // A batch whose rows hold no ids at all, and the same rows by slice.
+        let m = &t.slice(3, 4).multi[0];
+        assert_eq!((m.ids.size(), m.rows.size(), m.ids.kind()), (vec![0], vec![0], Kind::Int64));
+        assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), vec![0.0]);
+        let m = &t.select_rows(&[3, 3]).multi[0];
+        assert_eq!((m.ids.size(), Vec::<f32>::try_from(&m.counts).unwrap()), (vec![0], vec![0.0, 0.0]));
     }
 
     #[test]
