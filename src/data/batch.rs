@@ -91,32 +91,106 @@ impl Batch {
     }
 }
 
+/// One single-valued block of a whole split: `width` values per row, as a
+/// [rows, width] matrix or, `flat`, a [rows] vector. On the CPU the values
+/// stay a plain vector and a batch copies its rows by a loop into one
+/// tensor; an `index_select` per block costs more in operator dispatch
+/// than the copy itself at a thousand rows. On another device the block is
+/// a tensor there and a batch is an `index_select`.
+#[derive(Debug)]
+enum Column {
+    Int(Vec<i64>, Shape),
+    Float(Vec<f32>, Shape),
+    Device(Tensor),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    width: usize,
+    flat: bool,
+}
+
+impl Shape {
+    fn matrix(width: usize) -> Shape {
+        Shape { width, flat: false }
+    }
+    const FLAT: Shape = Shape { width: 1, flat: true };
+
+    /// `rows` rows of values as a tensor of this shape.
+    fn tensor<T: tch::kind::Element>(self, values: &[T], rows: usize) -> Tensor {
+        let t = Tensor::from_slice(values);
+        if self.flat {
+            t
+        } else {
+            t.view([rows as i64, self.width as i64])
+        }
+    }
+}
+
+/// Rows `rows` of the row-major `values`, `width` values each.
+fn take_rows<T: Copy>(values: &[T], width: usize, rows: &[i64]) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows.len() * width);
+    for &r in rows {
+        let start = row_index(r).saturating_mul(width);
+        out.extend_from_slice(&values[start..start.saturating_add(width)]);
+    }
+    out
+}
+
+impl Column {
+    fn int(values: &[i64], rows: usize, shape: Shape, device: Device) -> Column {
+        match device {
+            Device::Cpu => Column::Int(values.to_vec(), shape),
+            _ => Column::Device(shape.tensor(values, rows).to_device(device)),
+        }
+    }
+
+    fn float(values: &[f32], rows: usize, shape: Shape, device: Device) -> Column {
+        match device {
+            Device::Cpu => Column::Float(values.to_vec(), shape),
+            _ => Column::Device(shape.tensor(values, rows).to_device(device)),
+        }
+    }
+
+    /// Rows `rows`; `index` is the same rows as a tensor on the device
+    /// (made only where a block lives on one).
+    fn take(&self, rows: &[i64], index: &mut impl FnMut() -> Tensor) -> Tensor {
+        match self {
+            Column::Int(v, s) => s.tensor(&take_rows(v, s.width, rows), rows.len()),
+            Column::Float(v, s) => s.tensor(&take_rows(v, s.width, rows), rows.len()),
+            Column::Device(t) => t.index_select(0, &index()),
+        }
+    }
+
+    /// Rows [start, end).
+    fn range(&self, start: usize, end: usize) -> Tensor {
+        match self {
+            Column::Int(v, s) => s.tensor(&v[start * s.width..end * s.width], end - start),
+            Column::Float(v, s) => s.tensor(&v[start * s.width..end * s.width], end - start),
+            Column::Device(t) => t.narrow(0, start as i64, (end - start) as i64),
+        }
+    }
+}
+
 /// The single-valued blocks of a whole split.
 #[derive(Debug)]
 struct Blocks {
-    categorical: Tensor,
-    dense: Tensor,
-    labels: Tensor,
-    users: Tensor,
-    numeric: Vec<Tensor>,
+    categorical: Column,
+    dense: Column,
+    labels: Column,
+    users: Column,
+    numeric: Vec<Column>,
 }
 
-/// A whole split as tensors on one device (the multi-valued fields' lists
-/// on the host, see [`gather`]).
+/// A whole split ready to be batched on one device (the multi-valued
+/// fields' lists, and on the CPU every block, on the host: see [`gather`]
+/// and [`Column`]).
 #[derive(Debug)]
 pub struct SplitTensors {
     pub rows: usize,
     all: Blocks,
     multi: Vec<Ragged>,
     device: Device,
-}
-
-fn block_f32(v: &[f32], rows: usize, cols: usize, device: Device) -> Tensor {
-    Tensor::from_slice(v).view([rows as i64, cols as i64]).to_device(device)
-}
-
-fn block_i64(v: &[i64], rows: usize, cols: usize, device: Device) -> Tensor {
-    Tensor::from_slice(v).view([rows as i64, cols as i64]).to_device(device)
 }
 
 impl SplitTensors {
@@ -128,15 +202,15 @@ impl SplitTensors {
             .iter()
             .enumerate()
             .map(|(i, f)| match numeric::block(f, i, split, nf) {
-                Block::Ids(ids) => Tensor::from_slice(&ids).to_device(device),
-                Block::Values(v) => block_f32(&v, n, f.width(), device),
+                Block::Ids(ids) => Column::int(&ids, n, Shape::FLAT, device),
+                Block::Values(v) => Column::float(&v, n, Shape::matrix(f.width()), device),
             })
             .collect();
         let all = Blocks {
-            categorical: block_i64(&split.categorical, n, schema.categorical.len(), device),
-            dense: block_f32(&split.dense, n, schema.dense.len(), device),
-            labels: block_f32(&split.labels, n, schema.tasks.len(), device),
-            users: Tensor::from_slice(&split.users).to_device(device),
+            categorical: Column::int(&split.categorical, n, Shape::matrix(schema.categorical.len()), device),
+            dense: Column::float(&split.dense, n, Shape::matrix(schema.dense.len()), device),
+            labels: Column::float(&split.labels, n, Shape::matrix(schema.tasks.len()), device),
+            users: Column::int(&split.users, n, Shape::FLAT, device),
             numeric,
         };
         SplitTensors { rows: n, all, multi: split.multi.clone(), device }
@@ -154,29 +228,30 @@ impl SplitTensors {
     /// Rows `rows`, in that order.
     pub fn select_rows(&self, rows: &[i64]) -> Batch {
         let a = &self.all;
-        let index = Tensor::from_slice(rows).to_device(self.device);
+        let mut made: Option<Tensor> = None;
+        let mut index = || made.get_or_insert_with(|| Tensor::from_slice(rows).to_device(self.device)).shallow_clone();
         Batch {
-            categorical: a.categorical.index_select(0, &index),
+            categorical: a.categorical.take(rows, &mut index),
             multi: self.multi.iter().map(|m| gather(m, rows, self.device)).collect(),
-            dense: a.dense.index_select(0, &index),
-            labels: a.labels.index_select(0, &index),
-            users: a.users.index_select(0, &index),
-            numeric: a.numeric.iter().map(|t| t.index_select(0, &index)).collect(),
+            dense: a.dense.take(rows, &mut index),
+            labels: a.labels.take(rows, &mut index),
+            users: a.users.take(rows, &mut index),
+            numeric: a.numeric.iter().map(|c| c.take(rows, &mut index)).collect(),
         }
     }
 
-    /// Contiguous rows [start, end): views of the single-valued blocks.
+    /// Contiguous rows [start, end) (on a device other than the CPU: views
+    /// of the single-valued blocks).
     pub fn slice(&self, start: usize, end: usize) -> Batch {
-        let (s, e) = (start as i64, end as i64);
         let a = &self.all;
-        let rows: Vec<i64> = (s..e).collect();
+        let rows: Vec<i64> = (start as i64..end as i64).collect();
         Batch {
-            categorical: a.categorical.narrow(0, s, e - s),
+            categorical: a.categorical.range(start, end),
             multi: self.multi.iter().map(|m| gather(m, &rows, self.device)).collect(),
-            dense: a.dense.narrow(0, s, e - s),
-            labels: a.labels.narrow(0, s, e - s),
-            users: a.users.narrow(0, s, e - s),
-            numeric: a.numeric.iter().map(|t| t.narrow(0, s, e - s)).collect(),
+            dense: a.dense.range(start, end),
+            labels: a.labels.range(start, end),
+            users: a.users.range(start, end),
+            numeric: a.numeric.iter().map(|c| c.range(start, end)).collect(),
         }
     }
 
@@ -237,7 +312,7 @@ pub fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>, tch::TchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::schema::MultiField;
+    use crate::data::schema::{CategoricalField, MultiField};
     use rand::Rng;
 
     fn split_of(multi: Vec<Ragged>) -> (SplitData, FeatureSchema) {
@@ -284,6 +359,35 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), vec![0.0]);
         let m = &t.select_rows(&[3, 3]).multi[0];
         assert_eq!((m.ids.size(), Vec::<f32>::try_from(&m.counts).unwrap()), (vec![0], vec![0.0, 0.0]));
+    }
+
+    #[test]
+    fn single_valued_blocks_take_the_rows_asked_for() {
+        let mut r = Ragged::new();
+        for k in 0..3 {
+            r.push_own(&[k]).unwrap();
+        }
+        let (mut split, mut schema) = split_of(vec![r]);
+        let cat = |name: &str| CategoricalField { name: name.into(), vocab_size: 50, emb_dim: 2 };
+        schema.categorical = vec![cat("a"), cat("b")];
+        schema.dense = vec!["x".into()];
+        schema.tasks = vec!["t0".into(), "t1".into()];
+        split.categorical = vec![10, 11, 20, 21, 30, 31];
+        split.dense = vec![0.5, 1.5, 2.5];
+        split.labels = vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        split.users = vec![7, 8, 9];
+        let t = SplitTensors::new(&split, &schema, Device::Cpu);
+        let b = t.select_rows(&[2, 0, 2]);
+        assert_eq!((b.categorical.size(), ints(&b.categorical.view([-1]))), (vec![3, 2], vec![30, 31, 10, 11, 30, 31]));
+        assert_eq!((b.dense.size(), Vec::<f32>::try_from(&b.dense.view([-1])).unwrap()), (vec![3, 1], vec![2.5, 0.5, 2.5]));
+        assert_eq!(Vec::<f32>::try_from(&b.labels.view([-1])).unwrap(), vec![1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!((ints(&b.users), ints(&b.multi[0].ids)), (vec![9, 7, 9], vec![2, 0, 2]));
+        let b = t.slice(1, 3);
+        assert_eq!((b.categorical.size(), ints(&b.categorical.view([-1]))), (vec![2, 2], vec![20, 21, 30, 31]));
+        assert_eq!((ints(&b.users), b.labels.size()), (vec![8, 9], vec![2, 2]));
+        // The index as a tensor gives the same batch.
+        let b = t.select(&Tensor::from_slice(&[1i64, 1]));
+        assert_eq!((ints(&b.users), ints(&b.categorical.view([-1]))), (vec![8, 8], vec![20, 21, 20, 21]));
     }
 
     #[test]
