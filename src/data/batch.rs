@@ -1,10 +1,14 @@
-//! Seeded, shuffled mini-batches as tensors. Each split's single-valued
-//! columns are turned into tensors once (on the training device); a batch
-//! of them is one `index_select` per block, so no row is parsed per batch.
-//! Encoded numeric columns are expanded into their blocks here, once.
-//! Multi-valued fields stay ragged ([`super::ragged`]) and on the host: a
-//! batch carries their ids as one flat tensor with the row of each id,
-//! copied out of the rows' lists by a plain loop ([`gather`]).
+//! Seeded, shuffled mini-batches as tensors. Each split's columns are laid
+//! out once for the training device, the encoded numeric columns expanded
+//! into their blocks; no row is parsed per batch. On the CPU a batch is
+//! built without a libtorch operator: a loop copies its rows out of host
+//! vectors ([`Column`]) and each batch tensor is made from its slice, since
+//! at a thousand rows the dispatch of small operators (and, without
+//! `OMP_WAIT_POLICY=PASSIVE`, their thread pool's spinning) cost more than
+//! the copy. On another device a single-valued block is a tensor there and
+//! a batch is one `index_select` of it. Multi-valued fields stay ragged
+//! ([`super::ragged`]) and on the host: a batch carries their ids as one
+//! flat tensor with the row of each id ([`gather`]).
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
