@@ -1,8 +1,9 @@
 //! Data-stage benchmark at WeChat scale: synthetic generation
 //! (target <= 60 s), raw files -> cached features (<= 60 s, <= 4 GB peak
 //! RSS), cached reload (<= 5 s), and the training-ready dataset built from
-//! the cache, then its train split as tensors and shuffled batches (the
-//! multi-valued fields ragged: one copy per distinct list). One-shot
+//! the cache, then its train split as tensors and 500 shuffled batches of
+//! 1024 rows (the multi-valued fields ragged: one copy per distinct list;
+//! the epoch's permutation drawn before the timing). One-shot
 //! phases of seconds each, so plain timing, not
 //! criterion. Sizes: MTLBENCH_BENCH_USERS (default 20000) and
 //! MTLBENCH_BENCH_FEEDS (default 106444); files go to a temporary folder
@@ -117,8 +118,14 @@ fn main() {
     let (t, c) = (Instant::now(), cpu_s());
     let tensors = SplitTensors::new(&ds.train, &ds.schema, tch::Device::Cpu);
     println!("tensors    {}  train split on the CPU  peak RSS {:.0} MB", since(t, c), peak_rss_mb());
+    // The epoch's permutation (tens of milliseconds) is drawn outside the timing.
+    let mut batches = tensors.shuffled(1024, 1, 0);
     let (t, c) = (Instant::now(), cpu_s());
-    let n = tensors.shuffled(1024, 1, 0).take(500).count();
-    let per = t.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
-    println!("batches    {}  {n} shuffled batches of 1024 rows, {per:.2} ms each  peak RSS {:.0} MB", since(t, c), peak_rss_mb());
+    let n = batches.by_ref().take(500).count();
+    let (wall, cpu) = (t.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64, (cpu_s() - c) * 1e3 / n.max(1) as f64);
+    println!(
+        "batches    {}  {n} shuffled batches of 1024 rows, {wall:.2} ms wall {cpu:.2} ms CPU each  peak RSS {:.0} MB",
+        since(t, c),
+        peak_rss_mb()
+    );
 }

@@ -7,13 +7,12 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use mtlbench::store::pg_testing::TestDatabase;
 use mtlbench::store::{OpenMode, RunStatus, Store};
 
 use crate::common::*;
-use crate::workers::{finished_metrics, slow_grid6, slow_reference, spawn_worker_on, wait_for_running};
+use crate::workers::{slow_grid6, slow_reference};
 
 /// Runs `bench` in `dir` on database `db`.
 pub fn bench_on(dir: &Path, db: &str, args: &[&str]) -> Output {
@@ -42,26 +41,8 @@ fn three_workers_on_three_machines_drain_a_postgres_grid_and_a_killed_workers_ce
     let out = ok(bench_on(m(0), &url, &["run", "g.toml", "--enqueue"]), "enqueue");
     assert!(out.contains("6 cells registered, 0 already finished"), "{out}");
     assert!(!m(0).join("results").exists(), "nothing is written beside the grid");
-    let mut doomed = spawn_worker_on(m(1), &url, "host-a");
-    let b = spawn_worker_on(m(2), &url, "host-b");
-    let c = spawn_worker_on(m(3), &url, "host-c");
-    let lost = wait_for_running(pg.location.clone(), "host-a");
-    doomed.kill().unwrap(); // SIGKILL in the middle of a cell
-    doomed.wait().unwrap();
-    let killed_at = Instant::now();
-    for w in [b, c] {
-        let o = w.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
-    assert!(killed_at.elapsed() >= Duration::from_secs(25), "the cell was taken over before its lease expired");
-    assert_eq!(&finished_metrics(pg.location.clone(), 6), expected, "metrics differ from one process on SQLite");
-    let store = Store::open_at(&pg.location, OpenMode::ReadExisting).unwrap();
-    let old = store.find_run(&lost).unwrap();
-    assert_eq!(old.status, RunStatus::Killed, "{old:?}");
-    assert!(old.error.as_deref().unwrap_or("").contains("no heartbeat"), "{old:?}");
+    let store = three_workers_one_killed(&pg.location, |i, host| spawn_worker_on(m(i + 1), &url, host), expected);
     let runs = store.list_runs().unwrap();
-    let again = runs.iter().find(|r| r.cell_key == old.cell_key && r.status == RunStatus::Finished).unwrap();
-    assert_ne!(again.host.as_deref(), Some("host-a"));
     // Every finished run's predictions are in the database, none on a worker's disk.
     for r in runs.iter().filter(|r| r.status == RunStatus::Finished) {
         let name = r.predictions_path.as_deref().unwrap();

@@ -5,7 +5,6 @@
 //! test metrics equal those of a single-process `bench run` (the grid
 //! fixes train.threads).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,27 +27,8 @@ pub fn slow_grid6() -> String {
         .replace("seeds = [1, 2]", "seeds = [1, 2, 3, 4, 5, 6]")
 }
 
-/// Test metrics of each cell's finished run, by cell name; asserts every
-/// cell is finished exactly once and nothing is left running.
-pub fn finished_metrics(db: impl Into<DbLocation>, cells: usize) -> BTreeMap<String, Vec<(String, String, f64)>> {
-    let store = Store::open_at(&db.into(), OpenMode::ReadExisting).unwrap();
-    assert_eq!(store.integrity_check().unwrap(), "ok");
-    let runs = store.list_runs().unwrap();
-    assert!(runs.iter().all(|r| r.status != RunStatus::Running), "a run is left running: {runs:#?}");
-    let mut out = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.status == RunStatus::Finished) {
-        let mut m: Vec<(String, String, f64)> =
-            store.metrics(&r.id).unwrap().into_iter().filter(|m| m.split == "test").map(|m| (m.task, m.metric, m.value)).collect();
-        m.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        assert!(!m.is_empty(), "run {} has no test metrics", r.id);
-        assert!(out.insert(r.name.clone(), m).is_none(), "cell {} finished twice: {runs:#?}", r.name);
-    }
-    assert_eq!(out.len(), cells, "runs: {runs:#?}");
-    out
-}
-
 /// A single-process `bench run` of `grid` in a fresh folder: the reference.
-pub fn reference(grid: &str, cells: usize) -> BTreeMap<String, Vec<(String, String, f64)>> {
+pub fn reference(grid: &str, cells: usize) -> CellMetrics {
     let dir = tempfile::tempdir().unwrap();
     let g = write(dir.path(), "g.toml", grid);
     let o = bench(dir.path(), &["run", g.to_str().unwrap(), "--quiet"]);
@@ -60,26 +40,11 @@ fn spawn_worker(dir: &Path, host: &str) -> Child {
     spawn_worker_on(dir, &dir.join("db.sqlite").display().to_string(), host)
 }
 
-/// A `bench worker` in `dir` (its machine: its own data cache) on database `db`.
 /// The single-process reference of [`slow_grid6`], computed once for the
 /// tests that compare with it.
-pub fn slow_reference() -> &'static BTreeMap<String, Vec<(String, String, f64)>> {
-    static REFERENCE: std::sync::OnceLock<BTreeMap<String, Vec<(String, String, f64)>>> = std::sync::OnceLock::new();
+pub fn slow_reference() -> &'static CellMetrics {
+    static REFERENCE: std::sync::OnceLock<CellMetrics> = std::sync::OnceLock::new();
     REFERENCE.get_or_init(|| reference(&slow_grid6(), 6))
-}
-
-pub fn spawn_worker_on(dir: &Path, db: &str, host: &str) -> Child {
-    Command::new(bench_bin())
-        .current_dir(dir)
-        .env("MTLBENCH_DB", db)
-        .env("MTLBENCH_CACHE", dir.join("cache"))
-        .env("MTLBENCH_STALE_SECONDS", "30")
-        .env("MTLBENCH_HOST", host)
-        .args(["worker", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning bench worker")
 }
 
 #[test]
@@ -112,24 +77,6 @@ fn jobs_2_and_jobs_1_give_the_metrics_of_one_process_and_reach_the_predictions()
     }
 }
 
-/// Waits until a run of `host` is training (and has recorded an epoch).
-pub fn wait_for_running(db: impl Into<DbLocation>, host: &str) -> String {
-    let db = db.into();
-    let t0 = Instant::now();
-    loop {
-        assert!(t0.elapsed() < Duration::from_secs(180), "no run of {host} started");
-        std::thread::sleep(Duration::from_millis(50));
-        let Ok(store) = Store::open_at(&db, OpenMode::ReadExisting) else { continue };
-        let Ok(runs) = store.list_runs() else { continue };
-        let mine = runs.iter().find(|r| r.status == RunStatus::Running && r.host.as_deref() == Some(host));
-        if let Some(r) = mine {
-            if store.epochs(&r.id).map(|e| !e.is_empty()).unwrap_or(false) {
-                return r.id.clone();
-            }
-        }
-    }
-}
-
 #[test]
 fn three_workers_drain_a_grid_and_a_killed_workers_cell_is_trained_again_after_its_lease() {
     let expected = slow_reference();
@@ -143,25 +90,7 @@ fn three_workers_drain_a_grid_and_a_killed_workers_cell_is_trained_again_after_i
     assert!(Store::open(&db).unwrap().list_runs().unwrap().is_empty(), "--enqueue trains nothing");
     // Three "machines": the killed one's process cannot be checked by the
     // others, so its cell waits for its lease (30 s without a heartbeat).
-    let mut doomed = spawn_worker(d, "host-a");
-    let b = spawn_worker(d, "host-b");
-    let c = spawn_worker(d, "host-c");
-    let lost = wait_for_running(db.as_path(), "host-a");
-    doomed.kill().unwrap(); // SIGKILL in the middle of a cell
-    doomed.wait().unwrap();
-    let killed_at = Instant::now();
-    for w in [b, c] {
-        let o = w.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
-    assert!(killed_at.elapsed() >= Duration::from_secs(25), "the cell was taken over before its lease expired");
-    assert_eq!(&finished_metrics(db.as_path(), 6), expected);
-    let store = Store::open(&db).unwrap();
-    let old = store.find_run(&lost).unwrap();
-    assert_eq!(old.status, RunStatus::Killed, "{old:?}");
-    assert!(old.error.as_deref().unwrap_or("").contains("no heartbeat"), "{old:?}");
-    let again = store.list_runs().unwrap().into_iter().find(|r| r.cell_key == old.cell_key && r.status == RunStatus::Finished).unwrap();
-    assert_ne!(again.host.as_deref(), Some("host-a"));
+    three_workers_one_killed(&DbLocation::from(db), |_, host| spawn_worker(d, host), expected);
 }
 
 #[test]

@@ -1,9 +1,14 @@
-//! Seeded, shuffled mini-batches as tensors. Each split is turned into
-//! tensors once (on the training device); a batch is an `index_select` of
-//! those, so no row is parsed or copied element by element per batch.
-//! Encoded numeric columns are expanded into their blocks here, once.
-//! Multi-valued fields stay ragged ([`super::ragged`]): a batch carries
-//! their ids as one flat tensor with the row of each id.
+//! Seeded, shuffled mini-batches as tensors. Each split's columns are laid
+//! out once for the training device, the encoded numeric columns expanded
+//! into their blocks; no row is parsed per batch. On the CPU a batch is
+//! built without a libtorch operator: a loop copies its rows out of host
+//! vectors ([`Column`]) and each batch tensor is made from its slice, since
+//! at a thousand rows the dispatch of small operators (and, without
+//! `OMP_WAIT_POLICY=PASSIVE`, their thread pool's spinning) cost more than
+//! the copy. On another device a single-valued block is a tensor there and
+//! a batch is one `index_select` of it. Multi-valued fields stay ragged
+//! ([`super::ragged`]) and on the host: a batch carries their ids as one
+//! flat tensor with the row of each id ([`gather`]).
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -40,47 +45,34 @@ impl MultiBatch {
     }
 }
 
-/// One multi-valued field of a whole split on the device.
-#[derive(Debug)]
-struct RaggedTensors {
-    /// The distinct lists' values, i64.
-    values: Tensor,
-    /// [lists] i64, where each list starts in `values`.
-    starts: Tensor,
-    /// [lists] i64, each list's length.
-    lengths: Tensor,
-    /// [rows] i64, each row's list.
-    row_list: Tensor,
+/// The flat ids of rows `rows` of `r`, in that order, as tensors on
+/// `device`. The split's lists stay on the host: a loop over the rows'
+/// slices copies their ids (tens of microseconds for 1024 rows), then each
+/// of the three tensors is made from its slice in one copy. Done with
+/// tensor operators instead (lengths and starts looked up, cumulative sums,
+/// a repeat, an index into the values), the same gather dispatched about
+/// ten small operators per field and batch, milliseconds on the CPU.
+fn gather(r: &Ragged, rows: &[i64], device: Device) -> MultiBatch {
+    let lists: Vec<&[i32]> = rows.iter().map(|&i| r.row(row_index(i))).collect();
+    let total = lists.iter().map(|l| l.len()).sum();
+    let mut ids: Vec<i64> = Vec::with_capacity(total);
+    let mut of_row: Vec<i64> = Vec::with_capacity(total);
+    let mut counts: Vec<f32> = Vec::with_capacity(rows.len());
+    for (i, list) in lists.iter().enumerate() {
+        ids.extend(list.iter().map(|&v| i64::from(v)));
+        of_row.extend(std::iter::repeat_n(i as i64, list.len()));
+        counts.push(list.len() as f32);
+    }
+    MultiBatch {
+        ids: Tensor::from_slice(&ids).to_device(device),
+        rows: Tensor::from_slice(&of_row).to_device(device),
+        counts: Tensor::from_slice(&counts).to_device(device),
+    }
 }
 
-impl RaggedTensors {
-    fn new(r: &Ragged, device: Device) -> Self {
-        let to_i64 = |v: &[usize]| -> Vec<i64> { v.iter().map(|&x| x as i64).collect() };
-        let offsets = &r.lists.offsets;
-        let n = offsets.len().saturating_sub(1);
-        let lengths: Vec<i64> = offsets.windows(2).map(|w| (w[1] - w[0]) as i64).collect();
-        let row_list: Vec<i64> = r.row_list.iter().map(|&k| k as i64).collect();
-        RaggedTensors {
-            values: Tensor::from_slice(&r.lists.values).to_kind(Kind::Int64).to_device(device),
-            starts: Tensor::from_slice(&to_i64(&offsets[..n])).to_device(device),
-            lengths: Tensor::from_slice(&lengths).to_device(device),
-            row_list: Tensor::from_slice(&row_list).to_device(device),
-        }
-    }
-
-    /// The flat ids of rows `index` ([B] i64), in that order.
-    fn gather(&self, index: &Tensor) -> MultiBatch {
-        let device = self.values.device();
-        let lists = self.row_list.index_select(0, index);
-        let lens = self.lengths.index_select(0, &lists);
-        let starts = self.starts.index_select(0, &lists);
-        let total = lens.sum(Kind::Int64).int64_value(&[]);
-        let rows = Tensor::repeat_interleave(&lens, total);
-        // Position of each id in `values`: its list's start + its place in the row.
-        let first = lens.cumsum(0, Kind::Int64) - &lens;
-        let pos = Tensor::arange(total, (Kind::Int64, device)) + (starts - first).index_select(0, &rows);
-        MultiBatch { ids: self.values.index_select(0, &pos), rows, counts: lens.to_kind(Kind::Float) }
-    }
+/// A row number of a batch index (negative ones are out of range).
+fn row_index(i: i64) -> usize {
+    usize::try_from(i).unwrap_or(usize::MAX)
 }
 
 /// One mini-batch. Shapes: categorical [B, F] i64; one [`MultiBatch`] per
@@ -103,81 +95,167 @@ impl Batch {
     }
 }
 
+/// One single-valued block of a whole split: `width` values per row, as a
+/// [rows, width] matrix or, `flat`, a [rows] vector. On the CPU the values
+/// stay a plain vector and a batch copies its rows by a loop into one
+/// tensor; an `index_select` per block costs more in operator dispatch
+/// than the copy itself at a thousand rows. On another device the block is
+/// a tensor there and a batch is an `index_select`.
+#[derive(Debug)]
+enum Column {
+    Int(Vec<i64>, Shape),
+    Float(Vec<f32>, Shape),
+    Device(Tensor),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    width: usize,
+    flat: bool,
+}
+
+impl Shape {
+    fn matrix(width: usize) -> Shape {
+        Shape { width, flat: false }
+    }
+    const FLAT: Shape = Shape { width: 1, flat: true };
+
+    /// `rows` rows of values as a tensor of this shape.
+    fn tensor<T: tch::kind::Element>(self, values: &[T], rows: usize) -> Tensor {
+        let t = Tensor::from_slice(values);
+        if self.flat {
+            t
+        } else {
+            t.view([rows as i64, self.width as i64])
+        }
+    }
+}
+
+/// Rows `rows` of the row-major `values`, `width` values each.
+fn take_rows<T: Copy>(values: &[T], width: usize, rows: &[i64]) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows.len() * width);
+    for &r in rows {
+        let start = row_index(r).saturating_mul(width);
+        out.extend_from_slice(&values[start..start.saturating_add(width)]);
+    }
+    out
+}
+
+impl Column {
+    fn int(values: &[i64], rows: usize, shape: Shape, device: Device) -> Column {
+        match device {
+            Device::Cpu => Column::Int(values.to_vec(), shape),
+            _ => Column::Device(shape.tensor(values, rows).to_device(device)),
+        }
+    }
+
+    fn float(values: &[f32], rows: usize, shape: Shape, device: Device) -> Column {
+        match device {
+            Device::Cpu => Column::Float(values.to_vec(), shape),
+            _ => Column::Device(shape.tensor(values, rows).to_device(device)),
+        }
+    }
+
+    /// Rows `rows`; `index` is the same rows as a tensor on the device
+    /// (made only where a block lives on one).
+    fn take(&self, rows: &[i64], index: &mut impl FnMut() -> Tensor) -> Tensor {
+        match self {
+            Column::Int(v, s) => s.tensor(&take_rows(v, s.width, rows), rows.len()),
+            Column::Float(v, s) => s.tensor(&take_rows(v, s.width, rows), rows.len()),
+            Column::Device(t) => t.index_select(0, &index()),
+        }
+    }
+
+    /// Rows [start, end).
+    fn range(&self, start: usize, end: usize) -> Tensor {
+        match self {
+            Column::Int(v, s) => s.tensor(&v[start * s.width..end * s.width], end - start),
+            Column::Float(v, s) => s.tensor(&v[start * s.width..end * s.width], end - start),
+            Column::Device(t) => t.narrow(0, start as i64, (end - start) as i64),
+        }
+    }
+}
+
 /// The single-valued blocks of a whole split.
 #[derive(Debug)]
 struct Blocks {
-    categorical: Tensor,
-    dense: Tensor,
-    labels: Tensor,
-    users: Tensor,
-    numeric: Vec<Tensor>,
+    categorical: Column,
+    dense: Column,
+    labels: Column,
+    users: Column,
+    numeric: Vec<Column>,
 }
 
-/// A whole split as tensors on one device.
+/// A whole split ready to be batched on one device (the multi-valued
+/// fields' lists, and on the CPU every block, on the host: see [`gather`]
+/// and [`Column`]).
 #[derive(Debug)]
 pub struct SplitTensors {
     pub rows: usize,
     all: Blocks,
-    multi: Vec<RaggedTensors>,
-}
-
-fn block_f32(v: &[f32], rows: usize, cols: usize, device: Device) -> Tensor {
-    Tensor::from_slice(v).view([rows as i64, cols as i64]).to_device(device)
-}
-
-fn block_i64(v: &[i64], rows: usize, cols: usize, device: Device) -> Tensor {
-    Tensor::from_slice(v).view([rows as i64, cols as i64]).to_device(device)
+    multi: Vec<Ragged>,
+    device: Device,
 }
 
 impl SplitTensors {
     pub fn new(split: &SplitData, schema: &FeatureSchema, device: Device) -> Self {
         let n = split.rows;
-        let multi = split.multi.iter().map(|r| RaggedTensors::new(r, device)).collect();
         let nf = schema.numeric.len();
         let numeric = schema
             .numeric
             .iter()
             .enumerate()
             .map(|(i, f)| match numeric::block(f, i, split, nf) {
-                Block::Ids(ids) => Tensor::from_slice(&ids).to_device(device),
-                Block::Values(v) => block_f32(&v, n, f.width(), device),
+                Block::Ids(ids) => Column::int(&ids, n, Shape::FLAT, device),
+                Block::Values(v) => Column::float(&v, n, Shape::matrix(f.width()), device),
             })
             .collect();
         let all = Blocks {
-            categorical: block_i64(&split.categorical, n, schema.categorical.len(), device),
-            dense: block_f32(&split.dense, n, schema.dense.len(), device),
-            labels: block_f32(&split.labels, n, schema.tasks.len(), device),
-            users: Tensor::from_slice(&split.users).to_device(device),
+            categorical: Column::int(&split.categorical, n, Shape::matrix(schema.categorical.len()), device),
+            dense: Column::float(&split.dense, n, Shape::matrix(schema.dense.len()), device),
+            labels: Column::float(&split.labels, n, Shape::matrix(schema.tasks.len()), device),
+            users: Column::int(&split.users, n, Shape::FLAT, device),
             numeric,
         };
-        SplitTensors { rows: n, all, multi }
+        SplitTensors { rows: n, all, multi: split.multi.clone(), device }
     }
 
-    /// Rows selected by `index` (an i64 tensor on the same device).
+    /// Rows selected by `index` (an i64 tensor on any device).
     pub fn select(&self, index: &Tensor) -> Batch {
+        let host = index.to_device(Device::Cpu).to_kind(Kind::Int64).contiguous();
+        let n = host.numel();
+        let mut rows = vec![0i64; n];
+        host.copy_data(&mut rows, n);
+        self.select_rows(&rows)
+    }
+
+    /// Rows `rows`, in that order.
+    pub fn select_rows(&self, rows: &[i64]) -> Batch {
         let a = &self.all;
+        let mut made: Option<Tensor> = None;
+        let mut index = || made.get_or_insert_with(|| Tensor::from_slice(rows).to_device(self.device)).shallow_clone();
         Batch {
-            categorical: a.categorical.index_select(0, index),
-            multi: self.multi.iter().map(|m| m.gather(index)).collect(),
-            dense: a.dense.index_select(0, index),
-            labels: a.labels.index_select(0, index),
-            users: a.users.index_select(0, index),
-            numeric: a.numeric.iter().map(|t| t.index_select(0, index)).collect(),
+            categorical: a.categorical.take(rows, &mut index),
+            multi: self.multi.iter().map(|m| gather(m, rows, self.device)).collect(),
+            dense: a.dense.take(rows, &mut index),
+            labels: a.labels.take(rows, &mut index),
+            users: a.users.take(rows, &mut index),
+            numeric: a.numeric.iter().map(|c| c.take(rows, &mut index)).collect(),
         }
     }
 
-    /// Contiguous rows [start, end): views of the single-valued blocks.
+    /// Contiguous rows [start, end) (on a device other than the CPU: views
+    /// of the single-valued blocks).
     pub fn slice(&self, start: usize, end: usize) -> Batch {
-        let (s, e) = (start as i64, end as i64);
         let a = &self.all;
-        let index = Tensor::arange_start(s, e, (Kind::Int64, a.labels.device()));
+        let rows: Vec<i64> = (start as i64..end as i64).collect();
         Batch {
-            categorical: a.categorical.narrow(0, s, e - s),
-            multi: self.multi.iter().map(|m| m.gather(&index)).collect(),
-            dense: a.dense.narrow(0, s, e - s),
-            labels: a.labels.narrow(0, s, e - s),
-            users: a.users.narrow(0, s, e - s),
-            numeric: a.numeric.iter().map(|t| t.narrow(0, s, e - s)).collect(),
+            categorical: a.categorical.range(start, end),
+            multi: self.multi.iter().map(|m| gather(m, &rows, self.device)).collect(),
+            dense: a.dense.range(start, end),
+            labels: a.labels.range(start, end),
+            users: a.users.range(start, end),
+            numeric: a.numeric.iter().map(|c| c.range(start, end)).collect(),
         }
     }
 
@@ -189,10 +267,7 @@ impl SplitTensors {
 
     /// Shuffled batches for one epoch; the order depends only on `seed` and `epoch`.
     pub fn shuffled(&self, batch_size: usize, seed: u64, epoch: usize) -> ShuffledBatches<'_> {
-        let order = epoch_order(self.rows, seed, epoch);
-        let device = self.all.labels.device();
-        let perm = Tensor::from_slice(&order).to_device(device);
-        ShuffledBatches { split: self, perm, batch_size: batch_size.max(1) as i64, pos: 0 }
+        ShuffledBatches { split: self, order: epoch_order(self.rows, seed, epoch), batch_size: batch_size.max(1), pos: 0 }
     }
 }
 
@@ -209,22 +284,21 @@ pub fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<i64> {
 /// Iterator over the shuffled batches of one epoch.
 pub struct ShuffledBatches<'a> {
     split: &'a SplitTensors,
-    perm: Tensor,
-    batch_size: i64,
-    pos: i64,
+    order: Vec<i64>,
+    batch_size: usize,
+    pos: usize,
 }
 
 impl Iterator for ShuffledBatches<'_> {
     type Item = Batch;
     fn next(&mut self) -> Option<Batch> {
-        let n = self.split.rows as i64;
-        if self.pos >= n {
+        if self.pos >= self.order.len() {
             return None;
         }
-        let len = self.batch_size.min(n - self.pos);
-        let idx = self.perm.narrow(0, self.pos, len);
-        self.pos += len;
-        Some(self.split.select(&idx))
+        let end = (self.pos + self.batch_size).min(self.order.len());
+        let batch = self.split.select_rows(&self.order[self.pos..end]);
+        self.pos = end;
+        Some(batch)
     }
 }
 
@@ -242,7 +316,7 @@ pub fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>, tch::TchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::schema::MultiField;
+    use crate::data::schema::{CategoricalField, MultiField};
     use rand::Rng;
 
     fn split_of(multi: Vec<Ragged>) -> (SplitData, FeatureSchema) {
@@ -283,6 +357,41 @@ mod tests {
         let m = &t.slice(2, 4).multi[0];
         assert_eq!((ints(&m.ids), ints(&m.rows)), (vec![3, 1], vec![0, 0]));
         assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), vec![2.0, 0.0]);
+        // A batch whose rows hold no ids at all, and the same rows by slice.
+        let m = &t.slice(3, 4).multi[0];
+        assert_eq!((m.ids.size(), m.rows.size(), m.ids.kind()), (vec![0], vec![0], Kind::Int64));
+        assert_eq!(Vec::<f32>::try_from(&m.counts).unwrap(), vec![0.0]);
+        let m = &t.select_rows(&[3, 3]).multi[0];
+        assert_eq!((m.ids.size(), Vec::<f32>::try_from(&m.counts).unwrap()), (vec![0], vec![0.0, 0.0]));
+    }
+
+    #[test]
+    fn single_valued_blocks_take_the_rows_asked_for() {
+        let mut r = Ragged::new();
+        for k in 0..3 {
+            r.push_own(&[k]).unwrap();
+        }
+        let (mut split, mut schema) = split_of(vec![r]);
+        let cat = |name: &str| CategoricalField { name: name.into(), vocab_size: 50, emb_dim: 2 };
+        schema.categorical = vec![cat("a"), cat("b")];
+        schema.dense = vec!["x".into()];
+        schema.tasks = vec!["t0".into(), "t1".into()];
+        split.categorical = vec![10, 11, 20, 21, 30, 31];
+        split.dense = vec![0.5, 1.5, 2.5];
+        split.labels = vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        split.users = vec![7, 8, 9];
+        let t = SplitTensors::new(&split, &schema, Device::Cpu);
+        let b = t.select_rows(&[2, 0, 2]);
+        assert_eq!((b.categorical.size(), ints(&b.categorical.view([-1]))), (vec![3, 2], vec![30, 31, 10, 11, 30, 31]));
+        assert_eq!((b.dense.size(), Vec::<f32>::try_from(&b.dense.view([-1])).unwrap()), (vec![3, 1], vec![2.5, 0.5, 2.5]));
+        assert_eq!(Vec::<f32>::try_from(&b.labels.view([-1])).unwrap(), vec![1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!((ints(&b.users), ints(&b.multi[0].ids)), (vec![9, 7, 9], vec![2, 0, 2]));
+        let b = t.slice(1, 3);
+        assert_eq!((b.categorical.size(), ints(&b.categorical.view([-1]))), (vec![2, 2], vec![20, 21, 30, 31]));
+        assert_eq!((ints(&b.users), b.labels.size()), (vec![8, 9], vec![2, 2]));
+        // The index as a tensor gives the same batch.
+        let b = t.select(&Tensor::from_slice(&[1i64, 1]));
+        assert_eq!((ints(&b.users), ints(&b.categorical.view([-1]))), (vec![8, 8], vec![20, 21, 20, 21]));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod ragged;
 mod restrict;
 pub mod schema;
 pub mod table;
+mod table_config;
 mod table_read;
 pub mod toy;
 pub mod wechat;
