@@ -8,10 +8,12 @@
 //! [`super::numeric`]) with edges from the train days.
 
 pub mod etl;
+mod keys;
 pub mod raw;
 pub mod store;
 pub mod synth;
 mod synth_feeds;
+mod window;
 #[cfg(test)]
 mod tests;
 
