@@ -26,6 +26,10 @@ pub struct RawActions {
 }
 
 impl RawActions {
+    fn with_capacity(n: usize) -> Self {
+        let v = || Vec::with_capacity(n);
+        RawActions { userid: v(), feedid: v(), day: Vec::with_capacity(n), device: v(), actions: Vec::with_capacity(n) }
+    }
     pub fn rows(&self) -> usize {
         self.userid.len()
     }
@@ -65,12 +69,58 @@ struct CsvFile {
     bytes: Vec<u8>,
     /// Byte ranges of the pieces, in file order, covering every record.
     pieces: Vec<Range<usize>>,
+    /// No quotes and no carriage return but before a line end: the pieces
+    /// are split into lines and fields directly ([`Source::Plain`]).
+    plain: bool,
 }
 
 /// The records of one piece with the line number of each.
 struct Records<'a> {
     table: &'a Table,
-    reader: csv::Reader<&'a [u8]>,
+    source: Source<'a>,
+    /// Line ends in the piece: about its number of records.
+    lines: usize,
+}
+
+/// Where a piece's records come from.
+enum Source<'a> {
+    /// The csv crate's reader (quotes, bare carriage returns).
+    Csv(csv::Reader<&'a [u8]>),
+    /// A piece without quotes: lines split at `\n` (a `\r` before it
+    /// dropped) and fields at commas, empty lines skipped, as the csv crate
+    /// reads such text; `start` is where the next line starts, `line` its
+    /// number in the piece.
+    Plain { piece: &'a [u8], start: usize, line: usize },
+}
+
+/// One record: its fields from the csv reader or, for a plain piece, the
+/// line and the end of each field in it.
+struct Row<'a> {
+    csv: ByteRecord,
+    line: &'a [u8],
+    ends: Vec<usize>,
+    plain: bool,
+}
+
+impl<'a> Row<'a> {
+    fn new() -> Self {
+        Row { csv: ByteRecord::new(), line: &[], ends: Vec::new(), plain: false }
+    }
+    fn len(&self) -> usize {
+        if self.plain {
+            self.ends.len()
+        } else {
+            self.csv.len()
+        }
+    }
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        if !self.plain {
+            return self.csv.get(i);
+        }
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
+        Some(&self.line[start..end])
+    }
 }
 
 /// A piece's result and the number of lines before the piece (a piece's
@@ -111,7 +161,7 @@ impl Table {
         Ok(Table { path: path.to_path_buf(), width: names.len(), columns, names: wanted.to_vec() })
     }
 
-    fn field<'r>(&self, rec: &'r ByteRecord, line: usize, k: usize) -> Result<&'r [u8], DataError> {
+    fn field<'r>(&self, rec: &'r Row<'_>, line: usize, k: usize) -> Result<&'r [u8], DataError> {
         rec.get(self.columns[k]).ok_or_else(|| DataError::Value {
             path: self.path.clone(),
             line,
@@ -141,7 +191,8 @@ impl CsvFile {
         }
         cuts.push(bytes.len());
         let pieces = cuts.windows(2).filter(|w| w[1] > w[0] || k == 1).map(|w| w[0]..w[1]).collect();
-        Ok(CsvFile { table, bytes, pieces })
+        let bare_cr = memchr::memchr_iter(b'\r', &bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'));
+        Ok(CsvFile { table, bytes, pieces, plain: !quoted && !bare_cr })
     }
 
     /// Parses every piece with `parse` (at once, one thread each) and
@@ -159,9 +210,14 @@ impl CsvFile {
                     let parse = &parse;
                     let piece = &self.bytes[range.clone()];
                     sc.spawn(move || {
-                        let reader = csv::ReaderBuilder::new().has_headers(with_header).flexible(true).from_reader(piece);
-                        let mut records = Records { table: &self.table, reader };
-                        (parse(&mut records), memchr::memchr_iter(b'\n', piece).count())
+                        let source = if self.plain {
+                            Source::Plain { piece, start: 0, line: 1 }
+                        } else {
+                            Source::Csv(csv::ReaderBuilder::new().has_headers(with_header).flexible(true).from_reader(piece))
+                        };
+                        let lines = memchr::memchr_iter(b'\n', piece).count();
+                        let mut records = Records { table: &self.table, source, lines };
+                        (parse(&mut records), lines)
                     })
                 })
                 .collect();
@@ -188,26 +244,56 @@ fn shift_line(e: DataError, by: usize) -> DataError {
     }
 }
 
-impl Records<'_> {
-    /// Reads the next record; `Ok(None)` at the end. Returns the record's
-    /// line in its piece.
-    fn next(&mut self, rec: &mut ByteRecord) -> Result<Option<usize>, DataError> {
+impl<'a> Records<'a> {
+    /// Reads the next record into `rec`; `Ok(None)` at the end. Returns the
+    /// record's line in its piece.
+    fn next(&mut self, rec: &mut Row<'a>) -> Result<Option<usize>, DataError> {
         let t = self.table;
-        match self.reader.read_byte_record(rec) {
-            Ok(true) => {
-                let line = rec.position().map_or(0, |p| p.line() as usize);
-                if rec.len() != t.width {
-                    let message = format!("malformed CSV: {} fields, the header has {}", rec.len(), t.width);
-                    return Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message });
+        let line = match &mut self.source {
+            Source::Csv(reader) => match reader.read_byte_record(&mut rec.csv) {
+                Ok(true) => rec.csv.position().map_or(0, |p| p.line() as usize),
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    return Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message: format!("malformed CSV: {e}") });
                 }
-                Ok(Some(line))
-            }
-            Ok(false) => Ok(None),
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message: format!("malformed CSV: {e}") })
-            }
+            },
+            Source::Plain { piece, start, line } => loop {
+                if *start >= piece.len() {
+                    return Ok(None);
+                }
+                rec.ends.clear();
+                // Separators are a few bytes apart: a byte loop beats a vector search here.
+                let rest = &piece[*start..];
+                let mut end = rest.len();
+                for (i, &b) in rest.iter().enumerate() {
+                    if b == b',' {
+                        rec.ends.push(i);
+                    } else if b == b'\n' {
+                        end = i;
+                        break;
+                    }
+                }
+                let text = &rest[..end];
+                let end = *start + end;
+                *start = end + 1;
+                let number = *line;
+                *line += 1;
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                if text.is_empty() {
+                    continue;
+                }
+                rec.plain = true;
+                rec.line = text;
+                rec.ends.push(text.len());
+                break number;
+            },
+        };
+        if rec.len() != t.width {
+            let message = format!("malformed CSV: {} fields, the header has {}", rec.len(), t.width);
+            return Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message });
         }
+        Ok(Some(line))
     }
 }
 
@@ -275,12 +361,8 @@ fn read_actions_in(path: &Path, pieces: usize) -> Result<RawActions, DataError> 
     let file = CsvFile::read(path, &wanted, pieces)?;
     let parts = file.parse(parse_actions)?;
     drop(file);
-    let mut out = RawActions::default();
+    let mut out = RawActions::with_capacity(parts.iter().map(|p| p.part.rows()).sum());
     for Parsed { part, .. } in parts {
-        if out.userid.is_empty() {
-            out = part;
-            continue;
-        }
         out.userid.extend(part.userid);
         out.feedid.extend(part.feedid);
         out.day.extend(part.day);
@@ -295,8 +377,8 @@ fn read_actions_in(path: &Path, pieces: usize) -> Result<RawActions, DataError> 
 
 fn parse_actions(records: &mut Records<'_>) -> Result<RawActions, DataError> {
     let t = records.table;
-    let mut out = RawActions::default();
-    let mut rec = ByteRecord::new();
+    let mut out = RawActions::with_capacity(records.lines + 1);
+    let mut rec = Row::new();
     while let Some(line) = records.next(&mut rec)? {
         let int = |k: usize| -> Result<i64, DataError> {
             let f = t.field(&rec, line, k)?;
@@ -358,7 +440,7 @@ fn parse_feeds(records: &mut Records<'_>) -> Result<(RawFeeds, Vec<usize>), Data
     let t = records.table;
     let mut out = RawFeeds { tag_offsets: vec![0], ..Default::default() };
     let mut lines = Vec::new();
-    let mut rec = ByteRecord::new();
+    let mut rec = Row::new();
     while let Some(line) = records.next(&mut rec)? {
         let opt_int = |k: usize| -> Result<Option<i64>, DataError> {
             let f = t.field(&rec, line, k)?;
