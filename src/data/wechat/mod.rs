@@ -9,6 +9,7 @@
 
 pub mod etl;
 mod keys;
+mod plain;
 pub mod raw;
 pub mod store;
 pub mod synth;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 
-use super::ACTIONS;
+use super::{plain, ACTIONS};
 use crate::data::DataError;
 
 /// The action log: one row per exposure, in file order.
@@ -245,55 +245,63 @@ fn shift_line(e: DataError, by: usize) -> DataError {
 }
 
 impl<'a> Records<'a> {
-    /// Reads the next record into `rec`; `Ok(None)` at the end. Returns the
-    /// record's line in its piece.
+    /// Reads the next record into `rec` and checks its number of fields;
+    /// `Ok(None)` at the end. Returns the record's line in its piece.
     fn next(&mut self, rec: &mut Row<'a>) -> Result<Option<usize>, DataError> {
+        let line = self.next_unchecked(rec)?;
+        if let Some(line) = line {
+            self.check(rec, line)?;
+        }
+        Ok(line)
+    }
+
+    /// [`Records::next`] without the fields of a plain line split or
+    /// counted (`rec.line` holds the line): for [`super::plain`]'s fast
+    /// path, and [`Records::check`] after it if it gives up.
+    fn next_unchecked(&mut self, rec: &mut Row<'a>) -> Result<Option<usize>, DataError> {
         let t = self.table;
-        let line = match &mut self.source {
+        match &mut self.source {
             Source::Csv(reader) => match reader.read_byte_record(&mut rec.csv) {
-                Ok(true) => rec.csv.position().map_or(0, |p| p.line() as usize),
-                Ok(false) => return Ok(None),
+                Ok(true) => Ok(Some(rec.csv.position().map_or(0, |p| p.line() as usize))),
+                Ok(false) => Ok(None),
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line() as usize);
-                    return Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message: format!("malformed CSV: {e}") });
+                    Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message: format!("malformed CSV: {e}") })
                 }
             },
             Source::Plain { piece, start, line } => loop {
                 if *start >= piece.len() {
                     return Ok(None);
                 }
-                rec.ends.clear();
-                // Separators are a few bytes apart: a byte loop beats a vector search here.
                 let rest = &piece[*start..];
-                let mut end = rest.len();
-                for (i, &b) in rest.iter().enumerate() {
-                    if b == b',' {
-                        rec.ends.push(i);
-                    } else if b == b'\n' {
-                        end = i;
-                        break;
-                    }
-                }
-                let text = &rest[..end];
-                let end = *start + end;
-                *start = end + 1;
+                let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                *start += end + 1;
                 let number = *line;
                 *line += 1;
+                let text = &rest[..end];
                 let text = text.strip_suffix(b"\r").unwrap_or(text);
-                if text.is_empty() {
-                    continue;
+                if !text.is_empty() {
+                    rec.plain = true;
+                    rec.line = text;
+                    return Ok(Some(number));
                 }
-                rec.plain = true;
-                rec.line = text;
-                rec.ends.push(text.len());
-                break number;
             },
-        };
+        }
+    }
+
+    /// Splits a plain line into fields and checks the record's number of fields.
+    fn check(&self, rec: &mut Row<'a>, line: usize) -> Result<(), DataError> {
+        let t = self.table;
+        if rec.plain {
+            rec.ends.clear();
+            rec.ends.extend(rec.line.iter().enumerate().filter(|(_, &b)| b == b',').map(|(i, _)| i));
+            rec.ends.push(rec.line.len());
+        }
         if rec.len() != t.width {
             let message = format!("malformed CSV: {} fields, the header has {}", rec.len(), t.width);
             return Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message });
         }
-        Ok(Some(line))
+        Ok(())
     }
 }
 
@@ -379,7 +387,23 @@ fn parse_actions(records: &mut Records<'_>) -> Result<RawActions, DataError> {
     let t = records.table;
     let mut out = RawActions::with_capacity(records.lines + 1);
     let mut rec = Row::new();
-    while let Some(line) = records.next(&mut rec)? {
+    // The fast path's slots: the wanted columns in order; the labels are one digit.
+    let mut slot = vec![plain::SKIP; t.width];
+    for (k, &c) in t.columns.iter().enumerate() {
+        slot[c] = k as u8;
+    }
+    let max_len: Vec<usize> = (0..t.columns.len()).map(|k| if k >= 4 { 1 } else { 18 }).collect();
+    let mut v = vec![0i64; t.columns.len()];
+    while let Some(line) = records.next_unchecked(&mut rec)? {
+        if rec.plain && plain::parse_digits(rec.line, &slot, &max_len, &mut v) && (1..=255).contains(&v[2]) && v[4..].iter().all(|&b| b <= 1) {
+            out.userid.push(v[0]);
+            out.feedid.push(v[1]);
+            out.day.push(v[2] as u8);
+            out.device.push(v[3]);
+            out.actions.push(v[4..].iter().enumerate().fold(0u8, |bits, (a, &b)| bits | (b as u8) << a));
+            continue;
+        }
+        records.check(&mut rec, line)?;
         let int = |k: usize| -> Result<i64, DataError> {
             let f = t.field(&rec, line, k)?;
             parse_int(f).ok_or_else(|| t.bad(line, k, format!("expected an integer, found `{}`", show(f))))
@@ -519,6 +543,17 @@ mod tests {
                 assert_eq!((&many.device, &many.actions), (&one.device, &one.actions), "{pieces} pieces");
             }
         }
+    }
+
+    #[test]
+    fn lines_off_the_fast_path_parse_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user_action.csv");
+        let head = format!("userid,feedid,date_,device,{},play\n", ACTIONS.join(","));
+        let text = head + "7,8,9,1,1,0,0,0,0,0,1,55\n +7 ,08,9.0,1,1,0,0,0,0,0, 1 ,x\n\n7,8,9,1,1,0,0,0,0,0,1,\n";
+        std::fs::write(&path, text).unwrap();
+        let a = read_actions_in(&path, 1).unwrap();
+        assert_eq!((a.userid, a.feedid, a.day, a.device, a.actions), (vec![7; 3], vec![8; 3], vec![9; 3], vec![1; 3], vec![65; 3]));
     }
 
     #[test]
