@@ -5,6 +5,9 @@
 //! memory and parsed in pieces cut at line ends, one thread per core (the
 //! full-scale action log is 7.3M lines); the pieces are joined in file
 //! order and an error names its line in the file, as a one-piece read would.
+//! A file without quotes is split into lines and fields directly, and a
+//! line of plain unsigned integers is parsed in one pass (module `plain`);
+//! quoted files go through the csv crate.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
