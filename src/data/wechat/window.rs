@@ -54,6 +54,9 @@ impl WindowSums {
     /// (all three of one length) over the `window` days before each target day.
     pub fn new(keys: &[u32], n_keys: usize, days: &[u8], actions: &[u8], targets: Targets, window: usize, ln1p: &Ln1p) -> Self {
         let na = ACTIONS.len();
+        if targets.count == 0 {
+            return WindowSums { targets, values: Vec::new() };
+        }
         let n_days = targets.first + targets.count;
         // Per key, counts of each day (day-major within the key), then prefix sums over days.
         let mut cum = vec![0u32; n_keys * n_days * na];
@@ -122,5 +125,11 @@ mod tests {
         assert_eq!(w.of(0, 6), &[ln(1.0), 0.0, ln(1.0), 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(w.of(1, 5), &[0.0; 7]);
         assert_eq!(w.of(1, 6)[0], ln(1.0));
+    }
+
+    #[test]
+    fn no_target_day_gives_no_sums() {
+        let w = WindowSums::new(&[0, 1], 2, &[3, 7], &[1, 1], Targets { first: 8, count: 0 }, 7, &Ln1p::new());
+        assert!(w.values.is_empty());
     }
 }
