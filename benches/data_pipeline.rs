@@ -7,8 +7,13 @@
 //! phases of seconds each, so plain timing, not
 //! criterion. Sizes: MTLBENCH_BENCH_USERS (default 20000) and
 //! MTLBENCH_BENCH_FEEDS (default 106444); files go to a temporary folder
-//! (or MTLBENCH_BENCH_DIR). For peak memory per phase, run the CLI steps
-//! under /usr/bin/time -v (README).
+//! (or MTLBENCH_BENCH_DIR). MTLBENCH_BENCH_RAW names a folder of raw files
+//! to use instead of generating them (the real WeChat files, or a folder
+//! generated before); MTLBENCH_BENCH_ETL_ONLY=1 stops after the raw ->
+//! cache phases and the reload. The `content` line is a digest of every feature value,
+//! list and vocabulary, so two builds of the ETL can be checked to give the
+//! same features. For peak memory per phase, run the CLI steps under
+//! /usr/bin/time -v (README).
 
 use std::time::Instant;
 
@@ -42,6 +47,33 @@ fn since(t: Instant, c: f64) -> String {
     format!("{:>6.1} s wall {:>6.1} s CPU", t.elapsed().as_secs_f64(), cpu_s() - c)
 }
 
+/// blake3 of every value of the features, in order (16 hex digits): two
+/// builds of the ETL agree on the features when their digests agree.
+fn content_digest(f: &wechat::etl::WechatFeatures) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut put = |bytes: Vec<u8>| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    };
+    let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    put(i32s(&f.day));
+    for c in f.categorical.iter().chain(&f.actions) {
+        put(i32s(c));
+    }
+    for c in &f.dense {
+        put(c.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect());
+    }
+    for r in [&f.history, &f.tags] {
+        put(r.lists.offsets.iter().flat_map(|&o| (o as u64).to_le_bytes()).collect());
+        put(i32s(&r.lists.values));
+        put(r.row_list.iter().flat_map(|x| x.to_le_bytes()).collect());
+    }
+    for v in f.vocabs.iter().chain([&f.tag_vocab]) {
+        put(v.ids.iter().flat_map(|x| x.to_le_bytes()).collect());
+    }
+    h.finalize().to_hex()[..16].to_string()
+}
+
 /// The phases of raw -> cache one by one (digests, parse, ETL, Parquet).
 fn phases(raw: &std::path::Path) {
     let (t, c) = (Instant::now(), cpu_s());
@@ -58,6 +90,7 @@ fn phases(raw: &std::path::Path) {
     let (t, c) = (Instant::now(), cpu_s());
     let f = wechat::etl::build(&actions, &feeds).expect("ETL");
     println!("  etl      {}", since(t, c));
+    println!("  content  {}  (digest of the features)", content_digest(&f));
     drop((actions, feeds));
     let out = tempfile::tempdir().expect("temp dir");
     let (t, c) = (Instant::now(), cpu_s());
@@ -76,8 +109,14 @@ fn main() {
 
     let p = synth::SynthParams { users, feeds, seed: 1, days: 14, relatedness: 0.5 };
     let (t, c) = (Instant::now(), cpu_s());
-    let r = synth::write_dir(&p, &raw).expect("generation");
-    println!("generate   {}  {} actions ({} users, {} feeds)  peak RSS {:.0} MB", since(t, c), r.rows, users, feeds, peak_rss_mb());
+    let raw = match std::env::var("MTLBENCH_BENCH_RAW") {
+        Ok(dir) => std::path::PathBuf::from(dir),
+        Err(_) => {
+            let r = synth::write_dir(&p, &raw).expect("generation");
+            println!("generate   {}  {} actions ({} users, {} feeds)  peak RSS {:.0} MB", since(t, c), r.rows, users, feeds, peak_rss_mb());
+            raw
+        }
+    };
 
     let (t, c) = (Instant::now(), cpu_s());
     let (f, _) = wechat::features(&raw, &cache).expect("ETL");
@@ -88,7 +127,11 @@ fn main() {
     let (t, c) = (Instant::now(), cpu_s());
     let (f, _) = wechat::features(&raw, &cache).expect("cached features");
     println!("reload     {}  {} feature rows (digest inputs + read Parquet)", since(t, c), f.rows());
+    println!("  content  {}  (digest of the features read back)", content_digest(&f));
     drop(f);
+    if std::env::var("MTLBENCH_BENCH_ETL_ONLY").is_ok_and(|v| v == "1") {
+        return;
+    }
 
     let cfg = WechatConfig {
         path: raw.clone(),

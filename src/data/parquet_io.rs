@@ -8,14 +8,18 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::ops::Range;
+
+use bytes::Bytes;
 use parquet::basic::Compression;
 use parquet::column::reader::ColumnReader;
-use parquet::column::writer::ColumnWriter;
-use parquet::file::properties::WriterProperties;
+use parquet::column::writer::{get_column_writer, ColumnCloseResult, ColumnWriter};
+use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use parquet::schema::parser::parse_message_type;
+use parquet::schema::types::{SchemaDescPtr, SchemaDescriptor};
 
 use super::DataError;
 
@@ -69,7 +73,9 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Writes `columns` (all of the same length) to a Parquet file, in row
-/// groups of `group_rows` rows, snappy-compressed.
+/// groups of `group_rows` rows, snappy-compressed. The column chunks of a
+/// row group are encoded at once, one thread per core, each into memory,
+/// and written in schema order: the file is the one a serial writer makes.
 pub fn write_table(path: &Path, columns: &[(&str, ColumnRef<'_>)], group_rows: usize) -> Result<(), DataError> {
     let rows = columns.first().map_or(0, |(_, c)| c.rows());
     let mut schema = String::from("message features {\n");
@@ -93,51 +99,40 @@ pub fn write_table(path: &Path, columns: &[(&str, ColumnRef<'_>)], group_rows: u
     }
     schema.push('}');
     let schema = Arc::new(parse_message_type(&schema).map_err(pq_err(path, "schema"))?);
-    // Float columns without a dictionary: their values are mostly distinct,
-    // so the dictionary would cost a hash per value before being dropped.
-    let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
-    for (name, col) in columns {
-        if matches!(col, ColumnRef::F32(_)) {
-            props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*name), false);
-        }
-    }
+    // No dictionaries: the dictionary costs a hash per value (half the
+    // encoding time at full scale) for a file only ~30% smaller than plain
+    // snappy-compressed pages (82 against 112 MB of features), and a
+    // float column's mostly distinct values would drop it anyway.
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_dictionary_enabled(false);
     let props = Arc::new(props.build());
     let file = File::create(path).map_err(|source| DataError::Io { path: path.to_path_buf(), cause: source })?;
-    let mut writer = SerializedFileWriter::new(file, schema, props).map_err(pq_err(path, "creating the writer"))?;
+    let descr: SchemaDescPtr = Arc::new(SchemaDescriptor::new(schema.clone()));
+    let mut writer = SerializedFileWriter::new(file, schema, props.clone()).map_err(pq_err(path, "creating the writer"))?;
     let group_rows = group_rows.max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8).min(columns.len().max(1));
     let mut start = 0;
-    let mut def = Vec::new();
-    let mut rep = Vec::new();
     loop {
         let end = (start + group_rows).min(rows);
-        let mut rg = writer.next_row_group().map_err(pq_err(path, "row group"))?;
-        let mut i = 0;
-        while let Some(mut cw) = rg.next_column().map_err(pq_err(path, "column"))? {
-            let (name, col) = &columns[i];
-            let res = match (cw.untyped(), col) {
-                (ColumnWriter::Int32ColumnWriter(w), ColumnRef::I32(v)) => w.write_batch(&v[start..end], None, None),
-                (ColumnWriter::FloatColumnWriter(w), ColumnRef::F32(v)) => w.write_batch(&v[start..end], None, None),
-                (ColumnWriter::Int32ColumnWriter(w), ColumnRef::ListI32 { offsets, values }) => {
-                    def.clear();
-                    rep.clear();
-                    for r in start..end {
-                        let n = offsets[r + 1] - offsets[r];
-                        if n == 0 {
-                            def.push(0);
-                            rep.push(0);
-                        } else {
-                            def.extend(std::iter::repeat_n(1i16, n));
-                            rep.push(0);
-                            rep.extend(std::iter::repeat_n(1i16, n - 1));
-                        }
-                    }
-                    w.write_batch(&values[offsets[start]..offsets[end]], Some(&def), Some(&rep))
+        // Each column chunk encoded apart (columns dealt to the threads in
+        // turn), then spliced into the row group in schema order.
+        let encode = |i: usize| encode_chunk(path, &descr, &props, (i, columns[i].1), start..end, columns[i].0);
+        let mut chunks: Vec<Option<Result<Chunk, DataError>>> = (0..columns.len()).map(|_| None).collect();
+        std::thread::scope(|sc| {
+            let encode = &encode;
+            let handles: Vec<_> = (0..threads)
+                .map(|t| sc.spawn(move || (t..columns.len()).step_by(threads).map(|i| (i, encode(i))).collect::<Vec<_>>()))
+                .collect();
+            for h in handles {
+                for (i, c) in h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                    chunks[i] = Some(c);
                 }
-                _ => return Err(DataError::File { path: path.to_path_buf(), message: format!("column `{name}`: writer type mismatch") }),
-            };
-            res.map_err(pq_err(path, &format!("writing column `{name}`")))?;
-            cw.close().map_err(pq_err(path, &format!("closing column `{name}`")))?;
-            i += 1;
+            }
+        });
+        let mut rg = writer.next_row_group().map_err(pq_err(path, "row group"))?;
+        for (chunk, (name, _)) in chunks.into_iter().zip(columns) {
+            let missing = || DataError::File { path: path.to_path_buf(), message: format!("column `{name}` was not encoded") };
+            let Chunk { bytes, close } = chunk.ok_or_else(missing)??;
+            rg.append_column(&bytes, close).map_err(pq_err(path, &format!("writing column `{name}`")))?;
         }
         rg.close().map_err(pq_err(path, "closing a row group"))?;
         start = end;
@@ -147,6 +142,62 @@ pub fn write_table(path: &Path, columns: &[(&str, ColumnRef<'_>)], group_rows: u
     }
     writer.close().map_err(pq_err(path, "closing the file"))?;
     Ok(())
+}
+
+/// One encoded column chunk: its bytes (pages from offset 0) and metadata.
+struct Chunk {
+    bytes: Bytes,
+    close: ColumnCloseResult,
+}
+
+/// Encodes rows `rows` of column `col` (schema position `i`) as one column chunk in memory.
+fn encode_chunk(
+    path: &Path,
+    schema: &SchemaDescPtr,
+    props: &WriterPropertiesPtr,
+    (i, col): (usize, ColumnRef<'_>),
+    rows: Range<usize>,
+    name: &str,
+) -> Result<Chunk, DataError> {
+    let err = pq_err(path, &format!("writing column `{name}`"));
+    let mut sink = TrackedWrite::new(Vec::new());
+    let (start, end) = (rows.start, rows.end);
+    let close = {
+        let pages = Box::new(SerializedPageWriter::new(&mut sink));
+        let mut cw = get_column_writer(schema.column(i), props.clone(), pages);
+        let res = match (&mut cw, col) {
+            (ColumnWriter::Int32ColumnWriter(w), ColumnRef::I32(v)) => w.write_batch(&v[start..end], None, None),
+            (ColumnWriter::FloatColumnWriter(w), ColumnRef::F32(v)) => w.write_batch(&v[start..end], None, None),
+            (ColumnWriter::Int32ColumnWriter(w), ColumnRef::ListI32 { offsets, values }) => {
+                let (def, rep) = list_levels(&offsets[start..=end]);
+                w.write_batch(&values[offsets[start]..offsets[end]], Some(&def), Some(&rep))
+            }
+            _ => return Err(DataError::File { path: path.to_path_buf(), message: format!("column `{name}`: writer type mismatch") }),
+        };
+        res.map_err(&err)?;
+        cw.close().map_err(&err)?
+    };
+    let bytes = Bytes::from(sink.into_inner().map_err(&err)?);
+    Ok(Chunk { bytes, close })
+}
+
+/// Definition and repetition levels of the lists with offsets `offsets`
+/// (standard three-level list, required elements: an empty list is one
+/// level 0 entry).
+fn list_levels(offsets: &[usize]) -> (Vec<i16>, Vec<i16>) {
+    let (mut def, mut rep) = (Vec::new(), Vec::new());
+    for w in offsets.windows(2) {
+        let n = w[1] - w[0];
+        if n == 0 {
+            def.push(0);
+            rep.push(0);
+        } else {
+            def.extend(std::iter::repeat_n(1i16, n));
+            rep.push(0);
+            rep.extend(std::iter::repeat_n(1i16, n - 1));
+        }
+    }
+    (def, rep)
 }
 
 fn read_column(path: &Path, name: &str, reader: ColumnReader, rows: usize, out: &mut Option<Column>) -> Result<(), DataError> {

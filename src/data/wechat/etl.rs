@@ -17,12 +17,14 @@
 //! file order, so the output does not depend on the number of threads.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 pub use crate::data::ragged::ListColumn;
 use crate::data::ragged::Ragged;
 
+pub use super::keys::{FastHash, FastHasher};
+use super::keys::{first_appearance, Interner};
 use super::raw::{RawActions, RawFeeds};
+use super::window::{Ln1p, Targets, WindowSums};
 use super::ACTIONS;
 
 /// Days of history aggregated before each target day.
@@ -98,76 +100,6 @@ impl WechatFeatures {
     }
 }
 
-/// A small multiplicative hasher for integer keys (SipHash is needlessly slow here).
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_i64(&mut self, v: i64) {
-        self.write_u64(v as u64)
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(v as u64)
-    }
-}
-pub type FastHash = BuildHasherDefault<FastHasher>;
-
-/// Dense internal index of every distinct raw id, in first-appearance order.
-fn intern(ids: &[i64], table: &mut HashMap<i64, u32, FastHash>) -> Vec<u32> {
-    ids.iter()
-        .map(|&id| {
-            let n = table.len() as u32;
-            *table.entry(id).or_insert(n)
-        })
-        .collect()
-}
-
-/// Per-key prefix sums over days of the seven action counts:
-/// `cum[(day * keys + key) * 7 + a]` counts actions on days <= day.
-struct DayCounts {
-    keys: usize,
-    cum: Vec<u32>,
-}
-
-impl DayCounts {
-    fn new(keys: &[u32], n_keys: usize, days: &[u8], actions: &[u8], max_day: usize) -> Self {
-        let na = ACTIONS.len();
-        let mut cum = vec![0u32; (max_day + 1) * n_keys * na];
-        for ((&k, &d), &bits) in keys.iter().zip(days).zip(actions) {
-            let base = (d as usize * n_keys + k as usize) * na;
-            for a in 0..na {
-                cum[base + a] += (bits >> a & 1) as u32;
-            }
-        }
-        let stride = n_keys * na;
-        for d in 1..=max_day {
-            let (before, after) = cum.split_at_mut(d * stride);
-            let prev = &before[(d - 1) * stride..];
-            for (x, p) in after[..stride].iter_mut().zip(prev) {
-                *x += *p;
-            }
-        }
-        DayCounts { keys: n_keys, cum }
-    }
-
-    /// Sum of action `a` for `key` over days [lo, hi] (lo >= 1).
-    fn window(&self, key: u32, a: usize, lo: usize, hi: usize) -> u32 {
-        let na = ACTIONS.len();
-        let at = |d: usize| self.cum[(d * self.keys + key as usize) * na + a];
-        at(hi) - at(lo - 1)
-    }
-}
-
 /// The ETL's output does not fit its integer types.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("the features do not fit: {0}")]
@@ -185,131 +117,162 @@ fn tag_lists(feeds: &RawFeeds, tag_vocab: &Vocab) -> Ragged {
     lists
 }
 
-/// The vocabularies of the categorical fields (in [`CATEGORICAL`] order) and of the tags.
-fn vocabularies(actions: &RawActions, feeds: &RawFeeds, first_target: usize) -> (Vec<Vocab>, Vocab) {
-    let mut user_vocab = Vocab::default();
-    let mut device_vocab = Vocab::default();
-    for r in 0..actions.rows() {
-        if actions.day[r] as usize >= first_target {
-            user_vocab.add(actions.userid[r]);
-            device_vocab.add(actions.device[r]);
-        }
-    }
-    let feed_vocab = Vocab::from_ids(feeds.feedid.clone());
-    let (mut author_vocab, mut song_vocab, mut singer_vocab, mut tag_vocab): (Vocab, Vocab, Vocab, Vocab) = Default::default();
-    for f in 0..feeds.feedid.len() {
-        for (vocab, id) in [(&mut author_vocab, feeds.authorid[f]), (&mut song_vocab, feeds.bgm_song_id[f]), (&mut singer_vocab, feeds.bgm_singer_id[f])] {
-            if let Some(id) = id {
-                Vocab::add(vocab, id);
-            }
+/// The feed_info side: the vocabularies of feedid, authorid, bgm_song_id,
+/// bgm_singer_id (in that order) and of the tags, each feed_info row's
+/// author, song and singer index, and its `ln(1 + videoplayseconds)`.
+struct FeedSide {
+    vocabs: [Vocab; 4],
+    tag_vocab: Vocab,
+    author: Vec<i32>,
+    song: Vec<i32>,
+    singer: Vec<i32>,
+    seconds: Vec<f32>,
+}
+
+fn feed_side(feeds: &RawFeeds) -> FeedSide {
+    let mut vocabs = [Vocab::from_ids(feeds.feedid.clone()), Vocab::default(), Vocab::default(), Vocab::default()];
+    let mut tag_vocab = Vocab::default();
+    let mut of_feed = [Vec::new(), Vec::new(), Vec::new()];
+    let n = feeds.feedid.len();
+    for f in 0..n {
+        for (k, id) in [feeds.authorid[f], feeds.bgm_song_id[f], feeds.bgm_singer_id[f]].into_iter().enumerate() {
+            let index = id.map_or(0, |id| {
+                vocabs[1 + k].add(id);
+                vocabs[1 + k].get(id)
+            });
+            of_feed[k].push(index);
         }
         for &t in &feeds.tags[feeds.tag_offsets[f]..feeds.tag_offsets[f + 1]] {
             tag_vocab.add(t);
         }
     }
-    (vec![user_vocab, feed_vocab, device_vocab, author_vocab, song_vocab, singer_vocab], tag_vocab)
+    let [author, song, singer] = of_feed;
+    let seconds = feeds.videoplayseconds.iter().map(|&v| v.ln_1p() as f32).collect();
+    FeedSide { vocabs, tag_vocab, author, song, singer, seconds }
 }
 
-/// What each output row's features are read from: the inputs, internal
-/// keys, vocabularies and the windowed sums.
+/// The action log keyed: the internal user, feed and device key of every
+/// row (feed_info row k is internal feed k), the target-day rows in file
+/// order, and the user and device vocabularies (first appearance on the
+/// target days) as each key's index.
+struct LogKeys {
+    users: Vec<u32>,
+    feeds: Vec<u32>,
+    devices: Vec<u32>,
+    n_users: usize,
+    n_feeds: usize,
+    rows: Vec<u32>,
+    user_index: Vec<i32>,
+    user_ids: Vec<i64>,
+    device_index: Vec<i32>,
+    device_ids: Vec<i64>,
+}
+
+fn log_keys(actions: &RawActions, feeds: &RawFeeds, first_target: usize) -> LogKeys {
+    let keyed = |ids: &[i64]| {
+        let mut it = Interner::for_ids(&[ids]);
+        let keys = it.keys(ids);
+        (keys, it.len())
+    };
+    let ((users, n_users), (devices, n_devices), (feed_keys, n_feeds)) = std::thread::scope(|sc| {
+        let feed_keys = sc.spawn(|| {
+            let mut it = Interner::for_ids(&[&feeds.feedid, &actions.feedid]);
+            // feed_info first (its ids are unique), so that internal feed k is feed_info row k.
+            it.keys(&feeds.feedid);
+            let keys = it.keys(&actions.feedid);
+            (keys, it.len())
+        });
+        let devices = sc.spawn(|| keyed(&actions.device));
+        let users = keyed(&actions.userid);
+        let join = |h: std::thread::ScopedJoinHandle<'_, (Vec<u32>, usize)>| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (users, join(devices), join(feed_keys))
+    });
+    let rows: Vec<u32> = (0..actions.rows()).filter(|&r| actions.day[r] as usize >= first_target).map(|r| r as u32).collect();
+    let (user_index, user_ids) = first_appearance(&users, &actions.userid, n_users, &rows);
+    let (device_index, device_ids) = first_appearance(&devices, &actions.device, n_devices, &rows);
+    LogKeys { users, feeds: feed_keys, devices, n_users, n_feeds, rows, user_index, user_ids, device_index, device_ids }
+}
+
+/// Each user's read_comment actions, grouped by user key (user u's are
+/// `start[u]..start[u + 1]`): in file order as (day, feed index) for the
+/// histories, and as (author index, day) sorted for the user x author sums.
+struct Reads {
+    start: Vec<usize>,
+    in_order: Vec<(u8, i32)>,
+    by_author: Vec<(i32, u8)>,
+}
+
+fn reads(actions: &RawActions, keys: &LogKeys, side: &FeedSide) -> Reads {
+    let read = |r: usize| actions.actions[r] & 1 == 1;
+    let mut start = vec![0usize; keys.n_users + 1];
+    for r in (0..actions.rows()).filter(|&r| read(r)) {
+        start[keys.users[r] as usize + 1] += 1;
+    }
+    for u in 0..keys.n_users {
+        start[u + 1] += start[u];
+    }
+    let total = start[keys.n_users];
+    let (mut in_order, mut by_author) = (vec![(0u8, 0i32); total], vec![(0i32, 0u8); total]);
+    let mut next = start.clone();
+    let feed_rows = side.author.len();
+    for r in (0..actions.rows()).filter(|&r| read(r)) {
+        let (u, f, d) = (keys.users[r] as usize, keys.feeds[r] as usize, actions.day[r]);
+        let (feed, author) = if f < feed_rows { (f as i32 + 1, side.author[f]) } else { (0, 0) };
+        in_order[next[u]] = (d, feed);
+        by_author[next[u]] = (author, d);
+        next[u] += 1;
+    }
+    for u in 0..keys.n_users {
+        by_author[start[u]..start[u + 1]].sort_unstable();
+    }
+    Reads { start, in_order, by_author }
+}
+
+impl Reads {
+    /// User `u`'s read_comment actions on feeds of `author` (> 0) on days lo..=hi.
+    fn of_author(&self, u: u32, author: i32, lo: usize, hi: usize) -> u32 {
+        let mine = &self.by_author[self.start[u as usize]..self.start[u as usize + 1]];
+        let from = mine.partition_point(|&(a, _)| a < author);
+        mine[from..].iter().take_while(|&&(a, _)| a == author).filter(|&&(_, d)| (lo..=hi).contains(&(d as usize))).count() as u32
+    }
+
+    /// User `u`'s read feeds (feed vocabulary indices) on days lo..=hi, in file order.
+    fn feeds_in(&self, u: u32, lo: usize, hi: usize) -> impl Iterator<Item = i32> + '_ {
+        self.in_order[self.start[u as usize]..self.start[u as usize + 1]]
+            .iter()
+            .filter(move |(d, _)| (lo..=hi).contains(&(*d as usize)))
+            .map(|&(_, f)| f)
+    }
+}
+
+/// What each output row's features are read from.
 struct Sources<'a> {
     actions: &'a RawActions,
-    feeds: &'a RawFeeds,
-    vocabs: &'a [Vocab],
-    /// Internal user and feed key of each action row.
-    users: Vec<u32>,
-    feeds_of_rows: Vec<u32>,
-    /// Vocabulary index of each internal user (0 where the user has no target-day action).
-    user_index: Vec<i32>,
-    /// Author, song and singer vocabulary indices of each feed_info row.
-    author_of_feed: Vec<i32>,
-    song_of_feed: Vec<i32>,
-    singer_of_feed: Vec<i32>,
-    user_counts: DayCounts,
-    feed_counts: DayCounts,
-    /// user x author read_comment counts per day: slot of a (user, author)
-    /// key, then `cross_days[slot * stride + day]`.
-    cross_slot: HashMap<u64, usize, FastHash>,
-    cross_days: Vec<u32>,
-    stride: usize,
-    /// Each internal user's read_comment feeds (day, feed index) in file order.
-    user_reads: Vec<Vec<(u8, i32)>>,
-    /// Number of internal users.
-    n_users: usize,
+    keys: LogKeys,
+    side: FeedSide,
+    reads: Reads,
+    user_sums: WindowSums,
+    feed_sums: WindowSums,
+    ln1p: Ln1p,
+    /// Days 0..=the last day of the log.
+    days: usize,
 }
 
-impl Sources<'_> {
-    fn author_of(&self, f: u32) -> i32 {
-        self.author_of_feed.get(f as usize).copied().unwrap_or(0)
-    }
-    /// The feed vocabulary index of internal feed `f`: feed_info row k is
-    /// internal feed k and index k + 1 (feed ids are unique there); a feed
-    /// outside feed_info is 0.
-    fn feed_index(&self, f: u32) -> i32 {
-        if (f as usize) < self.feeds.feedid.len() {
-            f as i32 + 1
-        } else {
-            0
-        }
-    }
-}
-
-fn sources<'a>(actions: &'a RawActions, feeds: &'a RawFeeds, vocabs: &'a [Vocab]) -> Sources<'a> {
+fn sources<'a>(actions: &'a RawActions, feeds: &RawFeeds, first_target: usize) -> Sources<'a> {
+    let side = feed_side(feeds);
+    let keys = log_keys(actions, feeds, first_target);
     let max_day = actions.day.iter().copied().max().unwrap_or(0) as usize;
-    // Internal keys for aggregation: every user and feed of the log.
-    let mut user_ix: HashMap<i64, u32, FastHash> = HashMap::default();
-    let users = intern(&actions.userid, &mut user_ix);
-    let mut feed_ix: HashMap<i64, u32, FastHash> = HashMap::default();
-    // feed_info feeds first, so that internal feed k < feeds.len() is feed_info row k.
-    intern(&feeds.feedid, &mut feed_ix);
-    let feeds_of_rows = intern(&actions.feedid, &mut feed_ix);
-    let of_feed = |ids: &[Option<i64>], v: &Vocab| -> Vec<i32> { ids.iter().map(|a| a.map_or(0, |a| v.get(a))).collect() };
-    let mut user_index = vec![0; user_ix.len()];
-    for (&id, &k) in &user_ix {
-        user_index[k as usize] = vocabs[0].get(id);
-    }
-    let (user_counts, feed_counts) = std::thread::scope(|sc| {
-        let feed = sc.spawn(|| DayCounts::new(&feeds_of_rows, feed_ix.len(), &actions.day, &actions.actions, max_day));
-        let user = DayCounts::new(&users, user_ix.len(), &actions.day, &actions.actions, max_day);
-        (user, feed.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    let targets = Targets { first: first_target, count: (max_day + 1).saturating_sub(first_target) };
+    let ln1p = Ln1p::new();
+    let (days, bits, w) = (&actions.day, &actions.actions, WINDOW as usize);
+    let (user_sums, feed_sums, reads) = std::thread::scope(|sc| {
+        let (keys, ln1p) = (&keys, &ln1p);
+        let feed_sums = sc.spawn(move || WindowSums::new(&keys.feeds, keys.n_feeds, days, bits, targets, w, ln1p));
+        let user_sums = WindowSums::new(&keys.users, keys.n_users, days, bits, targets, w, ln1p);
+        let reads = reads(actions, keys, &side);
+        (user_sums, feed_sums.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), reads)
     });
-    let mut s = Sources {
-        actions,
-        feeds,
-        vocabs,
-        users,
-        feeds_of_rows,
-        user_index,
-        author_of_feed: of_feed(&feeds.authorid, &vocabs[3]),
-        song_of_feed: of_feed(&feeds.bgm_song_id, &vocabs[4]),
-        singer_of_feed: of_feed(&feeds.bgm_singer_id, &vocabs[5]),
-        user_counts,
-        feed_counts,
-        cross_slot: HashMap::default(),
-        cross_days: Vec::new(),
-        stride: max_day + 1,
-        user_reads: vec![Vec::new(); user_ix.len()],
-        n_users: user_ix.len(),
-    };
-    for r in 0..actions.rows() {
-        if !actions.has(r, 0) {
-            continue;
-        }
-        let (u, f, d) = (s.users[r], s.feeds_of_rows[r], actions.day[r]);
-        let a = s.author_of(f);
-        if a > 0 {
-            let key = (u as u64) << 32 | a as u64;
-            let next = s.cross_slot.len();
-            let slot = *s.cross_slot.entry(key).or_insert(next);
-            if slot == next {
-                s.cross_days.resize(s.cross_days.len() + s.stride, 0);
-            }
-            s.cross_days[slot * s.stride + d as usize] += 1;
-        }
-        let feed = s.feed_index(f);
-        s.user_reads[u as usize].push((d, feed));
-    }
-    s
+    Sources { actions, keys, side, reads, user_sums, feed_sums, ln1p, days: max_day + 1 }
 }
 
 /// The single-valued outputs of a run of rows: disjoint pieces of the output columns.
@@ -323,45 +286,39 @@ struct Piece<'a> {
 
 /// Fills `p` with the features of the action rows `rows` (target days only).
 fn fill(s: &Sources<'_>, rows: &[u32], p: Piece<'_>) {
-    let (actions, feeds, v) = (s.actions, s.feeds, s.vocabs);
-    // Vocabulary indices by array, not by hash: every id but the device's has an internal key.
-    let feed_rows = feeds.feedid.len();
-    let ln1p = |x: f64| x.ln_1p() as f32;
+    let (actions, k, side) = (s.actions, &s.keys, &s.side);
+    let feed_rows = side.author.len();
     let na = ACTIONS.len();
     let Piece { day, mut categorical, mut dense, actions: mut labels, tag_list } = p;
     for (i, &r) in rows.iter().enumerate() {
         let r = r as usize;
         let d = actions.day[r] as usize;
-        let (u, f) = (s.users[r], s.feeds_of_rows[r]);
-        let (lo, hi) = (d - WINDOW as usize, d - 1);
+        let (u, f) = (k.users[r], k.feeds[r]);
         let fi = f as usize;
         let info = fi < feed_rows;
         day[i] = d as i32;
-        let author = s.author_of(f);
+        let author = if info { side.author[fi] } else { 0 };
         let cats = [
-            s.user_index[u as usize],
-            s.feed_index(f),
-            v[2].get(actions.device[r]),
+            k.user_index[u as usize],
+            if info { fi as i32 + 1 } else { 0 },
+            k.device_index[k.devices[r] as usize],
             author,
-            if info { s.song_of_feed[fi] } else { 0 },
-            if info { s.singer_of_feed[fi] } else { 0 },
+            if info { side.song[fi] } else { 0 },
+            if info { side.singer[fi] } else { 0 },
         ];
         for (col, c) in categorical.iter_mut().zip(cats) {
             col[i] = c;
         }
-        dense[0][i] = ln1p(if info { feeds.videoplayseconds[fi] } else { 0.0 });
+        dense[0][i] = if info { side.seconds[fi] } else { 0.0 };
+        let (user, feed) = (s.user_sums.of(u, d), s.feed_sums.of(f, d));
+        let bits = actions.actions[r];
         for a in 0..na {
-            dense[1 + a][i] = ln1p(s.user_counts.window(u, a, lo, hi) as f64);
-            dense[1 + na + a][i] = ln1p(s.feed_counts.window(f, a, lo, hi) as f64);
-            labels[a][i] = actions.has(r, a) as i32;
+            dense[1 + a][i] = user[a];
+            dense[1 + na + a][i] = feed[a];
+            labels[a][i] = (bits >> a & 1) as i32;
         }
-        let cross = if author > 0 {
-            let key = (u as u64) << 32 | author as u64;
-            s.cross_slot.get(&key).map_or(0, |&k| s.cross_days[k * s.stride + lo..=k * s.stride + hi].iter().sum::<u32>())
-        } else {
-            0
-        };
-        dense[1 + 2 * na][i] = ln1p(cross as f64);
+        let cross = if author > 0 { s.reads.of_author(u, author, d - WINDOW as usize, d - 1) } else { 0 };
+        dense[1 + 2 * na][i] = s.ln1p.of(cross);
         tag_list[i] = if info { fi as u32 + 1 } else { 0 };
     }
 }
@@ -374,16 +331,18 @@ fn next_pieces<'a, T>(cols: &mut [std::slice::ChunksMut<'a, T>]) -> Vec<&'a mut 
 /// The history of each output row: one list per (user, target day), in
 /// order of first appearance, the user's last [`HISTORY_LEN`] read_comment
 /// feeds of the window in file order.
-fn histories(s: &Sources<'_>, rows: &[u32]) -> Result<Ragged, EtlError> {
+fn histories(s: &Sources<'_>) -> Result<Ragged, EtlError> {
     let mut out = Ragged::new();
-    let mut list_of = vec![u32::MAX; s.n_users * s.stride];
-    for &r in rows {
+    let stride = s.days;
+    let mut list_of = vec![u32::MAX; s.keys.n_users * stride];
+    let mut window = Vec::new();
+    for &r in &s.keys.rows {
         let r = r as usize;
-        let (u, d) = (s.users[r] as usize, s.actions.day[r] as usize);
-        let slot = &mut list_of[u * s.stride + d];
+        let (u, d) = (s.keys.users[r], s.actions.day[r] as usize);
+        let slot = &mut list_of[u as usize * stride + d];
         if *slot == u32::MAX {
-            let (lo, hi) = (d - WINDOW as usize, d - 1);
-            let window: Vec<i32> = s.user_reads[u].iter().filter(|(day, _)| (lo..=hi).contains(&(*day as usize))).map(|&(_, f)| f).collect();
+            window.clear();
+            window.extend(s.reads.feeds_in(u, d - WINDOW as usize, d - 1));
             *slot = out.push_list(&window[window.len().saturating_sub(HISTORY_LEN)..]).map_err(EtlError)?;
         }
         out.push_row(*slot);
@@ -391,43 +350,46 @@ fn histories(s: &Sources<'_>, rows: &[u32]) -> Result<Ragged, EtlError> {
     Ok(out)
 }
 
-/// Runs the ETL. The per-row features are computed in row pieces at once
-/// (one thread per core); every order (rows, vocabularies, lists) is the
-/// file order, whatever the number of threads.
+/// Runs the ETL. The keys of users, feeds and devices, the windowed sums
+/// of users and of feeds, and the per-row features (in row pieces, one
+/// thread per core, beside the history lists) are computed at once; every
+/// order (rows, vocabularies, lists) is the file order, whatever the
+/// number of threads.
 pub fn build(actions: &RawActions, feeds: &RawFeeds) -> Result<WechatFeatures, EtlError> {
     let first_target = WINDOW as usize + 1;
-    let (vocabs, tag_vocab) = vocabularies(actions, feeds, first_target);
-    let s = sources(actions, feeds, &vocabs);
-    let rows: Vec<u32> = (0..actions.rows()).filter(|&r| actions.day[r] as usize >= first_target).map(|r| r as u32).collect();
-    let n = rows.len();
+    let s = sources(actions, feeds, first_target);
+    let n = s.keys.rows.len();
     let mut out = WechatFeatures {
         day: vec![0; n],
         categorical: vec![vec![0; n]; CATEGORICAL.len()],
         dense: vec![vec![0.0; n]; dense_names().len()],
         actions: vec![vec![0; n]; ACTIONS.len()],
-        tags: tag_lists(feeds, &tag_vocab),
+        tags: tag_lists(feeds, &s.side.tag_vocab),
         ..Default::default()
     };
     let mut tag_list = vec![0u32; n];
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8);
     let chunk = n.div_ceil(threads).max(1);
-    std::thread::scope(|sc| {
+    let history = std::thread::scope(|sc| {
+        let s = &s;
+        let history = sc.spawn(move || histories(s));
         let mut day = out.day.chunks_mut(chunk);
         let mut cat: Vec<_> = out.categorical.iter_mut().map(|c| c.chunks_mut(chunk)).collect();
         let mut dense: Vec<_> = out.dense.iter_mut().map(|c| c.chunks_mut(chunk)).collect();
         let mut labels: Vec<_> = out.actions.iter_mut().map(|c| c.chunks_mut(chunk)).collect();
         let mut tags = tag_list.chunks_mut(chunk);
-        for rs in rows.chunks(chunk) {
+        for rs in s.keys.rows.chunks(chunk) {
             let (Some(day), Some(tag_list)) = (day.next(), tags.next()) else { break };
             let piece = Piece { day, categorical: next_pieces(&mut cat), dense: next_pieces(&mut dense), actions: next_pieces(&mut labels), tag_list };
-            let s = &s;
             sc.spawn(move || fill(s, rs, piece));
         }
+        history.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
     });
-    out.history = histories(&s, &rows)?;
+    out.history = history?;
     out.tags.row_list = tag_list;
-    drop(s);
-    out.vocabs = vocabs;
-    out.tag_vocab = tag_vocab;
+    let Sources { keys, side, .. } = s;
+    let [feed_vocab, author_vocab, song_vocab, singer_vocab] = side.vocabs;
+    out.vocabs = vec![Vocab::from_ids(keys.user_ids), feed_vocab, Vocab::from_ids(keys.device_ids), author_vocab, song_vocab, singer_vocab];
+    out.tag_vocab = side.tag_vocab;
     Ok(out)
 }

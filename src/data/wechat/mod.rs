@@ -8,10 +8,13 @@
 //! [`super::numeric`]) with edges from the train days.
 
 pub mod etl;
+mod keys;
+mod plain;
 pub mod raw;
 pub mod store;
 pub mod synth;
 mod synth_feeds;
+mod window;
 #[cfg(test)]
 mod tests;
 

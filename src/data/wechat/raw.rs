@@ -5,13 +5,16 @@
 //! memory and parsed in pieces cut at line ends, one thread per core (the
 //! full-scale action log is 7.3M lines); the pieces are joined in file
 //! order and an error names its line in the file, as a one-piece read would.
+//! A file without quotes is split into lines and fields directly, and a
+//! line of plain unsigned integers is parsed in one pass (module `plain`);
+//! quoted files go through the csv crate.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 
-use super::ACTIONS;
+use super::{plain, ACTIONS};
 use crate::data::DataError;
 
 /// The action log: one row per exposure, in file order.
@@ -26,6 +29,10 @@ pub struct RawActions {
 }
 
 impl RawActions {
+    fn with_capacity(n: usize) -> Self {
+        let v = || Vec::with_capacity(n);
+        RawActions { userid: v(), feedid: v(), day: Vec::with_capacity(n), device: v(), actions: Vec::with_capacity(n) }
+    }
     pub fn rows(&self) -> usize {
         self.userid.len()
     }
@@ -65,12 +72,58 @@ struct CsvFile {
     bytes: Vec<u8>,
     /// Byte ranges of the pieces, in file order, covering every record.
     pieces: Vec<Range<usize>>,
+    /// No quotes and no carriage return but before a line end: the pieces
+    /// are split into lines and fields directly ([`Source::Plain`]).
+    plain: bool,
 }
 
 /// The records of one piece with the line number of each.
 struct Records<'a> {
     table: &'a Table,
-    reader: csv::Reader<&'a [u8]>,
+    source: Source<'a>,
+    /// Line ends in the piece: about its number of records.
+    lines: usize,
+}
+
+/// Where a piece's records come from.
+enum Source<'a> {
+    /// The csv crate's reader (quotes, bare carriage returns).
+    Csv(csv::Reader<&'a [u8]>),
+    /// A piece without quotes: lines split at `\n` (a `\r` before it
+    /// dropped) and fields at commas, empty lines skipped, as the csv crate
+    /// reads such text; `start` is where the next line starts, `line` its
+    /// number in the piece.
+    Plain { piece: &'a [u8], start: usize, line: usize },
+}
+
+/// One record: its fields from the csv reader or, for a plain piece, the
+/// line and the end of each field in it.
+struct Row<'a> {
+    csv: ByteRecord,
+    line: &'a [u8],
+    ends: Vec<usize>,
+    plain: bool,
+}
+
+impl<'a> Row<'a> {
+    fn new() -> Self {
+        Row { csv: ByteRecord::new(), line: &[], ends: Vec::new(), plain: false }
+    }
+    fn len(&self) -> usize {
+        if self.plain {
+            self.ends.len()
+        } else {
+            self.csv.len()
+        }
+    }
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        if !self.plain {
+            return self.csv.get(i);
+        }
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
+        Some(&self.line[start..end])
+    }
 }
 
 /// A piece's result and the number of lines before the piece (a piece's
@@ -111,7 +164,7 @@ impl Table {
         Ok(Table { path: path.to_path_buf(), width: names.len(), columns, names: wanted.to_vec() })
     }
 
-    fn field<'r>(&self, rec: &'r ByteRecord, line: usize, k: usize) -> Result<&'r [u8], DataError> {
+    fn field<'r>(&self, rec: &'r Row<'_>, line: usize, k: usize) -> Result<&'r [u8], DataError> {
         rec.get(self.columns[k]).ok_or_else(|| DataError::Value {
             path: self.path.clone(),
             line,
@@ -128,7 +181,7 @@ impl Table {
 impl CsvFile {
     /// Reads `path` and cuts it into (at most) `pieces` pieces.
     fn read(path: &Path, wanted: &[&'static str], pieces: usize) -> Result<Self, DataError> {
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), cause: source })?;
+        let bytes = read_file(path, pieces).map_err(|source| DataError::Io { path: path.to_path_buf(), cause: source })?;
         let quoted = memchr::memchr(b'"', &bytes).is_some();
         let body = if quoted { 0 } else { memchr::memchr(b'\n', &bytes).map_or(bytes.len(), |i| i + 1) };
         let table = Table::from_header(path, if quoted { &bytes } else { &bytes[..body] }, wanted)?;
@@ -141,7 +194,8 @@ impl CsvFile {
         }
         cuts.push(bytes.len());
         let pieces = cuts.windows(2).filter(|w| w[1] > w[0] || k == 1).map(|w| w[0]..w[1]).collect();
-        Ok(CsvFile { table, bytes, pieces })
+        let bare_cr = memchr::memchr_iter(b'\r', &bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'));
+        Ok(CsvFile { table, bytes, pieces, plain: !quoted && !bare_cr })
     }
 
     /// Parses every piece with `parse` (at once, one thread each) and
@@ -159,9 +213,14 @@ impl CsvFile {
                     let parse = &parse;
                     let piece = &self.bytes[range.clone()];
                     sc.spawn(move || {
-                        let reader = csv::ReaderBuilder::new().has_headers(with_header).flexible(true).from_reader(piece);
-                        let mut records = Records { table: &self.table, reader };
-                        (parse(&mut records), memchr::memchr_iter(b'\n', piece).count())
+                        let source = if self.plain {
+                            Source::Plain { piece, start: 0, line: 1 }
+                        } else {
+                            Source::Csv(csv::ReaderBuilder::new().has_headers(with_header).flexible(true).from_reader(piece))
+                        };
+                        let lines = memchr::memchr_iter(b'\n', piece).count();
+                        let mut records = Records { table: &self.table, source, lines };
+                        (parse(&mut records), lines)
                     })
                 })
                 .collect();
@@ -180,6 +239,30 @@ impl CsvFile {
     }
 }
 
+/// The bytes of `path`, read in (at most) `parts` parts at once: the
+/// kernel's copies and the page faults of a file of hundreds of MB then
+/// share the cores too.
+#[cfg(unix)]
+fn read_file(path: &Path, parts: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    let mut bytes = vec![0u8; len];
+    let chunk = len.div_ceil(parts.max(1)).max(MIN_PIECE);
+    std::thread::scope(|sc| {
+        let file = &file;
+        let handles: Vec<_> =
+            bytes.chunks_mut(chunk).enumerate().map(|(i, part)| sc.spawn(move || file.read_exact_at(part, (i * chunk) as u64))).collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })?;
+    Ok(bytes)
+}
+
+#[cfg(not(unix))]
+fn read_file(path: &Path, _parts: usize) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
 /// `e` with its line number moved down by `by` lines.
 fn shift_line(e: DataError, by: usize) -> DataError {
     match e {
@@ -188,26 +271,64 @@ fn shift_line(e: DataError, by: usize) -> DataError {
     }
 }
 
-impl Records<'_> {
-    /// Reads the next record; `Ok(None)` at the end. Returns the record's
-    /// line in its piece.
-    fn next(&mut self, rec: &mut ByteRecord) -> Result<Option<usize>, DataError> {
-        let t = self.table;
-        match self.reader.read_byte_record(rec) {
-            Ok(true) => {
-                let line = rec.position().map_or(0, |p| p.line() as usize);
-                if rec.len() != t.width {
-                    let message = format!("malformed CSV: {} fields, the header has {}", rec.len(), t.width);
-                    return Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message });
-                }
-                Ok(Some(line))
-            }
-            Ok(false) => Ok(None),
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message: format!("malformed CSV: {e}") })
-            }
+impl<'a> Records<'a> {
+    /// Reads the next record into `rec` and checks its number of fields;
+    /// `Ok(None)` at the end. Returns the record's line in its piece.
+    fn next(&mut self, rec: &mut Row<'a>) -> Result<Option<usize>, DataError> {
+        let line = self.next_unchecked(rec)?;
+        if let Some(line) = line {
+            self.check(rec, line)?;
         }
+        Ok(line)
+    }
+
+    /// [`Records::next`] without the fields of a plain line split or
+    /// counted (`rec.line` holds the line): for [`super::plain`]'s fast
+    /// path, and [`Records::check`] after it if it gives up.
+    fn next_unchecked(&mut self, rec: &mut Row<'a>) -> Result<Option<usize>, DataError> {
+        let t = self.table;
+        match &mut self.source {
+            Source::Csv(reader) => match reader.read_byte_record(&mut rec.csv) {
+                Ok(true) => Ok(Some(rec.csv.position().map_or(0, |p| p.line() as usize))),
+                Ok(false) => Ok(None),
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message: format!("malformed CSV: {e}") })
+                }
+            },
+            Source::Plain { piece, start, line } => loop {
+                if *start >= piece.len() {
+                    return Ok(None);
+                }
+                let rest = &piece[*start..];
+                let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                *start += end + 1;
+                let number = *line;
+                *line += 1;
+                let text = &rest[..end];
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                if !text.is_empty() {
+                    rec.plain = true;
+                    rec.line = text;
+                    return Ok(Some(number));
+                }
+            },
+        }
+    }
+
+    /// Splits a plain line into fields and checks the record's number of fields.
+    fn check(&self, rec: &mut Row<'a>, line: usize) -> Result<(), DataError> {
+        let t = self.table;
+        if rec.plain {
+            rec.ends.clear();
+            rec.ends.extend(rec.line.iter().enumerate().filter(|(_, &b)| b == b',').map(|(i, _)| i));
+            rec.ends.push(rec.line.len());
+        }
+        if rec.len() != t.width {
+            let message = format!("malformed CSV: {} fields, the header has {}", rec.len(), t.width);
+            return Err(DataError::Value { path: t.path.clone(), line, column: "-".into(), message });
+        }
+        Ok(())
     }
 }
 
@@ -275,12 +396,8 @@ fn read_actions_in(path: &Path, pieces: usize) -> Result<RawActions, DataError> 
     let file = CsvFile::read(path, &wanted, pieces)?;
     let parts = file.parse(parse_actions)?;
     drop(file);
-    let mut out = RawActions::default();
+    let mut out = RawActions::with_capacity(parts.iter().map(|p| p.part.rows()).sum());
     for Parsed { part, .. } in parts {
-        if out.userid.is_empty() {
-            out = part;
-            continue;
-        }
         out.userid.extend(part.userid);
         out.feedid.extend(part.feedid);
         out.day.extend(part.day);
@@ -295,9 +412,25 @@ fn read_actions_in(path: &Path, pieces: usize) -> Result<RawActions, DataError> 
 
 fn parse_actions(records: &mut Records<'_>) -> Result<RawActions, DataError> {
     let t = records.table;
-    let mut out = RawActions::default();
-    let mut rec = ByteRecord::new();
-    while let Some(line) = records.next(&mut rec)? {
+    let mut out = RawActions::with_capacity(records.lines + 1);
+    let mut rec = Row::new();
+    // The fast path's slots: the wanted columns in order; the labels are one digit.
+    let mut slot = vec![plain::SKIP; t.width];
+    for (k, &c) in t.columns.iter().enumerate() {
+        slot[c] = k as u8;
+    }
+    let max_len: Vec<usize> = (0..t.columns.len()).map(|k| if k >= 4 { 1 } else { 18 }).collect();
+    let mut v = vec![0i64; t.columns.len()];
+    while let Some(line) = records.next_unchecked(&mut rec)? {
+        if rec.plain && plain::parse_digits(rec.line, &slot, &max_len, &mut v) && (1..=255).contains(&v[2]) && v[4..].iter().all(|&b| b <= 1) {
+            out.userid.push(v[0]);
+            out.feedid.push(v[1]);
+            out.day.push(v[2] as u8);
+            out.device.push(v[3]);
+            out.actions.push(v[4..].iter().enumerate().fold(0u8, |bits, (a, &b)| bits | (b as u8) << a));
+            continue;
+        }
+        records.check(&mut rec, line)?;
         let int = |k: usize| -> Result<i64, DataError> {
             let f = t.field(&rec, line, k)?;
             parse_int(f).ok_or_else(|| t.bad(line, k, format!("expected an integer, found `{}`", show(f))))
@@ -358,7 +491,7 @@ fn parse_feeds(records: &mut Records<'_>) -> Result<(RawFeeds, Vec<usize>), Data
     let t = records.table;
     let mut out = RawFeeds { tag_offsets: vec![0], ..Default::default() };
     let mut lines = Vec::new();
-    let mut rec = ByteRecord::new();
+    let mut rec = Row::new();
     while let Some(line) = records.next(&mut rec)? {
         let opt_int = |k: usize| -> Result<Option<i64>, DataError> {
             let f = t.field(&rec, line, k)?;
@@ -396,92 +529,5 @@ fn parse_feeds(records: &mut Records<'_>) -> Result<(RawFeeds, Vec<usize>), Data
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_int_accepts_integers_and_integral_floats_only() {
-        assert_eq!(parse_int(b"42"), Some(42));
-        assert_eq!(parse_int(b" -7 "), Some(-7));
-        assert_eq!(parse_int(b"12.0"), Some(12));
-        assert_eq!(parse_int(b"12.5"), None);
-        assert_eq!(parse_int(b"x1"), None);
-        assert_eq!(parse_int(b""), None);
-        assert_eq!(parse_int(b"99999999999999999999"), None);
-    }
-
-    /// A file of `rows` action lines (CRLF line ends when `crlf`), in any number of pieces.
-    fn actions_file(dir: &Path, rows: usize, crlf: bool) -> PathBuf {
-        let end = if crlf { "\r\n" } else { "\n" };
-        let mut text = format!("userid,feedid,date_,device,{}{end}", ACTIONS.join(","));
-        for r in 0..rows {
-            let bits: Vec<String> = (0..ACTIONS.len()).map(|a| ((r >> a) & 1).to_string()).collect();
-            text += &format!("{},{},{},{},{}{end}", r % 13, r * 7 % 101, 1 + r % 14, r % 3, bits.join(","));
-        }
-        let path = dir.join("user_action.csv");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    #[test]
-    fn pieces_parse_to_the_rows_of_one_piece_in_file_order() {
-        let dir = tempfile::tempdir().unwrap();
-        for crlf in [false, true] {
-            let path = actions_file(dir.path(), 1000, crlf);
-            let one = read_actions_in(&path, 1).unwrap();
-            assert_eq!(one.rows(), 1000);
-            assert_eq!((one.userid[999], one.feedid[999], one.day[999], one.actions[999]), (999 % 13, 999 * 7 % 101, (1 + 999 % 14) as u8, (999 & 127) as u8));
-            for pieces in [2, 3, 7, 64] {
-                let many = read_actions_in(&path, pieces).unwrap();
-                assert_eq!((&many.userid, &many.feedid, &many.day), (&one.userid, &one.feedid, &one.day), "{pieces} pieces");
-                assert_eq!((&many.device, &many.actions), (&one.device, &one.actions), "{pieces} pieces");
-            }
-        }
-    }
-
-    #[test]
-    fn an_error_in_a_later_piece_names_its_line_in_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = actions_file(dir.path(), 1000, false);
-        let text = std::fs::read_to_string(&path).unwrap();
-        // Line 901 holds row 899 (line 1 is the header); two bad lines, the first one wins.
-        let mut lines: Vec<String> = text.lines().map(String::from).collect();
-        lines[900] = lines[900].replacen(',', ",x", 1);
-        lines[950] = lines[950].replacen(',', ",y", 1);
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        for pieces in [1, 4] {
-            let e = read_actions_in(&path, pieces).unwrap_err().to_string();
-            assert!(e.contains("line 901, column `feedid`: expected an integer, found `x"), "{pieces} pieces: {e}");
-        }
-        // A short row is named by its line too.
-        lines[900] = "1,2,3".into();
-        std::fs::write(&path, lines.join("\n")).unwrap();
-        let e = read_actions_in(&path, 4).unwrap_err().to_string();
-        assert!(e.contains("line 901") && e.contains("3 fields, the header has 11"), "{e}");
-    }
-
-    #[test]
-    fn quoted_files_and_feeds_in_pieces() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("feed_info.csv");
-        let mut text = String::from("feedid,authorid,videoplayseconds,description,bgm_song_id,bgm_singer_id,manual_tag_list\n");
-        for f in 0..300 {
-            text += &format!("{f},{},{}.5,,{},,{}\n", f % 7, f % 60, f % 5, (0..f % 4).map(|t| (f + t).to_string()).collect::<Vec<_>>().join(";"));
-        }
-        std::fs::write(&path, &text).unwrap();
-        let one = read_feeds_in(&path, 1).unwrap();
-        let many = read_feeds_in(&path, 5).unwrap();
-        assert_eq!((one.feedid.len(), &one.tag_offsets, &one.tags), (300, &many.tag_offsets, &many.tags));
-        assert_eq!((&one.authorid, &one.bgm_song_id, &one.bgm_singer_id), (&many.authorid, &many.bgm_song_id, &many.bgm_singer_id));
-        assert_eq!(&one.tags[one.tag_offsets[7]..one.tag_offsets[8]], &[7, 8, 9]);
-        // A feed repeated in a later piece names both lines.
-        std::fs::write(&path, text.replacen("250,5,10.5", "3,5,10.5", 1)).unwrap();
-        let e = read_feeds_in(&path, 5).unwrap_err().to_string();
-        assert!(e.contains("line 252, column `feedid`: feedid 3 appears twice (first on line 5)"), "{e}");
-        // A quoted field may hold a line end: such a file is one piece.
-        let quoted = text.replacen("1,1,1.5,,", "1,1,1.5,\"two\nlines\",", 1);
-        std::fs::write(&path, quoted).unwrap();
-        let q = read_feeds_in(&path, 5).unwrap();
-        assert_eq!((&q.feedid, &q.tags), (&one.feedid, &one.tags));
-    }
-}
+#[path = "raw_tests.rs"]
+mod tests;

@@ -163,6 +163,15 @@ fn history_keeps_the_last_50_reads_of_the_window() {
 }
 
 #[test]
+fn a_log_without_target_days_gives_no_rows() {
+    let a = RawActions { userid: vec![5, 6], feedid: vec![1, 2], day: vec![3, 7], device: vec![1, 1], actions: vec![1, 0] };
+    let feeds = raw::RawFeeds { feedid: vec![1], authorid: vec![Some(1)], videoplayseconds: vec![5.0], tag_offsets: vec![0, 0], ..Default::default() };
+    let feeds = raw::RawFeeds { bgm_song_id: vec![None], bgm_singer_id: vec![None], ..feeds };
+    let f = etl::build(&a, &feeds).unwrap();
+    assert_eq!((f.rows(), f.vocabs[0].size(), f.history.rows()), (0, 1, 0));
+}
+
+#[test]
 fn cache_is_reused_and_invalidated_when_an_input_changes() {
     let data = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
