@@ -165,10 +165,7 @@ impl Mlp {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = x.shallow_clone();
         for (lin, bn) in &self.layers {
-            h = lin.forward(&h).relu();
-            if self.dropout > 0.0 {
-                h = super::dropout::dropout(&h, self.dropout, train, self.masks);
-            }
+            h = super::dropout::relu_dropout(&lin.forward(&h), self.dropout, train, self.masks);
             if let Some(bn) = bn {
                 h = bn.forward_t(&h, train);
             }

@@ -119,9 +119,7 @@ impl FusedAdam {
     }
 
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            p.zero_grad();
-        }
+        super::grads::zero_in_place(&mut self.params);
     }
 
     /// One Adam step on the current gradients; parameters without a

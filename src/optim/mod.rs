@@ -7,11 +7,14 @@
 //! [`OptimSettings`], not its whole configuration.
 
 pub mod fused_adam;
+pub mod grads;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::OptimizerConfig, Tensor};
 
 use fused_adam::{AdamConfig, FusedAdam};
+use grads::GradClearer;
+pub use grads::GradsOnEntry;
 
 /// The optimiser a grid file names (`train.optimizer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +55,14 @@ impl Default for OptimSettings {
     }
 }
 
-pub enum Optimizer {
+/// An optimiser, with the means to reset its parameters' gradients
+/// either way a step wants ([`GradsOnEntry`]).
+pub struct Optimizer {
+    inner: Inner,
+    clearer: GradClearer,
+}
+
+enum Inner {
     Torch(nn::Optimizer),
     Adagrad(Adagrad),
     FusedAdam(FusedAdam),
@@ -70,55 +80,66 @@ pub struct Adagrad {
 impl Optimizer {
     /// An optimiser over the trainable variables of `vs`.
     pub fn new(vs: &nn::VarStore, cfg: &OptimSettings) -> Result<Self, tch::TchError> {
+        Ok(Optimizer { inner: Inner::new(vs, cfg)?, clearer: GradClearer::new(&vs.trainable_variables())? })
+    }
+
+    /// Resets the gradients to the state `to` before a step's backward.
+    pub fn reset_grads(&mut self, to: GradsOnEntry) -> Result<(), tch::TchError> {
+        match to {
+            GradsOnEntry::Undefined => self.clearer.clear(),
+            GradsOnEntry::Zeroed => {
+                self.zero_grad();
+                Ok(())
+            }
+        }
+    }
+
+    /// Zeroes the gradients in place (libtorch's own optimisers undefine them).
+    pub fn zero_grad(&mut self) {
+        match &mut self.inner {
+            Inner::Torch(o) => o.zero_grad(),
+            Inner::FusedAdam(a) => a.zero_grad(),
+            Inner::Adagrad(a) => grads::zero_in_place(&mut a.params),
+        }
+    }
+
+    pub fn clip_grad_norm(&mut self, max: f64) {
+        match &mut self.inner {
+            Inner::Torch(o) => o.clip_grad_norm(max),
+            Inner::Adagrad(a) => clip_grad_norm(&a.params, max),
+            Inner::FusedAdam(a) => clip_grad_norm(a.params(), max),
+        }
+    }
+
+    pub fn step(&mut self) {
+        match &mut self.inner {
+            Inner::Torch(o) => o.step(),
+            Inner::Adagrad(a) => a.step(),
+            Inner::FusedAdam(a) => a.step(),
+        }
+    }
+}
+
+impl Inner {
+    fn new(vs: &nn::VarStore, cfg: &OptimSettings) -> Result<Self, tch::TchError> {
         Ok(match cfg.kind {
-            OptimizerKind::Adam if vs.device() == tch::Device::Cpu => Optimizer::FusedAdam(FusedAdam::new(
+            OptimizerKind::Adam if vs.device() == tch::Device::Cpu => Inner::FusedAdam(FusedAdam::new(
                 vs,
                 AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay },
             )?),
-            OptimizerKind::Adam => Optimizer::Torch(
+            OptimizerKind::Adam => Inner::Torch(
                 nn::Adam { beta1: cfg.beta1, beta2: cfg.beta2, wd: cfg.weight_decay, eps: cfg.eps, amsgrad: false }
                     .build(vs, cfg.lr)?,
             ),
-            OptimizerKind::Sgd => Optimizer::Torch(
+            OptimizerKind::Sgd => Inner::Torch(
                 nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }.build(vs, cfg.lr)?,
             ),
             OptimizerKind::Adagrad => {
                 let params = vs.trainable_variables();
                 let sums = params.iter().map(|p| p.zeros_like()).collect();
-                Optimizer::Adagrad(Adagrad { params, sums, lr: cfg.lr, eps: 1e-10, weight_decay: cfg.weight_decay })
+                Inner::Adagrad(Adagrad { params, sums, lr: cfg.lr, eps: 1e-10, weight_decay: cfg.weight_decay })
             }
         })
-    }
-
-    pub fn zero_grad(&mut self) {
-        match self {
-            Optimizer::Torch(o) => o.zero_grad(),
-            Optimizer::FusedAdam(a) => a.zero_grad(),
-            Optimizer::Adagrad(a) => {
-                for p in &mut a.params {
-                    let mut g = p.grad();
-                    if g.defined() {
-                        let _ = g.zero_();
-                    }
-                }
-            }
-        }
-    }
-
-    pub fn clip_grad_norm(&mut self, max: f64) {
-        match self {
-            Optimizer::Torch(o) => o.clip_grad_norm(max),
-            Optimizer::Adagrad(a) => clip_grad_norm(&a.params, max),
-            Optimizer::FusedAdam(a) => clip_grad_norm(a.params(), max),
-        }
-    }
-
-    pub fn step(&mut self) {
-        match self {
-            Optimizer::Torch(o) => o.step(),
-            Optimizer::Adagrad(a) => a.step(),
-            Optimizer::FusedAdam(a) => a.step(),
-        }
     }
 }
 

@@ -29,7 +29,7 @@ use tch::{nn, Kind, Tensor};
 use super::{
     combine::accumulate_weighted, flatten, per_term_grads, scope_first, BuildContext, Scope, StepInput, StepReport, Strategy, StrategyError,
 };
-use crate::optim::Optimizer;
+use crate::optim::{GradsOnEntry, Optimizer};
 
 fn d_alpha() -> f64 {
     1.5
@@ -173,6 +173,11 @@ impl GradNorm {
 }
 
 impl Strategy for GradNorm {
+    /// The combined gradient is added into `.grad` (`accumulate_weighted`).
+    fn grads_on_entry(&self) -> GradsOnEntry {
+        GradsOnEntry::Zeroed
+    }
+
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         let losses = input.losses;
         let params = input.params;

@@ -32,7 +32,7 @@ pub use gramian::{GradDiagnostics, Gram};
 use gramian::gram_of;
 pub use registry::{build, check, StrategiesConfig, StrategyKind};
 use crate::models::ParamGroups;
-use crate::optim::{OptimSettings, Optimizer};
+use crate::optim::{GradsOnEntry, OptimSettings, Optimizer};
 
 #[derive(Debug, Error)]
 pub enum StrategyError {
@@ -146,6 +146,15 @@ pub trait Strategy {
     /// diagnostics needs no gradient pass of its own. The default: no.
     fn reports_last_shared_gram(&self) -> bool {
         false
+    }
+
+    /// How the parameters' `.grad` should be on entry to
+    /// [`Strategy::backward`]. The default, undefined, suits a strategy that
+    /// runs one `backward` of a weighted loss (autograd's gradients become
+    /// `.grad` without a zeroing or an accumulating pass); a strategy that
+    /// adds a combined gradient into `.grad` itself asks for zeroed buffers.
+    fn grads_on_entry(&self) -> GradsOnEntry {
+        GradsOnEntry::Undefined
     }
 
     /// Called once the optimiser has stepped on this step's gradients, with

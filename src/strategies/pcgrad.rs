@@ -23,6 +23,7 @@ use tch::Tensor;
 
 use super::combine::accumulate_weighted;
 use super::gramian::Rows;
+use crate::optim::GradsOnEntry;
 use super::{
     accumulate_grads, reached_grads, scope_first, unflatten, BuildContext, Scope, StepInput, StepReport, Strategy, StrategyError,
 };
@@ -98,6 +99,11 @@ pub fn projected_sum(grads: &[Tensor], order: &[usize]) -> Tensor {
 }
 
 impl Strategy for PcGrad {
+    /// The combined gradient is added into `.grad` (`accumulate_weighted`).
+    fn grads_on_entry(&self) -> GradsOnEntry {
+        GradsOnEntry::Zeroed
+    }
+
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         let losses = input.losses;
         let params = input.params;

@@ -66,7 +66,7 @@ impl<'a> Stepper<'a> {
 
     /// One step on `batch`; `(epoch, step)` only label a divergence error.
     pub fn step(&mut self, batch: &Batch, diagnose: bool, epoch: usize, step: usize) -> Result<StepOutput, TrainError> {
-        self.opt.zero_grad();
+        self.opt.reset_grads(self.strategy.grads_on_entry())?;
         let out = self.model.forward_t(batch, true);
         let losses = self.model.loss_terms(&out, batch);
         let values: Vec<f64> = losses.iter().map(|l| l.double_value(&[])).collect();
@@ -123,32 +123,43 @@ mod tests {
     use crate::models::{self, ModelKind, ModelsConfig};
     use crate::strategies::gramian::GramScope;
 
-    /// The diagnostics of the first step on one batch, from `strategy`.
-    fn first_diagnostics(strategy: StrategyKind, cfg: &StrategiesConfig) -> GradDiagnostics {
+    /// The diagnostics of the first step on one batch, from `strategy`, of
+    /// an MMOE whose weights are copied from `seed_weights` (built with
+    /// `None`) and without dropout: nothing here reads libtorch's global
+    /// generator after the copy, so tests running at the same time cannot
+    /// change the result.
+    fn first_diagnostics(strategy: StrategyKind, cfg: &StrategiesConfig, seed_weights: Option<&nn::VarStore>) -> (GradDiagnostics, nn::VarStore) {
         let tasks = vec!["a".to_string(), "b".to_string(), "c".to_string()];
         let data = generate(&ToyConfig { rows: 2_000, users: 50, items: 80, tasks, ..Default::default() });
         let mut mc = ModelsConfig::default();
         mc.tower.hidden = vec![16];
+        mc.tower.dropout = 0.0;
         mc.mmoe.expert_hidden = vec![32];
         let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
         let batch = split.shuffled(256, 1, 1).next().expect("a batch");
-        tch::manual_seed(7);
-        let vs = nn::VarStore::new(Device::Cpu);
+        let mut vs = nn::VarStore::new(Device::Cpu);
         let model = models::build(ModelKind::Mmoe, &vs, &data.schema, &mc).expect("model");
+        if let Some(w) = seed_weights {
+            vs.copy(w).expect("same variables");
+        }
         let train = TrainConfig::default();
         let mut s = Stepper::new(model.as_ref(), &vs, strategy, cfg, &train, 1, Device::Cpu).expect("stepper");
-        s.step(&batch, true, 1, 1).expect("step").diagnostics.expect("diagnostics")
+        let d = s.step(&batch, true, 1, 1).expect("step").diagnostics.expect("diagnostics");
+        drop(s);
+        drop(model);
+        (d, vs)
     }
 
     #[test]
     fn a_gramian_strategys_trace_is_the_one_measured_on_its_own() {
-        let own = first_diagnostics(StrategyKind::Equal, &StrategiesConfig::default());
+        let weights = first_diagnostics(StrategyKind::Equal, &StrategiesConfig::default(), None).1;
+        let own = first_diagnostics(StrategyKind::Equal, &StrategiesConfig::default(), Some(&weights)).0;
         assert_eq!(own.norms.len(), 3);
         assert!(own.norms.iter().all(|n| *n > 0.0), "{own:?}");
         for scope in [GramScope::AllShared, GramScope::LastShared] {
             let mut cfg = StrategiesConfig::default();
             cfg.mgda.scope = scope;
-            let reused = first_diagnostics(StrategyKind::Mgda, &cfg);
+            let reused = first_diagnostics(StrategyKind::Mgda, &cfg, Some(&weights)).0;
             let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + y.abs()));
             assert!(close(&reused.norms, &own.norms) && close(&reused.cosines, &own.cosines), "{scope:?}: {reused:?} vs {own:?}");
             assert_eq!(reused.conflict_rate, own.conflict_rate);

@@ -4,6 +4,7 @@
 
 use tch::{Device, Kind, Tensor};
 
+use crate::optim::GradsOnEntry;
 use super::{Aggregate, Gram, GramContext, GramMethod, GramScope};
 use crate::strategies::combine::accumulate_weighted;
 use crate::strategies::equal::weighted_sum;
@@ -194,6 +195,11 @@ impl Strategy for GramianStrategy {
 
     fn reports_last_shared_gram(&self) -> bool {
         self.scope != GramScope::Representation
+    }
+
+    /// The combined gradient is added into `.grad` (`accumulate_weighted`).
+    fn grads_on_entry(&self) -> GradsOnEntry {
+        GradsOnEntry::Zeroed
     }
 }
 
