@@ -269,6 +269,34 @@ mod tests {
     }
 
     #[test]
+    fn two_layers_equal_separate_dense_layers_in_values_and_gradients() {
+        tch::manual_seed(10);
+        // Inputs of both signs, so that both ReLUs cut some units.
+        let x = Tensor::randn([9, 6], (Kind::Float, Device::Cpu));
+        let w0 = Tensor::randn([4, 6, 5], (Kind::Float, Device::Cpu));
+        let b0 = Tensor::randn([4, 5], (Kind::Float, Device::Cpu));
+        let w1 = Tensor::randn([4, 5, 3], (Kind::Float, Device::Cpu));
+        let b1 = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
+        same_function_and_gradients(
+            &[x, w0, b0, w1, b1],
+            |t| {
+                let layers = vec![(t[1].shallow_clone(), t[2].shallow_clone()), (t[3].shallow_clone(), t[4].shallow_clone())];
+                ExpertSet { layers, n: 4, out_dim: 3 }.forward(&t[0])
+            },
+            // Expert k by hand: relu(relu(x W0[k] + b0[k]) W1[k] + b1[k]).
+            |t| {
+                let experts: Vec<Tensor> = (0..4)
+                    .map(|k| {
+                        let h = (t[0].matmul(&t[1].get(k)) + t[2].get(k)).relu();
+                        (h.matmul(&t[3].get(k)) + t[4].get(k)).relu()
+                    })
+                    .collect();
+                Tensor::stack(&experts, 1)
+            },
+        );
+    }
+
+    #[test]
     fn gates_in_one_product_equal_each_gate_alone() {
         tch::manual_seed(5);
         let vs = nn::VarStore::new(Device::Cpu);
