@@ -20,7 +20,8 @@
 //! Then the operators that dominated the step, each next to the
 //! libtorch operator it replaced (forward + backward at the model's
 //! shapes, interleaved rounds, medians): the embedding gather, the gates'
-//! softmax, the gate-weighted mix of the experts, the experts' first layer.
+//! softmax, the gate-weighted mix of the experts, the experts' first layer,
+//! and MMOE's backbone with the mix in its batch-first and batch-last layouts.
 //!
 //! Target: the fused step >= 1.5x the per-field step
 //! (docs/performance.md has the measured ratios and how to reproduce them).
@@ -33,7 +34,8 @@ use mtlbench::models::{self, ModelKind, ModelsConfig, MultiTaskModel, TableLayou
 use mtlbench::optim::Optimizer;
 use mtlbench::strategies::{StrategiesConfig, StrategyKind};
 use mtlbench::train::{Stepper, TrainConfig};
-use tch::{nn, Device, Kind, Tensor};
+use mtlbench::models::experts::{self, labels, ExpertSet, Gate};
+use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 const BATCH: i64 = 1024;
 const FIELDS: i64 = 32;
@@ -191,6 +193,14 @@ fn operators(schema: &FeatureSchema) {
     let mix = [Tensor::rand([BATCH, 2, 8], (Kind::Float, Device::Cpu)).set_requires_grad(true), leaf(&[BATCH, 8, 16])];
     let experts = [leaf(&[BATCH, FIELDS * 4 + DENSE]), leaf(&[8, FIELDS * 4 + DENSE, 16]), leaf(&[8, 16])];
     let flat = ids.reshape([-1]);
+    // MMOE's backbone and the towers' first layers on the same weights, in
+    // both layouts of the mix (models::mmoe picks the batch-last one here).
+    let vs = nn::VarStore::new(Device::Cpu);
+    let input = [leaf(&[BATCH, FIELDS * 4 + DENSE])];
+    let set = ExpertSet::new(&(vs.root() / "experts"), 8, FIELDS * 4 + DENSE, &[16]);
+    let gate_set: Vec<Gate> = (0..2).map(|k| Gate::new(&(vs.root() / format!("g{k}")), FIELDS * 4 + DENSE, format!("g{k}"), labels("", 8))).collect();
+    let towers: Vec<nn::Linear> = (0..2).map(|k| nn::linear(vs.root() / format!("t{k}"), 16, 8, Default::default())).collect();
+    let first_layers = |heads: Vec<Tensor>| heads.iter().zip(&towers).map(|(h, t)| t.forward(h).sum(Kind::Float)).sum::<Tensor>();
     let mut pairs: Vec<OpPair> = vec![
         (
             "embedding gather, 32 fields: weight[ids] -> index_select",
@@ -200,18 +210,29 @@ fn operators(schema: &FeatureSchema) {
         (
             "gates' softmax [B, 2, 8]: libtorch -> element-wise",
             Box::new(fwd_bwd(&gates, |t| t[0].softmax(-1, Kind::Float))),
-            Box::new(fwd_bwd(&gates, |t| mtlbench::models::experts::softmax_last(&t[0]))),
+            Box::new(fwd_bwd(&gates, |t| experts::softmax_over(&t[0], -1))),
         ),
         (
             "mix of 8 experts [16] by 2 gates: bmm -> broadcast sum",
             Box::new(fwd_bwd(&mix, |t| t[0].bmm(&t[1]))),
-            Box::new(fwd_bwd(&mix, |t| mtlbench::models::experts::mix_stacked(&t[0], &t[1]))),
+            Box::new(fwd_bwd(&mix, |t| experts::mix_stacked(&t[0], &t[1]))),
         ),
         (
             "experts' first layer, 8 x [135 -> 16]: einsum -> addmm",
             Box::new(fwd_bwd(&experts, |t| (Tensor::einsum("bi,nio->bno", &[&t[0], &t[1]], None::<i64>) + t[2].unsqueeze(0)).relu())),
             Box::new(fwd_bwd(&experts, |t| {
                 t[2].reshape([-1]).addmm(&t[0], &t[1].permute([1, 0, 2]).reshape([FIELDS * 4 + DENSE, 128])).view([-1, 8, 16]).relu()
+            })),
+        ),
+        (
+            "experts + gates + mix + towers' first layers: batch first -> last",
+            Box::new(fwd_bwd(&input, |t| {
+                let mixed = experts::mix_stacked(&Gate::forward_all(&gate_set, &t[0]), &set.forward(&t[0]));
+                first_layers(mixed.unbind(1))
+            })),
+            Box::new(fwd_bwd(&input, |t| {
+                let mixed = experts::mix_batch_last(&Gate::forward_all_batch_last(&gate_set, &t[0]), &set.forward_batch_last(&t[0]));
+                first_layers(mixed.unbind(0).iter().map(Tensor::tr).collect())
             })),
         ),
     ];

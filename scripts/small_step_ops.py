@@ -26,14 +26,14 @@ B, F, D, T, E, H, TW = 1024, 32, 7, 2, 8, 16, 8
 IN = F * 4 + D
 
 
-def softmax_last(z):
-    e = (z - z.amax(-1, keepdim=True).detach()).exp()
-    return e / e.sum(-1, keepdim=True)
+def softmax_over(z, dim=-1):
+    e = (z - z.amax(dim, keepdim=True).detach()).exp()
+    return e / e.sum(dim, keepdim=True)
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--kernels", choices=["before", "after"], default="after")
+    p.add_argument("--kernels", choices=["before", "after", "batch-last"], default="after")
     p.add_argument("--steps", type=int, default=50)
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -51,7 +51,7 @@ def main():
     params = [table, ew, eb] + gates + tw + tb + bnw + bnb + lw + lb
     ids = torch.stack([(torch.rand(B) ** 2 * v).long() for v in vocab], 1)
     dense, labels = torch.randn(B, D), (torch.rand(B, T) < 0.3).float()
-    after = a.kernels == "after"
+    after = a.kernels != "before"
 
     def step():
         for q in params:
@@ -62,9 +62,14 @@ def main():
         else:
             emb = table[fused].view(-1, F * 4)
         x = torch.cat([dense, emb], 1)
-        if after:
+        if a.kernels == "batch-last":
+            xt = x.t()
+            ex = eb.reshape(-1, 1).addmm(ew.permute(0, 2, 1).reshape(E * H, IN), xt).view(E, H, -1).relu()
+            w = softmax_over(torch.cat(gates, 0).mm(xt).view(T, E, -1), 1)
+            heads = [y.t() for y in (w.unsqueeze(2) * ex.unsqueeze(0)).sum(1).unbind(0)]
+        elif after:
             ex = eb.reshape(-1).addmm(x, ew.permute(1, 0, 2).reshape(IN, E * H)).view(-1, E, H).relu()
-            w = softmax_last(torch.nn.functional.linear(x, torch.cat(gates, 0)).view(-1, T, E))
+            w = softmax_over(torch.nn.functional.linear(x, torch.cat(gates, 0)).view(-1, T, E))
             heads = (w.unsqueeze(-1) * ex.unsqueeze(1)).sum(2).unbind(1)
         else:
             ex = (torch.einsum("bi,nio->bno", x, ew) + eb.unsqueeze(0)).relu()

@@ -73,6 +73,26 @@ impl ExpertSet {
         // An expert set always has at least one layer (validated by the configs).
         h.unwrap_or_else(|| x.unsqueeze(1).expand([-1, self.n, -1], false))
     }
+
+    /// [`Self::forward`] with the batch last: [B, in] -> [n, out, B], the
+    /// same values transposed ([`mix_batch_last`] says why). The first layer
+    /// is one `addmm` of the weights side by side, [n * out, in], with x
+    /// transposed (a view); deeper layers are one `baddbmm`.
+    pub fn forward_batch_last(&self, x: &Tensor) -> Tensor {
+        let mut h: Option<Tensor> = None;
+        for (w, b) in &self.layers {
+            let h_next = match &h {
+                None => {
+                    let (d, o) = (w.size()[1], w.size()[2]);
+                    let side_by_side = w.transpose(1, 2).reshape([self.n * o, d]);
+                    b.reshape([-1, 1]).addmm(&side_by_side, &x.tr()).view([self.n, o, -1])
+                }
+                Some(h) => b.unsqueeze(-1).baddbmm(&w.transpose(1, 2), h, 1.0, 1.0),
+            };
+            h = Some(h_next.relu());
+        }
+        h.unwrap_or_else(|| x.tr().unsqueeze(0).expand([self.n, -1, -1], false))
+    }
 }
 
 /// A softmax gate over `n` experts: softmax(W x), no bias (MMOE, PLE).
@@ -93,7 +113,7 @@ impl Gate {
 
     /// [B, in] -> [B, n], rows sum to 1.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        softmax_last(&self.linear.forward(x))
+        softmax_over(&self.linear.forward(x), -1)
     }
 
     /// Several gates of `n` experts each on the same input, in one matrix
@@ -105,19 +125,26 @@ impl Gate {
             [one] => one.linear.ws.shallow_clone(),
             _ => Tensor::cat(&gates.iter().map(|g| &g.linear.ws).collect::<Vec<_>>(), 0),
         };
-        softmax_last(&x.linear::<&Tensor>(&w, None).view([-1, gates.len() as i64, n]))
+        softmax_over(&x.linear::<&Tensor>(&w, None).view([-1, gates.len() as i64, n]), -1)
+    }
+
+    /// [`Self::forward_all`] with the batch last: [B, in] -> [G, n, B].
+    pub fn forward_all_batch_last(gates: &[Gate], x: &Tensor) -> Tensor {
+        let n = gates.first().map_or(0, |g| g.labels.len() as i64);
+        let w = Tensor::cat(&gates.iter().map(|g| &g.linear.ws).collect::<Vec<_>>(), 0);
+        softmax_over(&w.mm(&x.tr()).view([gates.len() as i64, n, -1]), 1)
     }
 }
 
-/// Softmax over the last dimension, exp(z - max z) / sum exp(z - max z),
+/// Softmax over dimension `dim`, exp(z - max z) / sum exp(z - max z),
 /// from element-wise operators. The same function as libtorch's `softmax`
 /// (to float rounding), whose CPU kernel took 2.7x as long forward and
 /// backward on gates of 8 experts at batch 1024 (docs/performance.md).
 /// The max is a constant shift, which leaves the softmax and its gradient
 /// unchanged, so no gradient flows through it.
-pub fn softmax_last(z: &Tensor) -> Tensor {
-    let e = (z - z.amax([-1i64].as_slice(), true).detach()).exp();
-    let sum = e.sum_dim_intlist([-1i64].as_slice(), true, Kind::Float);
+pub fn softmax_over(z: &Tensor, dim: i64) -> Tensor {
+    let e = (z - z.amax([dim].as_slice(), true).detach()).exp();
+    let sum = e.sum_dim_intlist([dim].as_slice(), true, Kind::Float);
     e / sum
 }
 
@@ -151,10 +178,28 @@ pub fn mix_gates(weights: &[Tensor], experts: &Tensor) -> Tensor {
 /// mix (forward and backward, docs/performance.md).
 const SMALL_MIX: i64 = 400;
 
+/// Whether `gates` gates over `n` experts of width `d` are a small mix:
+/// below [`SMALL_MIX`] multiply-adds per row, where libtorch's `bmm` is slow.
+pub fn is_small_mix(gates: i64, n: i64, d: i64) -> bool {
+    gates * n * d < SMALL_MIX
+}
+
+/// The small mix with the batch last: weights [G, n, B], experts
+/// [n, d, B] -> [G, d, B], row `g` being `mix(weights[g], experts)`
+/// transposed. The same broadcast product summed over the experts as
+/// [`mix_stacked`]'s small path, but every element-wise kernel of it and of
+/// its backward (the product, the sums over experts, gates and width) runs
+/// along rows of B contiguous floats instead of rows of d = 16 or n = 8,
+/// where libtorch's loops pay their per-row overhead (docs/performance.md,
+/// "The small mix with the batch last").
+pub fn mix_batch_last(weights: &Tensor, experts: &Tensor) -> Tensor {
+    (weights.unsqueeze(2) * experts.unsqueeze(0)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+}
+
 /// [`mix_gates`] of weights stacked [B, G, n] (as [`Gate::forward_all`] gives them).
 pub fn mix_stacked(weights: &Tensor, experts: &Tensor) -> Tensor {
     let (w, e) = (weights.size(), experts.size());
-    if w.len() == 3 && e.len() == 3 && w[1] * w[2] * e[2] < SMALL_MIX {
+    if w.len() == 3 && e.len() == 3 && is_small_mix(w[1], w[2], e[2]) {
         (weights.unsqueeze(-1) * experts.unsqueeze(1)).sum_dim_intlist([2i64].as_slice(), false, Kind::Float)
     } else {
         weights.bmm(experts)
@@ -249,7 +294,8 @@ mod tests {
         tch::manual_seed(8);
         // Large logits too: the shift by the max keeps exp finite.
         let z = Tensor::randn([6, 2, 8], (Kind::Float, Device::Cpu)) * 30.0;
-        same_function_and_gradients(&[z], |x| softmax_last(&x[0]), |x| x[0].softmax(-1, Kind::Float));
+        same_function_and_gradients(&[z.shallow_clone()], |x| softmax_over(&x[0], -1), |x| x[0].softmax(-1, Kind::Float));
+        same_function_and_gradients(&[z], |x| softmax_over(&x[0], 1), |x| x[0].softmax(1, Kind::Float));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::experts::{labels, mix_stacked, ExpertSet, Gate, GateWeights};
+use super::experts::{is_small_mix, labels, mix_batch_last, mix_stacked, ExpertSet, Gate, GateWeights};
 use super::{Head, ModelError};
 
 fn d_experts() -> i64 {
@@ -83,18 +83,89 @@ impl MmoeNet {
 
     /// [B, in] -> one [B, out] per head, the gate weights, and the stacked
     /// expert outputs [B, experts, out] (the shared representation).
+    /// A small mix (tabular models: a few gates over experts of width ~16)
+    /// runs with the batch last, a larger one as batched products
+    /// (`MmoeNet::forward_with`).
     pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>, Tensor) {
-        let e = self.experts.forward(x);
-        // Every gate in one product and one softmax, [B, heads, n], and
-        // every gate's mix in one product: [B, heads, out].
-        let w = Gate::forward_all(&self.gates, x);
-        let heads = mix_stacked(&w, &e).unbind(1);
+        let small = is_small_mix(self.gates.len() as i64, self.experts.len(), self.experts.out_dim());
+        self.forward_with(x, if small { Layout::BatchLast } else { Layout::BatchFirst })
+    }
+
+    fn forward_with(&self, x: &Tensor, layout: Layout) -> (Vec<Tensor>, Vec<GateWeights>, Tensor) {
+        let (heads, w, e) = match layout {
+            Layout::BatchFirst => {
+                let e = self.experts.forward(x);
+                // Every gate in one product and one softmax, [B, heads, n], and
+                // every gate's mix in one product: [B, heads, out].
+                let w = Gate::forward_all(&self.gates, x);
+                (mix_stacked(&w, &e).unbind(1), w.unbind(1), e)
+            }
+            Layout::BatchLast => {
+                // The representation is a [B, n, out] view of the [n, out, B]
+                // outputs, and the mix reads them through it, so that its
+                // gradient is defined for the representation-level strategies.
+                let e = self.experts.forward_batch_last(x).permute([2, 0, 1]);
+                let w = Gate::forward_all_batch_last(&self.gates, x);
+                let heads = mix_batch_last(&w, &e.permute([1, 2, 0])).unbind(0).iter().map(Tensor::tr).collect();
+                (heads, w.unbind(0).iter().map(Tensor::tr).collect(), e)
+            }
+        };
         let gates = self
             .gates
             .iter()
-            .zip(w.unbind(1))
+            .zip(w)
             .map(|(g, w)| GateWeights { name: g.name.clone(), labels: g.labels.clone(), weights: w })
             .collect();
         (heads, gates, e)
+    }
+}
+
+/// Where the batch sits in the experts', gates' and mix's tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// [B, ...]: batched matrix products (`bmm`) for the mix.
+    BatchFirst,
+    /// [..., B]: element-wise kernels along rows of B floats
+    /// ([`super::experts::mix_batch_last`]).
+    BatchLast,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// Outputs, gate weights, the representation and every gradient of the
+    /// two layouts on the same weights, for a small mix and a large one.
+    #[test]
+    fn the_batch_last_layout_equals_the_batch_first_in_values_and_gradients() {
+        for (experts, hidden) in [(8, vec![16]), (3, vec![6, 5])] {
+            let layers = hidden.len();
+            tch::manual_seed(12);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let heads: Vec<Head> = ["a", "b"].iter().map(|k| Head { key: k.to_string(), name: k.to_string() }).collect();
+            let net = MmoeNet::new(&vs.root(), 7, &heads, &MmoeConfig { experts, expert_hidden: hidden.clone() }).unwrap();
+            let x = Tensor::randn([9, 7], (Kind::Float, Device::Cpu));
+            let run = |layout| {
+                let (hs, gs, rep) = net.forward_with(&x, layout);
+                // An uneven weighting of both heads and the representation.
+                let loss = hs.iter().enumerate().map(|(k, h)| (h * (k as f64 + 1.5)).sin().sum(Kind::Float)).sum::<Tensor>()
+                    + (&rep * 0.3).cos().sum(Kind::Float);
+                let params: Vec<Tensor> = vs.trainable_variables();
+                let grads = Tensor::run_backward(&[loss], &params, false, false);
+                (hs, gs.into_iter().map(|g| g.weights).collect::<Vec<_>>(), rep, grads)
+            };
+            let (a, b) = (run(Layout::BatchFirst), run(Layout::BatchLast));
+            let close = |p: &Tensor, q: &Tensor, what: &str| {
+                assert_eq!(p.size(), q.size(), "{what}");
+                let d = (p - q).abs().max().double_value(&[]);
+                assert!(d < 1e-5, "{what} differs by {d}");
+            };
+            a.0.iter().zip(&b.0).for_each(|(p, q)| close(p, q, "head"));
+            a.1.iter().zip(&b.1).for_each(|(p, q)| close(p, q, "gate weights"));
+            close(&a.2, &b.2, "representation");
+            a.3.iter().zip(&b.3).for_each(|(p, q)| close(p, q, "gradient"));
+            assert_eq!(a.3.len(), 2 * layers + 2, "the experts' weights and biases and both gates");
+        }
     }
 }
