@@ -13,8 +13,9 @@ the tables this prints. Run it with mtlbench's allocator settings (the
 MALLOC_* variables there): without them glibc maps and unmaps the
 mix's 1 MB products every step and the page faults decide the timing.
 
-    python scripts/small_step_ops.py --kernels before   # weight[ids], softmax, bmm, einsum
-    python scripts/small_step_ops.py --kernels after    # what src/models does now
+    python scripts/small_step_ops.py --kernels before      # weight[ids], softmax, bmm, einsum
+    python scripts/small_step_ops.py --kernels after       # their replacements, the batch first
+    python scripts/small_step_ops.py --kernels batch-last  # what src/models does now: the mix with the batch last
 """
 import argparse
 import time
