@@ -129,11 +129,25 @@ pub fn spawn_worker_on(dir: &Path, db: &str, host: &str) -> Child {
 pub fn wait_for_running(db: impl Into<DbLocation>, host: &str) -> String {
     let db = db.into();
     let t0 = Instant::now();
+    let mut seen: Vec<(Option<String>, RunStatus)> = vec![];
+    let mut last_error = String::new();
     loop {
-        assert!(t0.elapsed() < Duration::from_secs(180), "no run of {host} started");
+        // The runs last seen tell a grid that finished between two looks
+        // (its cells too short) from one that never started.
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "no run of {host} was seen training; runs last seen: {seen:?}; last error: {last_error}"
+        );
         std::thread::sleep(Duration::from_millis(50));
-        let Ok(store) = Store::open_at(&db, OpenMode::ReadExisting) else { continue };
-        let Ok(runs) = store.list_runs() else { continue };
+        let runs = Store::open_at(&db, OpenMode::ReadExisting).and_then(|store| Ok((store.list_runs()?, store)));
+        let (runs, store) = match runs {
+            Ok(found) => found,
+            Err(e) => {
+                last_error = e.to_string();
+                continue;
+            }
+        };
+        seen = runs.iter().map(|r| (r.host.clone(), r.status)).collect();
         let mine = runs.iter().find(|r| r.status == RunStatus::Running && r.host.as_deref() == Some(host));
         if let Some(r) = mine {
             if store.epochs(&r.id).map(|e| !e.is_empty()).unwrap_or(false) {

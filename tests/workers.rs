@@ -18,12 +18,15 @@ pub fn grid4() -> String {
     TINY_GRID.replace("seeds = [1, 2]", "seeds = [1, 2, 3, 4]")
 }
 
-/// Six cells of a few seconds each: slow enough to kill a worker mid-cell.
+/// Six cells of a few seconds each (about 3 s on the 2-core machine):
+/// slow enough to see a cell training and kill its worker mid-cell. At 5
+/// epochs a cell took 0.6 s there, and a whole `--jobs 2` grid could end
+/// between two looks of [`wait_for_running`].
 pub fn slow_grid6() -> String {
     TINY_GRID
         .replace("rows = 3000", "rows = 40000")
-        .replace("epochs = 2", "epochs = 5")
-        .replace("patience = 1", "patience = 5")
+        .replace("epochs = 2", "epochs = 20")
+        .replace("patience = 1", "patience = 20")
         .replace("seeds = [1, 2]", "seeds = [1, 2, 3, 4, 5, 6]")
 }
 

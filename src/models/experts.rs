@@ -58,20 +58,14 @@ impl ExpertSet {
     /// (fewer operators and a faster kernel than the batched product);
     /// deeper layers multiply each expert's own input.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h: Option<Tensor> = None;
-        for (w, b) in &self.layers {
-            let h_next = match &h {
-                None => {
-                    let (d, o) = (w.size()[1], w.size()[2]);
-                    let side_by_side = w.permute([1, 0, 2]).reshape([d, self.n * o]);
-                    b.reshape([-1]).addmm(x, &side_by_side).view([-1, self.n, o])
-                }
-                Some(h) => Tensor::einsum("bni,nio->bno", &[h, w], None::<i64>) + b.unsqueeze(0),
-            };
-            h = Some(h_next.relu());
-        }
+        let first = |w: &Tensor, b: &Tensor| {
+            let (d, o) = (w.size()[1], w.size()[2]);
+            let side_by_side = w.permute([1, 0, 2]).reshape([d, self.n * o]);
+            b.reshape([-1]).addmm(x, &side_by_side).view([-1, self.n, o])
+        };
+        let deeper = |h: &Tensor, w: &Tensor, b: &Tensor| Tensor::einsum("bni,nio->bno", &[h, w], None::<i64>) + b.unsqueeze(0);
         // An expert set always has at least one layer (validated by the configs).
-        h.unwrap_or_else(|| x.unsqueeze(1).expand([-1, self.n, -1], false))
+        self.layers_relu(first, deeper).unwrap_or_else(|| x.unsqueeze(1).expand([-1, self.n, -1], false))
     }
 
     /// [`Self::forward`] with the batch last: [B, in] -> [n, out, B], the
@@ -79,19 +73,31 @@ impl ExpertSet {
     /// is one `addmm` of the weights side by side, [n * out, in], with x
     /// transposed (a view); deeper layers are one `baddbmm`.
     pub fn forward_batch_last(&self, x: &Tensor) -> Tensor {
+        let first = |w: &Tensor, b: &Tensor| {
+            let (d, o) = (w.size()[1], w.size()[2]);
+            let side_by_side = w.transpose(1, 2).reshape([self.n * o, d]);
+            b.reshape([-1, 1]).addmm(&side_by_side, &x.tr()).view([self.n, o, -1])
+        };
+        let deeper = |h: &Tensor, w: &Tensor, b: &Tensor| b.unsqueeze(-1).baddbmm(&w.transpose(1, 2), h, 1.0, 1.0);
+        self.layers_relu(first, deeper).unwrap_or_else(|| x.tr().unsqueeze(0).expand([self.n, -1, -1], false))
+    }
+
+    /// The layers in order, each followed by ReLU: `first(w, b)` for the
+    /// first (whose input all experts share), `deeper(h, w, b)` for the rest.
+    fn layers_relu(
+        &self,
+        first: impl Fn(&Tensor, &Tensor) -> Tensor,
+        deeper: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+    ) -> Option<Tensor> {
         let mut h: Option<Tensor> = None;
         for (w, b) in &self.layers {
-            let h_next = match &h {
-                None => {
-                    let (d, o) = (w.size()[1], w.size()[2]);
-                    let side_by_side = w.transpose(1, 2).reshape([self.n * o, d]);
-                    b.reshape([-1, 1]).addmm(&side_by_side, &x.tr()).view([self.n, o, -1])
-                }
-                Some(h) => b.unsqueeze(-1).baddbmm(&w.transpose(1, 2), h, 1.0, 1.0),
-            };
-            h = Some(h_next.relu());
+            h = Some(match &h {
+                None => first(w, b),
+                Some(h) => deeper(h, w, b),
+            }
+            .relu());
         }
-        h.unwrap_or_else(|| x.tr().unsqueeze(0).expand([self.n, -1, -1], false))
+        h
     }
 }
 

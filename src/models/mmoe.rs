@@ -136,7 +136,7 @@ mod tests {
     use tch::{Device, Kind};
 
     /// Outputs, gate weights, the representation and every gradient of the
-    /// two layouts on the same weights, for a small mix and a large one.
+    /// two layouts on the same weights, for one-layer and two-layer experts.
     #[test]
     fn the_batch_last_layout_equals_the_batch_first_in_values_and_gradients() {
         for (experts, hidden) in [(8, vec![16]), (3, vec![6, 5])] {
