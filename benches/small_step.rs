@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mtlbench::data::{Batch, CategoricalField, FeatureSchema};
+use mtlbench::models::experts::{self, labels, ExpertSet, Gate};
 use mtlbench::models::{self, ModelKind, ModelsConfig, MultiTaskModel, TableLayout};
 use mtlbench::optim::Optimizer;
 use mtlbench::strategies::{StrategiesConfig, StrategyKind};
 use mtlbench::train::{Stepper, TrainConfig};
-use mtlbench::models::experts::{self, labels, ExpertSet, Gate};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 const BATCH: i64 = 1024;

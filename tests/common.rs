@@ -141,7 +141,10 @@ pub fn wait_for_running(db: impl Into<DbLocation>, host: &str) -> String {
         std::thread::sleep(Duration::from_millis(50));
         let runs = Store::open_at(&db, OpenMode::ReadExisting).and_then(|store| Ok((store.list_runs()?, store)));
         let (runs, store) = match runs {
-            Ok(found) => found,
+            Ok(found) => {
+                last_error.clear();
+                found
+            }
             Err(e) => {
                 last_error = e.to_string();
                 continue;

@@ -191,8 +191,8 @@ pub fn is_small_mix(gates: i64, n: i64, d: i64) -> bool {
 }
 
 /// The small mix with the batch last: weights [G, n, B], experts
-/// [n, d, B] -> [G, d, B], row `g` being `mix(weights[g], experts)`
-/// transposed. The same broadcast product summed over the experts as
+/// [n, d, B] -> [G, d, B], row `g` being the transpose of [`mix`] of
+/// `weights[g]` transposed ([B, n]) and the experts permuted to [B, n, d]. The same broadcast product summed over the experts as
 /// [`mix_stacked`]'s small path, but every element-wise kernel of it and of
 /// its backward (the product, the sums over experts, gates and width) runs
 /// along rows of B contiguous floats instead of rows of d = 16 or n = 8,

@@ -85,7 +85,8 @@ impl MmoeNet {
     /// expert outputs [B, experts, out] (the shared representation).
     /// A small mix (tabular models: a few gates over experts of width ~16)
     /// runs with the batch last, a larger one as batched products
-    /// (`MmoeNet::forward_with`).
+    /// (`MmoeNet::forward_with`); with the batch last the heads, the gate
+    /// weights and the representation are transposed views, not contiguous.
     pub fn forward(&self, x: &Tensor) -> (Vec<Tensor>, Vec<GateWeights>, Tensor) {
         let small = is_small_mix(self.gates.len() as i64, self.experts.len(), self.experts.out_dim());
         self.forward_with(x, if small { Layout::BatchLast } else { Layout::BatchFirst })
@@ -139,6 +140,8 @@ mod tests {
     /// two layouts on the same weights, for one-layer and two-layer experts.
     #[test]
     fn the_batch_last_layout_equals_the_batch_first_in_values_and_gradients() {
+        // The tabular model's shape (2 gates, 8 experts of 16) takes the batch-last path.
+        assert!(is_small_mix(2, 8, 16) && !is_small_mix(2, 8, 512));
         for (experts, hidden) in [(8, vec![16]), (3, vec![6, 5])] {
             let layers = hidden.len();
             tch::manual_seed(12);
@@ -161,11 +164,20 @@ mod tests {
                 let d = (p - q).abs().max().double_value(&[]);
                 assert!(d < 1e-5, "{what} differs by {d}");
             };
+            assert_eq!((a.0.len(), b.0.len(), a.1.len(), b.1.len()), (2, 2, 2, 2), "two heads and two gates each");
             a.0.iter().zip(&b.0).for_each(|(p, q)| close(p, q, "head"));
             a.1.iter().zip(&b.1).for_each(|(p, q)| close(p, q, "gate weights"));
             close(&a.2, &b.2, "representation");
             a.3.iter().zip(&b.3).for_each(|(p, q)| close(p, q, "gradient"));
             assert_eq!(a.3.len(), 2 * layers + 2, "the experts' weights and biases and both gates");
+            // The heads reach the representation in both layouts (the
+            // representation-level strategies differentiate with respect to it).
+            let rep_grad = |layout| {
+                let (hs, _, rep) = net.forward_with(&x, layout);
+                let loss = hs.iter().map(|h| (h * h).sum(Kind::Float)).sum::<Tensor>();
+                Tensor::run_backward(&[loss], &[rep], false, false).remove(0)
+            };
+            close(&rep_grad(Layout::BatchFirst), &rep_grad(Layout::BatchLast), "gradient of the heads at the representation");
         }
     }
 }

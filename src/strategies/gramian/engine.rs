@@ -148,7 +148,15 @@ impl Strategy for GramianStrategy {
         // One pass per term over J's tensors and the task-specific parameters
         // (a term reaches only its own head's: the others stay undefined).
         let inputs: Vec<Tensor> = rep.iter().copied().chain(&params[..k]).chain(&params[n_shared..]).map(|t| t.shallow_clone()).collect();
-        let per_term = losses.iter().map(|l| reached_grads(l, &inputs)).collect::<Result<Vec<_>, _>>()?;
+        let mut per_term = losses.iter().map(|l| reached_grads(l, &inputs)).collect::<Result<Vec<_>, _>>()?;
+        if rep.is_some() {
+            // The representation may be a view (MMOE's batch-last layout), and
+            // so its gradient: one contiguous copy per term keeps the dot
+            // products of the Gramian on their fast path.
+            for g in per_term.iter_mut().filter(|g| g[0].defined()) {
+                g[0] = g[0].contiguous();
+            }
+        }
         let j_len = if rep.is_some() { 1 } else { k };
         let rows = Rows::new(per_term.iter().map(|g| &g[..j_len]).collect(), &inputs[..j_len]);
         let gram = rows.gram()?;
