@@ -124,21 +124,27 @@ impl Gate {
 
     /// Several gates of `n` experts each on the same input, in one matrix
     /// product and one softmax: [B, in] -> [B, G, n], row `g` being
-    /// `gates[g].forward(x)`. One gate needs no concatenation.
+    /// `gates[g].forward(x)`.
     pub fn forward_all(gates: &[Gate], x: &Tensor) -> Tensor {
-        let n = gates.first().map_or(0, |g| g.labels.len() as i64);
-        let w = match gates {
-            [one] => one.linear.ws.shallow_clone(),
-            _ => Tensor::cat(&gates.iter().map(|g| &g.linear.ws).collect::<Vec<_>>(), 0),
-        };
+        let (n, w) = Gate::stacked(gates);
         softmax_over(&x.linear::<&Tensor>(&w, None).view([-1, gates.len() as i64, n]), -1)
     }
 
     /// [`Self::forward_all`] with the batch last: [B, in] -> [G, n, B].
     pub fn forward_all_batch_last(gates: &[Gate], x: &Tensor) -> Tensor {
-        let n = gates.first().map_or(0, |g| g.labels.len() as i64);
-        let w = Tensor::cat(&gates.iter().map(|g| &g.linear.ws).collect::<Vec<_>>(), 0);
+        let (n, w) = Gate::stacked(gates);
         softmax_over(&w.mm(&x.tr()).view([gates.len() as i64, n, -1]), 1)
+    }
+
+    /// Experts per gate and the gates' weights stacked, [G * n, in]. One
+    /// gate needs no concatenation.
+    fn stacked(gates: &[Gate]) -> (i64, Tensor) {
+        let n = gates.first().map_or(0, |g| g.labels.len() as i64);
+        let w = match gates {
+            [one] => one.linear.ws.shallow_clone(),
+            _ => Tensor::cat(&gates.iter().map(|g| &g.linear.ws).collect::<Vec<_>>(), 0),
+        };
+        (n, w)
     }
 }
 
@@ -192,7 +198,8 @@ pub fn is_small_mix(gates: i64, n: i64, d: i64) -> bool {
 
 /// The small mix with the batch last: weights [G, n, B], experts
 /// [n, d, B] -> [G, d, B], row `g` being the transpose of [`mix`] of
-/// `weights[g]` transposed ([B, n]) and the experts permuted to [B, n, d]. The same broadcast product summed over the experts as
+/// `weights[g]` transposed ([B, n]) and the experts permuted to [B, n, d].
+/// The same broadcast product summed over the experts as
 /// [`mix_stacked`]'s small path, but every element-wise kernel of it and of
 /// its backward (the product, the sums over experts, gates and width) runs
 /// along rows of B contiguous floats instead of rows of d = 16 or n = 8,

@@ -124,7 +124,7 @@ impl MmoeNet {
 /// Where the batch sits in the experts', gates' and mix's tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
-    /// [B, ...]: batched matrix products (`bmm`) for the mix.
+    /// [B, ...]: the mix as batched matrix products ([`mix_stacked`]).
     BatchFirst,
     /// [..., B]: element-wise kernels along rows of B floats
     /// ([`super::experts::mix_batch_last`]).
