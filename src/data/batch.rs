@@ -2,8 +2,9 @@
 //! out once for the training device, the encoded numeric columns expanded
 //! into their blocks; no row is parsed per batch. On the CPU a batch is
 //! built without a libtorch operator: a loop copies its rows out of host
-//! vectors ([`Column`]) and each batch tensor is made from its slice, since
-//! at a thousand rows the dispatch of small operators (and, without
+//! vectors ([`Column`]) straight into each batch tensor, asking the CPU for
+//! the rows a few places ahead (they lie at random places, each a cache
+//! miss otherwise), since at a thousand rows the dispatch of small operators (and, without
 //! `OMP_WAIT_POLICY=PASSIVE`, their thread pool's spinning) cost more than
 //! the copy. On another device a single-valued block is a tensor there and
 //! a batch is one `index_select` of it. Multi-valued fields stay ragged
@@ -47,7 +48,8 @@ impl MultiBatch {
 
 /// The flat ids of rows `rows` of `r`, in that order, as tensors on
 /// `device`. The split's lists stay on the host: a loop over the rows'
-/// slices copies their ids (tens of microseconds for 1024 rows), then each
+/// slices copies their ids (tens of microseconds for 1024 rows; the lists
+/// a few rows ahead are prefetched, as in [`take_rows`]), then each
 /// of the three tensors is made from its slice in one copy. Done with
 /// tensor operators instead (lengths and starts looked up, cumulative sums,
 /// a repeat, an index into the values), the same gather dispatched about
@@ -59,6 +61,9 @@ fn gather(r: &Ragged, rows: &[i64], device: Device) -> MultiBatch {
     let mut of_row: Vec<i64> = Vec::with_capacity(total);
     let mut counts: Vec<f32> = Vec::with_capacity(rows.len());
     for (i, list) in lists.iter().enumerate() {
+        if let Some(ahead) = lists.get(i + PREFETCH_ROWS_AHEAD) {
+            prefetch(ahead);
+        }
         ids.extend(list.iter().map(|&v| i64::from(v)));
         of_row.extend(std::iter::repeat_n(i as i64, list.len()));
         counts.push(list.len() as f32);
@@ -148,7 +153,10 @@ fn take_rows<T: tch::kind::Element + Copy>(values: &[T], shape: Shape, rows: &[i
     let out = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, n) };
     for (i, (&r, dst)) in rows.iter().zip(out.chunks_exact_mut(width.max(1))).enumerate() {
         if let Some(&ahead) = rows.get(i + PREFETCH_ROWS_AHEAD) {
-            prefetch_row(values, row_index(ahead).saturating_mul(width), width);
+            let start = row_index(ahead).saturating_mul(width);
+            if let Some(row) = values.get(start..start.saturating_add(width)) {
+                prefetch(row);
+            }
         }
         let start = row_index(r).saturating_mul(width);
         dst.copy_from_slice(&values[start..start.saturating_add(width)]);
@@ -156,25 +164,28 @@ fn take_rows<T: tch::kind::Element + Copy>(values: &[T], shape: Shape, rows: &[i
     t
 }
 
-/// How many rows ahead of the copy [`take_rows`] asks for a row's cache lines.
+/// How many rows ahead of the copy [`take_rows`] and [`gather`] ask for a
+/// row's cache lines.
 const PREFETCH_ROWS_AHEAD: usize = 8;
 
-/// Asks the CPU to start loading `values[start..start + len]` into its
-/// caches (a hint: no effect on the values, none where out of range).
-fn prefetch_row<T>(values: &[T], start: usize, len: usize) {
+/// The most cache lines [`prefetch`] asks for (a long list's tail is read
+/// in order, which the CPU's own prefetcher follows).
+const PREFETCH_MAX_LINES: usize = 8;
+
+/// Asks the CPU to start loading the first cache lines of `data` into its
+/// caches: a hint, with no effect on any value.
+fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
-        let Some(row) = values.get(start..start.saturating_add(len)) else { return };
-        let bytes = std::mem::size_of_val(row);
-        let base = row.as_ptr() as *const i8;
-        for off in (0..bytes).step_by(64) {
-            // SAFETY: `base + off` lies inside `row`; a prefetch reads nothing
-            // into the program's state and cannot fault.
+        let base = data.as_ptr() as *const i8;
+        for off in (0..std::mem::size_of_val(data)).step_by(64).take(PREFETCH_MAX_LINES) {
+            // SAFETY: `base + off` lies inside `data`; a prefetch changes no
+            // memory and cannot fault.
             unsafe { std::arch::x86_64::_mm_prefetch(base.add(off), std::arch::x86_64::_MM_HINT_T0) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (values, start, len);
+    let _ = data;
 }
 
 impl Column {
