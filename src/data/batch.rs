@@ -2,11 +2,11 @@
 //! out once for the training device, the encoded numeric columns expanded
 //! into their blocks; no row is parsed per batch. On the CPU a batch is
 //! built without a libtorch operator: a loop copies its rows out of host
-//! vectors ([`Column`]) straight into each batch tensor, asking the CPU for
-//! the rows a few places ahead (they lie at random places, each a cache
-//! miss otherwise), since at a thousand rows the dispatch of small operators (and, without
+//! vectors ([`Column`]) straight into each batch tensor, since at a
+//! thousand rows the dispatch of small operators (and, without
 //! `OMP_WAIT_POLICY=PASSIVE`, their thread pool's spinning) cost more than
-//! the copy. On another device a single-valued block is a tensor there and
+//! the copy; the loop asks the CPU for the rows a few places ahead (they
+//! lie at random places, each a cache miss otherwise). On another device a single-valued block is a tensor there and
 //! a batch is one `index_select` of it. Multi-valued fields stay ragged
 //! ([`super::ragged`]) and on the host: a batch carries their ids as one
 //! flat tensor with the row of each id ([`gather`]).
@@ -142,24 +142,27 @@ impl Shape {
 /// asks for the rows a few places ahead before it copies this one.
 fn take_rows<T: tch::kind::Element + Copy>(values: &[T], shape: Shape, rows: &[i64]) -> Tensor {
     let width = shape.width;
-    let dims: Vec<i64> = if shape.flat { vec![rows.len() as i64] } else { vec![rows.len() as i64, width as i64] };
-    let t = Tensor::empty(dims.as_slice(), (T::KIND, Device::Cpu));
     let n = rows.len() * width;
+    let dims: Vec<i64> = if shape.flat { vec![n as i64] } else { vec![rows.len() as i64, width as i64] };
+    let t = Tensor::empty(dims.as_slice(), (T::KIND, Device::Cpu));
     if n == 0 {
         return t; // (an empty tensor's data pointer may be null)
     }
-    // SAFETY: `t` is a fresh contiguous CPU tensor of n > 0 elements of T
-    // that nothing else references until this function returns it.
-    let out = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, n) };
-    for (i, (&r, dst)) in rows.iter().zip(out.chunks_exact_mut(width.max(1))).enumerate() {
-        if let Some(&ahead) = rows.get(i + PREFETCH_ROWS_AHEAD) {
-            let start = row_index(ahead).saturating_mul(width);
-            if let Some(row) = values.get(start..start.saturating_add(width)) {
-                prefetch(row);
+    {
+        // SAFETY: `t` is a fresh contiguous CPU tensor of exactly n > 0
+        // elements of T (`dims` multiply to n) that nothing else references;
+        // `out` lives only in this block, before `t` is returned.
+        let out = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, n) };
+        for (i, (&r, dst)) in rows.iter().zip(out.chunks_exact_mut(width)).enumerate() {
+            if let Some(&ahead) = rows.get(i + PREFETCH_ROWS_AHEAD) {
+                let start = row_index(ahead).saturating_mul(width);
+                if let Some(row) = values.get(start..start.saturating_add(width)) {
+                    prefetch(row);
+                }
             }
+            let start = row_index(r).saturating_mul(width);
+            dst.copy_from_slice(&values[start..start.saturating_add(width)]);
         }
-        let start = row_index(r).saturating_mul(width);
-        dst.copy_from_slice(&values[start..start.saturating_add(width)]);
     }
     t
 }
@@ -172,15 +175,22 @@ const PREFETCH_ROWS_AHEAD: usize = 8;
 /// in order, which the CPU's own prefetcher follows).
 const PREFETCH_MAX_LINES: usize = 8;
 
-/// Asks the CPU to start loading the first cache lines of `data` into its
-/// caches: a hint, with no effect on any value.
+/// Asks the CPU to start loading the first cache lines that `data` touches
+/// (at most [`PREFETCH_MAX_LINES`]) into its caches: a hint, with no
+/// effect on any value.
 fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
+        const LINE: usize = 64;
         let base = data.as_ptr() as *const i8;
-        for off in (0..std::mem::size_of_val(data)).step_by(64).take(PREFETCH_MAX_LINES) {
-            // SAFETY: `base + off` lies inside `data`; a prefetch changes no
-            // memory and cannot fault.
+        let bytes = std::mem::size_of_val(data);
+        // The slice's first byte, then the start of each later line inside it
+        // (the slice need not start on a line).
+        let next_line = LINE - (base as usize) % LINE;
+        let offsets = std::iter::once(0).chain((next_line..bytes).step_by(LINE));
+        for off in offsets.take_while(|&o| o < bytes).take(PREFETCH_MAX_LINES) {
+            // SAFETY: `base + off` lies inside `data` (off < its size); a
+            // prefetch changes no memory and cannot fault.
             unsafe { std::arch::x86_64::_mm_prefetch(base.add(off), std::arch::x86_64::_MM_HINT_T0) };
         }
     }
@@ -466,7 +476,9 @@ mod tests {
         let pick = &order[..200];
         let b = t.select_rows(pick);
         let want: Vec<i64> = pick.iter().flat_map(|&r| (5 * r)..(5 * r + 5)).collect();
-        assert_eq!((b.categorical.size(), ints(&b.categorical.view([-1]))), (vec![200, 5], want));
+        assert_eq!((b.categorical.size(), b.categorical.kind()), (vec![200, 5], Kind::Int64));
+        assert_eq!(ints(&b.categorical.view([-1])), want);
+        assert_eq!((b.labels.size(), b.labels.kind()), (vec![200, 1], Kind::Float));
         assert_eq!(Vec::<f32>::try_from(&b.labels.view([-1])).unwrap(), pick.iter().map(|&r| r as f32).collect::<Vec<_>>());
         assert_eq!(ints(&b.users), pick.iter().map(|&r| 3 * r).collect::<Vec<_>>());
         assert_eq!((b.dense.size(), b.dense.kind()), (vec![200, 0], Kind::Float));
