@@ -6,8 +6,9 @@
 //! thousand rows the dispatch of small operators (and, without
 //! `OMP_WAIT_POLICY=PASSIVE`, their thread pool's spinning) cost more than
 //! the copy; the loop asks the CPU for the rows a few places ahead (they
-//! lie at random places, each a cache miss otherwise). On another device a single-valued block is a tensor there and
-//! a batch is one `index_select` of it. Multi-valued fields stay ragged
+//! lie at random places, each a cache miss otherwise). On another device a
+//! single-valued block is a tensor there and a batch is one `index_select`
+//! of it. Multi-valued fields stay ragged
 //! ([`super::ragged`]) and on the host: a batch carries their ids as one
 //! flat tensor with the row of each id ([`gather`]).
 
@@ -143,25 +144,25 @@ impl Shape {
 fn take_rows<T: tch::kind::Element + Copy>(values: &[T], shape: Shape, rows: &[i64]) -> Tensor {
     let width = shape.width;
     let n = rows.len() * width;
-    let dims: Vec<i64> = if shape.flat { vec![n as i64] } else { vec![rows.len() as i64, width as i64] };
-    let t = Tensor::empty(dims.as_slice(), (T::KIND, Device::Cpu));
+    let opts = (T::KIND, Device::Cpu);
+    let t = if shape.flat { Tensor::empty([n as i64], opts) } else { Tensor::empty([rows.len() as i64, width as i64], opts) };
     if n == 0 {
         return t; // (an empty tensor's data pointer may be null)
     }
     {
         // SAFETY: `t` is a fresh contiguous CPU tensor of exactly n > 0
-        // elements of T (`dims` multiply to n) that nothing else references;
+        // elements of T (its sizes multiply to n) that nothing else references;
         // `out` lives only in this block, before `t` is returned.
         let out = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, n) };
-        for (i, (&r, dst)) in rows.iter().zip(out.chunks_exact_mut(width)).enumerate() {
-            if let Some(&ahead) = rows.get(i + PREFETCH_ROWS_AHEAD) {
-                let start = row_index(ahead).saturating_mul(width);
-                if let Some(row) = values.get(start..start.saturating_add(width)) {
-                    prefetch(row);
-                }
-            }
+        let span = |r: i64| {
             let start = row_index(r).saturating_mul(width);
-            dst.copy_from_slice(&values[start..start.saturating_add(width)]);
+            start..start.saturating_add(width)
+        };
+        for (i, (&r, dst)) in rows.iter().zip(out.chunks_exact_mut(width)).enumerate() {
+            if let Some(ahead) = rows.get(i + PREFETCH_ROWS_AHEAD).and_then(|&a| values.get(span(a))) {
+                prefetch(ahead);
+            }
+            dst.copy_from_slice(&values[span(r)]);
         }
     }
     t
