@@ -58,6 +58,10 @@ fn mtlbench_side_measures_trains_and_reports() {
         let pct = 100.0 * parts / o["step_ms"].as_f64().unwrap();
         assert!((o["percent"].as_f64().unwrap() - pct).abs() < 1e-6 * pct.max(1.0), "{o}");
         assert!(m["step_flops"].as_f64().unwrap() > 0.0);
+        // The step's floor: its products, with their FLOPs, and the Adam pass.
+        let floor = &m["gemm_floor"];
+        assert_eq!(floor["flops"], m["step_flops"], "{floor}");
+        assert!(floor["median_seconds"].as_f64().unwrap() > 0.0 && floor["adam_seconds"].as_f64().unwrap() > 0.0, "{floor}");
         assert!(m["reference"].is_null());
         // Two rounds, each with every step's loss; the reported run is one of
         // them; the rounds draw different dropout masks (default 0.1), so
@@ -282,6 +286,29 @@ fn rechub_comparison_trains_both_sides_over_several_epochs() {
     // mtlbench starts from the weights the parent wrote.
     assert!(runs("mtlbench")[0]["result"]["check_max_abs_diff"].as_f64().unwrap() <= 1e-6);
     assert!(stdout(&o).contains("mtlbench / torch-rechub, fast loader, samples per wall second"), "{}", stdout(&o));
+    assert!(r["gemm_floor"]["median_seconds"].as_f64().unwrap() > 0.0, "{}", r["gemm_floor"]);
+    assert!(stdout(&o).contains("with this arithmetic at most"), "{}", stdout(&o));
+}
+
+#[test]
+fn the_committed_floor_reports_reprint_the_documented_bounds() {
+    // results/perf-*-floor.json are the measurements of docs/performance.md's
+    // floor table; each bound is the other side's median step over the
+    // products and the Adam pass.
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rechub = bench_perf(dir.path(), &["rechub", "--show", &format!("{root}/results/perf-rechub-floor.json")]);
+    let wechat = bench_perf(dir.path(), &["--show", &format!("{root}/results/perf-wechat-floor.json")]);
+    for (o, wants) in [
+        (rechub, vec!["with the Adam pass (0.02 ms) 1.38 ms; mtlbench's median step 2.14x that, torch-rechub's (fast loader) 8.49x"]),
+        (wechat, vec!["92.12 ms per step", "mtlbench's step 1.25x that, eager's 1.56x", "205.51 ms per step", "mtlbench's step 1.32x that, eager's 1.67x"]),
+    ] {
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        for want in wants {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+    }
 }
 
 #[test]

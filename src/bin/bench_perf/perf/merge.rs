@@ -194,9 +194,15 @@ fn merge_model(name: &str, pieces: &[Piece], start: usize) -> Result<ModelCompar
         same_round_twice(name, &ours, start)?;
     }
     let mtlbench = median_run(ours.clone()).ok_or_else(|| PerfError::Check(format!("{name}: no runs in any of the reports")))?;
+    // The fastest of the pieces' floors: the bound it gives is the loosest.
+    let gemm_floor = pieces
+        .iter()
+        .filter_map(|p| p.report.models.iter().find(|m| m.model == name)?.gemm_floor.clone())
+        .min_by(|a, b| a.median_seconds.total_cmp(&b.median_seconds));
     Ok(ModelComparison {
         model: name.to_string(),
         step_flops: first.map_or(0.0, |f| f.1),
+        gemm_floor,
         mtlbench,
         reference: median_run(theirs.clone()),
         mtlbench_runs: ours,

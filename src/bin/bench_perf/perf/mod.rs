@@ -38,7 +38,7 @@ use mtlbench::data::{DataError, FeatureSchema, SplitData, SplitTensors};
 use mtlbench::models::{self, DropoutMasks, ModelKind, ModelsConfig};
 use mtlbench::train::TrainConfig;
 use exchange::{Manifest, ModelFiles, TrainSettings};
-pub use machine::{Machine, Sgemm};
+pub use machine::{GemmFloor, Machine, Sgemm, StepWork};
 pub use worker::SideResult;
 
 #[derive(Debug, Error)]
@@ -129,8 +129,12 @@ pub struct PerfOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelComparison {
     pub model: String,
-    /// FLOPs of one training step from the architecture ([`machine::train_step_flops`]).
+    /// FLOPs of one training step from the architecture ([`machine::products_flops`]).
     pub step_flops: f64,
+    /// The step's matrix products timed alone, before the rounds (reports
+    /// written before it was measured have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm_floor: Option<GemmFloor>,
     /// The run with the median throughput of each side.
     pub mtlbench: SideResult,
     pub reference: Option<SideResult>,
@@ -283,7 +287,8 @@ pub(crate) fn train_settings(batch_size: usize, steps: usize, warmup: usize, see
 
 /// Builds each model from `seed`, writes its initial weights and the
 /// eval-mode probabilities they give on the first test rows; returns the
-/// files and each model's FLOPs per training step at `batch_size`.
+/// files and each model's matrix products and Adam pass per training step
+/// ([`machine::step_work`]).
 pub(crate) fn write_models(
     dir: &Path,
     kinds: &[ModelKind],
@@ -291,8 +296,7 @@ pub(crate) fn write_models(
     models_config: &ModelsConfig,
     test: &SplitData,
     seed: u64,
-    batch_size: usize,
-) -> Result<(Vec<ModelFiles>, Vec<(ModelKind, f64)>), PerfError> {
+) -> Result<(Vec<ModelFiles>, Vec<(ModelKind, StepWork)>), PerfError> {
     let check_rows = test.rows.min(1024);
     let test_t = SplitTensors::new(test, schema, Device::Cpu);
     let mut files = Vec::new();
@@ -308,13 +312,14 @@ pub(crate) fn write_models(
         let check_probs =
             exchange::write_array(dir, &format!("check_{}.bin", kind.name()), &probs, vec![check_rows, schema.tasks.len()])?;
         files.push(ModelFiles { kind, weights_file, weights, check_probs });
-        flops.push((kind, machine::train_step_flops(&vs, batch_size)));
+        // Last: the Adam pass it times steps the weights.
+        flops.push((kind, machine::step_work(&vs, 11).map_err(|e| PerfError::Model(e.to_string()))?));
     }
     Ok((files, flops))
 }
 
 /// Loads the data, takes the rows of the run and writes the exchange folder.
-fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<(Manifest, Vec<(ModelKind, f64)>), PerfError> {
+fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<(Manifest, Vec<(ModelKind, StepWork)>), PerfError> {
     let t = Instant::now();
     let ds = wechat_shaped(o.users, o.feeds, &["read_comment", "like", "click_avatar"], &o.cache_dir)?;
     progress(&format!("data: {} loaded in {:.1}s", ds.name, t.elapsed().as_secs_f64()));
@@ -343,7 +348,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
         models_config.tower.dropout = p;
     }
     models_config.tower.dropout_masks = o.masks;
-    let (files, flops) = write_models(dir, &o.models, &schema, &models_config, &test, o.seed, o.batch_size)?;
+    let (files, flops) = write_models(dir, &o.models, &schema, &models_config, &test, o.seed)?;
     let manifest = Manifest {
         format: exchange::FORMAT,
         dataset,
@@ -517,7 +522,10 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
     let before = machine::sgemm(2048, 5);
     progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", before.median_flops / 1e9, before.threads));
     let mut models = Vec::new();
-    for (kind, step_flops) in flops {
+    for (kind, work) in flops {
+        let step_flops = machine::products_flops(&work.products, o.batch_size);
+        let gemm_floor = machine::gemm_floor(&work, o.batch_size, 21);
+        progress(&format!("{}: the step's matrix products alone take {:.2} ms", kind.name(), 1e3 * gemm_floor.median_seconds));
         let (mut ours, mut theirs, mut compiled) = (Vec::new(), Vec::new(), Vec::new());
         for round in o.first_round..o.first_round + o.rounds {
             // Alternate which side goes first, so that a drift in the machine's
@@ -546,6 +554,7 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
         models.push(ModelComparison {
             model: kind.name().into(),
             step_flops,
+            gemm_floor: Some(gemm_floor),
             mtlbench,
             reference: median_run(theirs.clone()),
             mtlbench_runs: ours,

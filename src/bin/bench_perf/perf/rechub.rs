@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::exchange::{self, Manifest};
-use super::machine::{self, Machine};
+use super::machine::{self, GemmFloor, Machine, StepWork};
 use super::tabular::{self, TableShape};
 use super::{child, PerfError, ScratchDir, SideResult};
 use mtlbench::data::batch::epoch_order;
@@ -77,6 +77,10 @@ pub struct RechubReport {
     pub warmup: usize,
     pub batch_size: usize,
     pub seed: u64,
+    /// The step's matrix products timed alone before the rounds (reports
+    /// written before it was measured have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm_floor: Option<GemmFloor>,
     pub mtlbench: Vec<Run>,
     pub rechub_fast: Vec<Run>,
     pub rechub_dataloader: Vec<Run>,
@@ -133,7 +137,7 @@ pub fn multi_epoch_order(rows: usize, steps: usize, batch_size: usize, seed: u64
 }
 
 /// Generates the table and writes the exchange folder.
-fn prepare(o: &RechubOptions, dir: &Path) -> Result<Manifest, PerfError> {
+fn prepare(o: &RechubOptions, dir: &Path) -> Result<(Manifest, StepWork), PerfError> {
     let shape = TableShape { tasks: o.tasks, ..TableShape::default() };
     let train_rows = (o.train_rows / o.batch_size).max(1) * o.batch_size;
     let data = tabular::generate(&shape, train_rows, o.test_rows, o.seed);
@@ -142,8 +146,8 @@ fn prepare(o: &RechubOptions, dir: &Path) -> Result<Manifest, PerfError> {
     let test_split = exchange::write_split(dir, "test", &data.test, &data.schema)?;
     let order = multi_epoch_order(train_rows, o.steps, o.batch_size, o.seed);
     let order = exchange::write_array(dir, "order.bin", &order, vec![o.steps * o.batch_size])?;
-    let (models, _) =
-        super::write_models(dir, &[ModelKind::Mmoe], &data.schema, &models_config, &data.test, o.seed, o.batch_size)?;
+    let (models, mut work) = super::write_models(dir, &[ModelKind::Mmoe], &data.schema, &models_config, &data.test, o.seed)?;
+    let work = work.pop().map(|(_, w)| w).ok_or_else(|| PerfError::Model("no model was built".into()))?;
     let manifest = Manifest {
         format: exchange::FORMAT,
         dataset: format!(
@@ -160,7 +164,7 @@ fn prepare(o: &RechubOptions, dir: &Path) -> Result<Manifest, PerfError> {
         models,
     };
     manifest.write(dir)?;
-    Ok(manifest)
+    Ok((manifest, work))
 }
 
 fn run_side(o: &RechubOptions, dir: &Path, side: Side, round: usize, progress: &mut dyn FnMut(&str)) -> Result<Run, PerfError> {
@@ -203,8 +207,11 @@ pub fn run(o: &RechubOptions, progress: &mut dyn FnMut(&str)) -> Result<RechubRe
             _tmp.0.clone()
         }
     };
-    let manifest = prepare(o, &dir)?;
+    tch::set_num_threads(o.threads as i32);
+    let (manifest, work) = prepare(o, &dir)?;
     progress(&format!("data: {}, {} train rows", manifest.dataset, manifest.train_split.rows));
+    let gemm_floor = machine::gemm_floor(&work, o.batch_size, 101);
+    progress(&format!("the step's matrix products alone take {:.2} ms", 1e3 * gemm_floor.median_seconds));
     let mut report = RechubReport {
         machine: Machine::capture(),
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -216,6 +223,7 @@ pub fn run(o: &RechubOptions, progress: &mut dyn FnMut(&str)) -> Result<RechubRe
         warmup: o.warmup,
         batch_size: o.batch_size,
         seed: o.seed,
+        gemm_floor: Some(gemm_floor),
         mtlbench: vec![],
         rechub_fast: vec![],
         rechub_dataloader: vec![],
@@ -279,6 +287,32 @@ fn fmt_load(runs: &[Run]) -> String {
     }
 }
 
+impl RechubReport {
+    /// The step's matrix products and Adam pass against each side's median
+    /// step: torch-rechub's multiple bounds the ratio the same arithmetic
+    /// through the same BLAS can reach.
+    fn floor_line(&self) -> Option<String> {
+        let g = self.gemm_floor.as_ref()?;
+        let least = g.with_adam_seconds();
+        let step = |runs: &[Run]| median(runs.iter().map(|r| r.result.median_step_ms / 1e3).collect());
+        let mut line = format!(
+            "matrix products alone: {:.2} ms per step ({:.1} GFLOP/s); with the Adam pass ({:.2} ms) {:.2} ms",
+            1e3 * g.median_seconds,
+            g.flops / g.median_seconds / 1e9,
+            1e3 * g.adam_seconds.unwrap_or(0.0),
+            1e3 * least
+        );
+        if let Some(s) = step(&self.mtlbench) {
+            line += &format!("; mtlbench's median step {:.2}x that", s / least);
+        }
+        if let Some(s) = step(&self.rechub_fast) {
+            let bound = s / least;
+            line += &format!(", torch-rechub's (fast loader) {bound:.2}x: with this arithmetic at most {bound:.1}x torch-rechub");
+        }
+        Some(line)
+    }
+}
+
 impl fmt::Display for RechubReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "bench-perf rechub: mtlbench vs torch-rechub 0.9.0, {}", self.date)?;
@@ -309,6 +343,9 @@ impl fmt::Display for RechubReport {
             )?;
         }
         writeln!(f)?;
+        if let Some(line) = self.floor_line() {
+            writeln!(f, "{line}")?;
+        }
         let sets = [("fast loader", &self.rechub_fast, true), ("its DataLoader", &self.rechub_dataloader, false)];
         for ((name, other, judged), (per, speed)) in sets.iter().flat_map(|s| [(s, ("wall", wall_speed as fn(&SideResult) -> f64)), (s, ("CPU", cpu_speed))]) {
             let (name, other, judged) = (*name, *other, *judged && per == "wall");

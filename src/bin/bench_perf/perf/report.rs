@@ -211,6 +211,34 @@ impl PerfReport {
     }
 }
 
+/// Seconds per step of a side, from its wall-time throughput.
+fn step_seconds(s: &SideResult) -> f64 {
+    s.batch_size as f64 / s.samples_per_second.max(1e-12)
+}
+
+/// The step's matrix products timed alone, with the dense Adam pass, and
+/// each side's step as a multiple of both: the eager step's multiple bounds
+/// the ratio to eager that the same arithmetic through the same BLAS can reach.
+fn floor_line(c: &super::ModelComparison, sgemm_flops: f64) -> Option<String> {
+    let g = c.gemm_floor.as_ref()?;
+    let rate = g.flops / g.median_seconds;
+    let least = g.with_adam_seconds();
+    let mut line = format!(
+        "       matrix products alone: {:.2} ms per step ({:.1} GFLOP/s, {:.0}% of sgemm); with the Adam pass ({:.2} ms) {:.2} ms; mtlbench's step {:.2}x that",
+        1e3 * g.median_seconds,
+        rate / 1e9,
+        100.0 * rate / sgemm_flops,
+        1e3 * g.adam_seconds.unwrap_or(0.0),
+        1e3 * least,
+        step_seconds(&c.mtlbench) / least
+    );
+    if let Some(r) = &c.reference {
+        let bound = step_seconds(r) / least;
+        line += &format!(", eager's {bound:.2}x: with this arithmetic at most {bound:.2}x eager");
+    }
+    Some(line)
+}
+
 fn aucs(r: &SideResult) -> String {
     let v: Vec<String> = r.test_auc.iter().map(|(_, a)| a.map_or("n/a".into(), |a| format!("{a:.4}"))).collect();
     format!("{} (mean {})", v.join(" / "), mean_auc(r).map_or("n/a".into(), |a| format!("{a:.4}")))
@@ -280,6 +308,9 @@ impl fmt::Display for PerfReport {
                 }
             }
             writeln!(f, "{line}")?;
+            if let Some(line) = floor_line(c, self.sgemm.median_flops) {
+                writeln!(f, "{line}")?;
+            }
             if let Some(r) = &c.compiled {
                 let each: Vec<String> = c.compiled_runs.iter().map(|r| format!("{:.0}", r.samples_per_second)).collect();
                 let compile: Vec<String> =

@@ -51,6 +51,7 @@ pub(in crate::perf) fn report(ours: f64, theirs: f64, their_auc: f64, overhead: 
         models: vec![ModelComparison {
             model: "mmoe".into(),
             step_flops: 1e9,
+            gemm_floor: None,
             mtlbench: m,
             reference: Some(side("pytorch", theirs, [their_auc; 3])),
             mtlbench_runs: vec![],
