@@ -1,12 +1,14 @@
 //! What a throughput number needs next to it: the machine (CPU model,
 //! cores, load average), its measured dense sgemm throughput with libtorch
-//! at the thread count of the comparison, and the FLOP count of one
-//! training step computed from a model's architecture.
+//! at the thread count of the comparison, the FLOP count of one training
+//! step computed from a model's architecture, and the step's floor: its
+//! matrix products timed alone and one dense Adam pass, which bound the
+//! ratio the same arithmetic can reach against another implementation.
 
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use mtlbench::optim::{OptimSettings, Optimizer};
+use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 /// The machine a report was measured on.
@@ -47,15 +49,11 @@ pub fn sgemm(n: i64, reps: usize) -> Sgemm {
     let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
     let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
     let c = a.matmul(&b);
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps.max(1) {
-        let t = Instant::now();
+    let (median, best) = time_reps(reps, || {
         let _ = a.matmul_out(&c, &b);
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
+    });
     let flop = 2.0 * (n as f64).powi(3);
-    Sgemm { n, threads: tch::get_num_threads(), median_flops: flop / times[times.len() / 2], best_flops: flop / times[0] }
+    Sgemm { n, threads: tch::get_num_threads(), median_flops: flop / median, best_flops: flop / best }
 }
 
 /// FLOPs of one training step (forward + backward) at batch `batch`, from
@@ -70,31 +68,56 @@ pub fn products_flops(products: &[(i64, i64)], batch: usize) -> f64 {
     6.0 * batch as f64 * products.iter().map(|&(i, o)| (i * o) as f64).sum::<f64>()
 }
 
-/// The dense (matmul) weights of a VarStore, embeddings excluded, in name order.
-fn dense_weights(vs: &nn::VarStore) -> Vec<Tensor> {
+/// The dense (matmul) weights of a VarStore, embeddings excluded, by name
+/// in name order: every trainable 2-D or 3-D `*weight` outside `shared.input.`.
+fn dense_weights(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .filter(|(name, t)| t.requires_grad() && !name.starts_with("shared.input.") && name.ends_with("weight") && t.dim() >= 2)
+        .filter(|(name, t)| {
+            t.requires_grad() && !name.starts_with("shared.input.") && name.ends_with("weight") && (2..=3).contains(&t.dim())
+        })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    named.into_iter().map(|(_, t)| t).collect()
+    named
 }
 
-/// The matrix product each dense weight stands for, as `(in, out)`: a
-/// linear layer's `[out, in]` weight one product (which side is the input
-/// does not change the step's three products, only which of them is
-/// transposed), an expert set's `[n, in, out]` weights one product with the
-/// experts side by side, `[in, n * out]`, as mtlbench runs them.
+/// The matrix products of a step's dense layers, as `(in, out)`, as
+/// mtlbench runs them: a linear layer's `[out, in]` weight one product
+/// (which side is the input does not change the step's three products,
+/// only which of them is transposed); an expert set's `[n, in, out]`
+/// first layer (`l0`) one product with the experts side by side, `[in,
+/// n * out]`, as they share their input; a deeper expert layer `n`
+/// products, one per expert.
 pub fn step_products(vs: &nn::VarStore) -> Vec<(i64, i64)> {
     dense_weights(vs)
         .iter()
-        .map(|t| match t.size().as_slice() {
-            [n, d, h] => (*d, n * h),
-            [out, inp] => (*inp, *out),
-            other => (other.iter().product(), 1),
+        .flat_map(|(name, t)| match t.size().as_slice() {
+            [n, d, h] if name.ends_with(".l0.weight") => vec![(*d, n * h)],
+            [n, d, h] => vec![(*d, *h); *n as usize],
+            [out, inp] => vec![(*inp, *out)],
+            _ => vec![],
         })
         .collect()
+}
+
+/// The median and the fastest of some timings, in seconds.
+fn median_and_best(mut times: Vec<f64>) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[0])
+}
+
+/// Times `f` `reps` times (at least once): (median, fastest) seconds.
+fn time_reps(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
+    median_and_best(
+        (0..reps.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 /// What a training step must do besides its small operators: the matrix
@@ -117,26 +140,21 @@ pub fn step_work(vs: &nn::VarStore, reps: usize) -> Result<StepWork, tch::TchErr
     ones.backward();
     let mut opt = Optimizer::new(vs, &OptimSettings::DEFAULT)?;
     opt.step();
-    let mut times: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            opt.step();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    Ok(StepWork { products: step_products(vs), adam_seconds: times[times.len() / 2] })
+    let (adam_seconds, _) = time_reps(reps, || opt.step());
+    Ok(StepWork { products: step_products(vs), adam_seconds })
 }
 
 /// A training step's matrix products timed on their own: for each
 /// `(in, out)` of [`step_products`] at batch `b`, the forward `[b, in] x
 /// [in, out]`, the input gradient `[b, out] x [out, in]` and the weight
-/// gradient `[in, b] x [b, out]`, each through libtorch's `mm` in the
+/// gradient `[in, b] x [b, out]`, each a call of libtorch's `mm` in the
 /// fastest of its eight layouts (either operand stored transposed, or the
-/// transposed product). An implementation that does the step's arithmetic
-/// through libtorch with this BLAS spends at least this long in it, so
-/// another side's step time over this bounds the ratio any such
-/// implementation can reach against it.
+/// transposed product). An implementation that runs these products through
+/// libtorch with this BLAS spends about this long in them (less only by
+/// merging products, e.g. gates and experts that share an input, or with
+/// the products' fastest rather than median runs), so another side's step
+/// time over this and the Adam pass is about the most that doing the same
+/// arithmetic faster can reach against it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GemmFloor {
     /// Sum over the products of the median seconds of the fastest layout.
@@ -197,18 +215,14 @@ fn fastest_layout(m: i64, k: i64, n: i64, reps: usize) -> (f64, f64) {
     for (m, n) in [(m, n), (n, m)] {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
             let (a, bm, c) = (stored(m, k, ta), stored(k, n, tb), Tensor::empty([m, n], f));
-            let _ = a.mm_out(&c, &bm);
-            let _ = a.mm_out(&c, &bm);
-            let mut times: Vec<f64> = (0..reps.max(1))
-                .map(|_| {
-                    let t = Instant::now();
-                    let _ = a.mm_out(&c, &bm);
-                    t.elapsed().as_secs_f64()
-                })
-                .collect();
-            times.sort_by(f64::total_cmp);
-            if times[times.len() / 2] < fastest.0 {
-                fastest = (times[times.len() / 2], times[0]);
+            let product = || {
+                let _ = a.mm_out(&c, &bm);
+            };
+            product();
+            product();
+            let timed = time_reps(reps, product);
+            if timed.0 < fastest.0 {
+                fastest = timed;
             }
         }
     }
@@ -240,7 +254,7 @@ mod tests {
         let data = generate(&ToyConfig { rows: 100, tasks: vec!["a".into(), "b".into()], ..Default::default() });
         let vs = nn::VarStore::new(Device::Cpu);
         let mut cfg = ModelsConfig::default();
-        cfg.mmoe.expert_hidden = vec![16];
+        cfg.mmoe.expert_hidden = vec![16, 8];
         cfg.tower.hidden = vec![8];
         let _m = models::build(ModelKind::Mmoe, &vs, &data.schema, &cfg).unwrap();
         let input = vs.variables()["shared.mmoe.experts.l0.weight"].size()[1];
@@ -252,8 +266,9 @@ mod tests {
         assert!((before - after).abs().min().double_value(&[]) > 1e-3);
         work.products.sort();
         let p = work.products.clone();
-        // Three experts side by side, two gates, two towers 16-8-1.
-        let mut want = vec![(input, 3 * 16), (input, 3), (input, 3), (16, 8), (16, 8), (8, 1), (8, 1)];
+        // The experts' first layer side by side, their second one expert
+        // at a time, two gates, two towers 8-8-1.
+        let mut want = vec![(input, 3 * 16), (16, 8), (16, 8), (16, 8), (input, 3), (input, 3), (8, 8), (8, 8), (8, 1), (8, 1)];
         want.sort();
         assert_eq!(p, want);
         let floor = gemm_floor(&work, 10, 3);

@@ -4,7 +4,9 @@
 //! (`scripts/perf_reference.py`), one after the other in one invocation with
 //! the same thread count, same initial weights and same batches. Reported:
 //! samples/s of each and their ratio, achieved FLOP/s of the step against
-//! the machine's measured sgemm, peak RSS of each side, test AUC of each,
+//! the machine's measured sgemm, the step's floor (its matrix products
+//! timed alone and the Adam pass) with the bound it puts on the ratio, peak
+//! RSS of each side, test AUC of each,
 //! mtlbench's harness overhead per step, and exact AUC of 10M scores against
 //! scikit-learn's `roc_auc_score` on the same numbers.
 //!
@@ -300,7 +302,7 @@ pub(crate) fn write_models(
     let check_rows = test.rows.min(1024);
     let test_t = SplitTensors::new(test, schema, Device::Cpu);
     let mut files = Vec::new();
-    let mut flops = Vec::new();
+    let mut work = Vec::new();
     for &kind in kinds {
         tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(Device::Cpu);
@@ -313,9 +315,9 @@ pub(crate) fn write_models(
             exchange::write_array(dir, &format!("check_{}.bin", kind.name()), &probs, vec![check_rows, schema.tasks.len()])?;
         files.push(ModelFiles { kind, weights_file, weights, check_probs });
         // Last: the Adam pass it times steps the weights.
-        flops.push((kind, machine::step_work(&vs, 11).map_err(|e| PerfError::Model(e.to_string()))?));
+        work.push((kind, machine::step_work(&vs, 11).map_err(|e| PerfError::Model(e.to_string()))?));
     }
-    Ok((files, flops))
+    Ok((files, work))
 }
 
 /// Loads the data, takes the rows of the run and writes the exchange folder.
@@ -348,7 +350,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
         models_config.tower.dropout = p;
     }
     models_config.tower.dropout_masks = o.masks;
-    let (files, flops) = write_models(dir, &o.models, &schema, &models_config, &test, o.seed)?;
+    let (files, work) = write_models(dir, &o.models, &schema, &models_config, &test, o.seed)?;
     let manifest = Manifest {
         format: exchange::FORMAT,
         dataset,
@@ -362,7 +364,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
         models: files,
     };
     manifest.write(dir)?;
-    Ok((manifest, flops))
+    Ok((manifest, work))
 }
 
 /// Environment both sides run under: same threads, passive OpenMP waiting.
@@ -518,11 +520,11 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
     } else {
         notes.push("PyTorch reference skipped: no Python with torch (make perf-setup, or --python PATH)".into());
     }
-    let (manifest, flops) = prepare(o, &dir, progress)?;
+    let (manifest, work) = prepare(o, &dir, progress)?;
     let before = machine::sgemm(2048, 5);
     progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", before.median_flops / 1e9, before.threads));
     let mut models = Vec::new();
-    for (kind, work) in flops {
+    for (kind, work) in work {
         let step_flops = machine::products_flops(&work.products, o.batch_size);
         let gemm_floor = machine::gemm_floor(&work, o.batch_size, 21);
         progress(&format!("{}: the step's matrix products alone take {:.2} ms", kind.name(), 1e3 * gemm_floor.median_seconds));

@@ -288,28 +288,13 @@ fn fmt_load(runs: &[Run]) -> String {
 }
 
 impl RechubReport {
-    /// The step's matrix products and Adam pass against each side's median
-    /// step: torch-rechub's multiple bounds the ratio the same arithmetic
-    /// through the same BLAS can reach.
+    /// [`super::report::floor_text`] against torch-rechub's trainer with the
+    /// fast loader, each side's step the median over its runs.
     fn floor_line(&self) -> Option<String> {
         let g = self.gemm_floor.as_ref()?;
-        let least = g.with_adam_seconds();
-        let step = |runs: &[Run]| median(runs.iter().map(|r| r.result.median_step_ms / 1e3).collect());
-        let mut line = format!(
-            "matrix products alone: {:.2} ms per step ({:.1} GFLOP/s); with the Adam pass ({:.2} ms) {:.2} ms",
-            1e3 * g.median_seconds,
-            g.flops / g.median_seconds / 1e9,
-            1e3 * g.adam_seconds.unwrap_or(0.0),
-            1e3 * least
-        );
-        if let Some(s) = step(&self.mtlbench) {
-            line += &format!("; mtlbench's median step {:.2}x that", s / least);
-        }
-        if let Some(s) = step(&self.rechub_fast) {
-            let bound = s / least;
-            line += &format!(", torch-rechub's (fast loader) {bound:.2}x: with this arithmetic at most {bound:.1}x torch-rechub");
-        }
-        Some(line)
+        let step = |runs: &[Run]| median(runs.iter().map(|r| super::report::step_seconds(&r.result)).collect());
+        let other = step(&self.rechub_fast).map(|s| ("torch-rechub (fast loader)", s));
+        Some(super::report::floor_text(g, None, step(&self.mtlbench)?, other))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{PerfReport, SideResult};
+use super::{GemmFloor, PerfReport, SideResult};
 use mtlbench::models::DropoutMasks;
 
 /// Throughput target: mtlbench at least this many times the reference.
@@ -211,32 +211,40 @@ impl PerfReport {
     }
 }
 
-/// Seconds per step of a side, from its wall-time throughput.
-fn step_seconds(s: &SideResult) -> f64 {
+/// Seconds per step of a side, from its wall-time throughput (the number
+/// the ratios compare).
+pub(crate) fn step_seconds(s: &SideResult) -> f64 {
     s.batch_size as f64 / s.samples_per_second.max(1e-12)
 }
 
-/// The step's matrix products timed alone, with the dense Adam pass, and
-/// each side's step as a multiple of both: the eager step's multiple bounds
-/// the ratio to eager that the same arithmetic through the same BLAS can reach.
-fn floor_line(c: &super::ModelComparison, sgemm_flops: f64) -> Option<String> {
-    let g = c.gemm_floor.as_ref()?;
+/// The line of a step's floor: its products' time and rate (and share of
+/// `sgemm_flops` when given), the floor with the Adam pass, mtlbench's step
+/// (`ours`, seconds) as a multiple of it and, for `other` (a name and its
+/// step), the bound that multiple puts on the ratio against it.
+pub(crate) fn floor_text(g: &GemmFloor, sgemm_flops: Option<f64>, ours: f64, other: Option<(&str, f64)>) -> String {
     let rate = g.flops / g.median_seconds;
+    let share = sgemm_flops.map_or(String::new(), |s| format!(", {:.0}% of sgemm", 100.0 * rate / s));
     let least = g.with_adam_seconds();
     let mut line = format!(
-        "       matrix products alone: {:.2} ms per step ({:.1} GFLOP/s, {:.0}% of sgemm); with the Adam pass ({:.2} ms) {:.2} ms; mtlbench's step {:.2}x that",
+        "matrix products alone: {:.2} ms per step ({:.1} GFLOP/s{share}); with the Adam pass ({:.2} ms) {:.2} ms; mtlbench's step {:.2}x that",
         1e3 * g.median_seconds,
         rate / 1e9,
-        100.0 * rate / sgemm_flops,
         1e3 * g.adam_seconds.unwrap_or(0.0),
         1e3 * least,
-        step_seconds(&c.mtlbench) / least
+        ours / least
     );
-    if let Some(r) = &c.reference {
-        let bound = step_seconds(r) / least;
-        line += &format!(", eager's {bound:.2}x: with this arithmetic at most {bound:.2}x eager");
+    if let Some((name, theirs)) = other {
+        let bound = theirs / least;
+        line += &format!(", {name}'s {bound:.2}x: with this arithmetic at most about {bound:.2}x {name}");
     }
-    Some(line)
+    line
+}
+
+/// [`floor_text`] of a model of the WeChat-size comparison, against eager.
+fn floor_line(c: &super::ModelComparison, sgemm_flops: f64) -> Option<String> {
+    let g = c.gemm_floor.as_ref()?;
+    let other = c.reference.as_ref().map(|r| ("eager", step_seconds(r)));
+    Some(format!("       {}", floor_text(g, Some(sgemm_flops), step_seconds(&c.mtlbench), other)))
 }
 
 fn aucs(r: &SideResult) -> String {
