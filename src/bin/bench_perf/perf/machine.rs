@@ -171,8 +171,8 @@ pub struct GemmFloor {
 }
 
 impl GemmFloor {
-    /// The products and the Adam pass: the least a step that trains these
-    /// weights with dense Adam through this BLAS takes.
+    /// The products and the Adam pass: about the least a step that trains
+    /// these weights with dense Adam through this BLAS takes.
     pub fn with_adam_seconds(&self) -> f64 {
         self.median_seconds + self.adam_seconds.unwrap_or(0.0)
     }
