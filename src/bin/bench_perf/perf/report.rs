@@ -300,7 +300,7 @@ impl fmt::Display for PerfReport {
                     c.model,
                     s.side,
                     s.samples_per_second,
-                    1e3 * s.batch_size as f64 / s.samples_per_second,
+                    1e3 * step_seconds(s),
                     1e3 * s.timed_cpu_seconds / s.timed_steps.max(1) as f64,
                     fl / 1e9,
                     100.0 * fl / self.sgemm.median_flops,
