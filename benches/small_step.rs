@@ -3,9 +3,13 @@
 //! (vocabularies 8 to 200), 7 dense columns, two tasks; MMOE with 8
 //! experts of [16], towers [8], batch 1024 (about 22k parameters).
 //!
-//! - `small/step/{fused,per-field}`: one training step ([`Stepper::step`],
-//!   equal weighting, Adam) with the embedding tables fused per width (the
-//!   default) and one table per field;
+//! - `small/step/{fused,per-field}`: one training step through autograd
+//!   ([`Stepper::step`] with `[train] step = "autograd"`, equal weighting,
+//!   Adam) with the embedding tables fused per width (the default) and one
+//!   table per field;
+//! - `small/step/fused-pass`: the same step through the model's fused
+//!   pass (`mtlbench::models::fused`, the default `[train] step`), which
+//!   the profile also times against the autograd step;
 //! - `small/forward/{..}` and `small/forward_backward/{..}`: the parts of
 //!   the step, to see where the time goes (the rest is the optimiser);
 //! - `small/eval/{..}`: an evaluation forward (no gradient).
@@ -23,8 +27,10 @@
 //! softmax, the gate-weighted mix of the experts, the experts' first layer,
 //! and MMOE's backbone with the mix in its batch-first and batch-last layouts.
 //!
-//! Target: the fused step >= 1.5x the per-field step
-//! (docs/performance.md has the measured ratios and how to reproduce them).
+//! Targets: the fused-table step >= 1.5x the per-field step, and the
+//! fused pass as fast as it takes to reach 5x torch-rechub's trainer in
+//! `bench-perf rechub` (docs/performance.md has the measured ratios and
+//! how to reproduce them).
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +40,7 @@ use mtlbench::models::experts::{self, labels, ExpertSet, Gate};
 use mtlbench::models::{self, ModelKind, ModelsConfig, MultiTaskModel, TableLayout};
 use mtlbench::optim::Optimizer;
 use mtlbench::strategies::{StrategiesConfig, StrategyKind};
-use mtlbench::train::{Stepper, TrainConfig};
+use mtlbench::train::{StepPath, Stepper, TrainConfig};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 const BATCH: i64 = 1024;
@@ -159,6 +165,36 @@ fn profile(schema: &FeatureSchema, bs: &[Batch]) {
         steps.push(step);
     }
     println!("profile per-field / fused step time: {:.2}x", steps[1] / steps[0]);
+    fused_pass_profile(schema, bs);
+}
+
+/// Rounds of 20 whole steps ([`Stepper::step`]) through autograd and
+/// through the fused pass, interleaved; the medians per step.
+fn fused_pass_profile(schema: &FeatureSchema, bs: &[Batch]) {
+    let strategies = StrategiesConfig::default();
+    let paths = [StepPath::Autograd, StepPath::Fused];
+    let built: Vec<_> = paths.iter().map(|_| model(schema, TableLayout::Fused)).collect();
+    let cfgs: Vec<TrainConfig> = paths.iter().map(|&step| TrainConfig { batch_size: BATCH as usize, step, ..Default::default() }).collect();
+    let mut steppers: Vec<Stepper> = built
+        .iter()
+        .zip(&cfgs)
+        .map(|((vs, m), cfg)| Stepper::new(m.as_ref(), vs, StrategyKind::Equal, &strategies, cfg, 1, Device::Cpu).expect("stepper"))
+        .collect();
+    assert!(!steppers[0].takes_fused() && steppers[1].takes_fused(), "the second stepper takes the fused pass");
+    let mut times: Vec<Vec<f64>> = vec![vec![], vec![]];
+    for round in 0..16 {
+        for (k, s) in steppers.iter_mut().enumerate() {
+            let t0 = Instant::now();
+            for i in 0..20 {
+                s.step(&bs[i % bs.len()], false, 1, i).expect("step");
+            }
+            if round > 0 {
+                times[k].push(t0.elapsed().as_secs_f64() * 1e3 / 20.0);
+            }
+        }
+    }
+    let (a, f) = (median(times[0].clone()), median(times[1].clone()));
+    println!("profile step through autograd {a:>6.2} ms, through the fused pass {f:>6.2} ms: {:.2}x", a / f);
 }
 
 /// Forward + backward of `f` on `inputs` (gradients of the inputs) from
@@ -265,7 +301,7 @@ fn small(c: &mut Criterion) {
     println!("{threads} libtorch thread(s)");
     profile(&schema, &bs);
     operators(&schema);
-    let train = TrainConfig { batch_size: BATCH as usize, ..Default::default() };
+    let train = TrainConfig { batch_size: BATCH as usize, step: StepPath::Autograd, ..Default::default() };
     let strategies = StrategiesConfig::default();
     let mut g = c.benchmark_group("small");
     g.sample_size(20).measurement_time(Duration::from_secs(4));
@@ -304,6 +340,17 @@ fn small(c: &mut Criterion) {
             })
         });
     }
+    let (vs, m) = model(&schema, TableLayout::Fused);
+    let fused = TrainConfig { step: StepPath::Fused, ..train };
+    let mut stepper = Stepper::new(m.as_ref(), &vs, StrategyKind::Equal, &strategies, &fused, 1, Device::Cpu).expect("stepper");
+    assert!(stepper.takes_fused());
+    let mut i = 0;
+    g.bench_function("step/fused-pass", |b| {
+        b.iter(|| {
+            i = (i + 1) % bs.len();
+            stepper.step(&bs[i], false, 1, i).expect("step")
+        })
+    });
     g.finish();
 }
 

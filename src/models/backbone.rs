@@ -73,6 +73,14 @@ impl Backbone {
         Ok(Backbone { net, in_dim, n_heads: heads.len() })
     }
 
+    /// MMOE's experts and gates, when this is an MMOE backbone.
+    pub(crate) fn mmoe(&self) -> Option<&MmoeNet> {
+        match &self.net {
+            Net::Mmoe(n) => Some(n),
+            _ => None,
+        }
+    }
+
     /// Width of each head's representation.
     pub fn out_dim(&self) -> i64 {
         match &self.net {

@@ -154,7 +154,7 @@ fn hashed(x: &Tensor, p: f64, masks: DropoutMasks) -> bool {
 
 /// The seed of one mask, from libtorch's generator (so `tch::manual_seed`
 /// makes a run repeatable).
-fn draw_seed() -> u64 {
+pub(crate) fn draw_seed() -> u64 {
     Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64
 }
 

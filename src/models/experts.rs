@@ -47,6 +47,11 @@ impl ExpertSet {
         self.out_dim
     }
 
+    /// Each layer's weight [n, in, out] and bias [n, out].
+    pub(crate) fn layers(&self) -> &[(Tensor, Tensor)] {
+        &self.layers
+    }
+
     /// Index of the last layer (its prefix is the "last shared layer" of MMOE/PLE).
     pub fn last_layer(&self) -> usize {
         self.layers.len().saturating_sub(1)
@@ -115,6 +120,11 @@ impl Gate {
         let n = labels.len() as i64;
         let linear = nn::linear(vs, in_dim, n, nn::LinearConfig { bias: false, ..Default::default() });
         Gate { linear, name, labels: labels.into() }
+    }
+
+    /// The weight, [n, in].
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.linear.ws
     }
 
     /// [B, in] -> [B, n], rows sum to 1.

@@ -40,6 +40,8 @@ pub struct InputLayer {
     multi_table: Vec<usize>,
     /// One per encoded numeric column, in schema order.
     numeric: Vec<NumericEmbedding>,
+    /// Number of dense columns (the first of the input vector).
+    dense: usize,
     out_dim: i64,
 }
 
@@ -89,7 +91,7 @@ impl InputLayer {
             let d = dim(cfg, &f.name, f.emb_dim);
             numeric.push(NumericEmbedding::new(&(vs / "num" / f.name.as_str()), f, d));
         }
-        Ok(InputLayer { tables, multi_table: plan.multi_table, numeric, out_dim: plan.out_dim })
+        Ok(InputLayer { tables, multi_table: plan.multi_table, numeric, dense: schema.dense.len(), out_dim: plan.out_dim })
     }
 
     /// The rows of the table field `name` (a categorical field or a
@@ -100,6 +102,23 @@ impl InputLayer {
 
     pub fn out_dim(&self) -> i64 {
         self.out_dim
+    }
+
+    /// Number of dense columns, the first of the input vector.
+    pub(crate) fn dense_width(&self) -> usize {
+        self.dense
+    }
+
+    /// Whether the input has multi-valued fields or encoded numeric columns
+    /// (parts beyond the dense columns and the categorical fields).
+    pub(crate) fn has_pooled_or_numeric(&self) -> bool {
+        !self.multi_table.is_empty() || !self.numeric.is_empty()
+    }
+
+    /// The tables and, per categorical field in column order, its name,
+    /// table, first row, vocabulary and width ([`EmbeddingTables::categorical_rows`]).
+    pub(crate) fn categorical_rows(&self) -> (Vec<Tensor>, Vec<(String, usize, i64, i64, i64)>) {
+        self.tables.categorical_rows()
     }
 
     pub fn forward(&self, batch: &Batch) -> Tensor {

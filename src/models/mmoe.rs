@@ -76,6 +76,14 @@ impl MmoeNet {
         self.experts.out_dim()
     }
 
+    pub(crate) fn experts(&self) -> &ExpertSet {
+        &self.experts
+    }
+
+    pub(crate) fn gates(&self) -> &[Gate] {
+        &self.gates
+    }
+
     /// The experts' last layers.
     pub fn last_shared(&self) -> Vec<String> {
         vec![format!("shared.mmoe.experts.l{}.", self.experts.last_layer())]

@@ -20,6 +20,7 @@ pub mod dropout;
 pub mod esmm;
 pub mod experts;
 pub mod funnel;
+pub mod fused;
 pub mod input;
 pub mod mmoe;
 pub mod multi_tower;
@@ -237,6 +238,10 @@ pub trait MultiTaskModel {
     fn param_groups(&self) -> &ParamGroups;
     /// The funnel this model is scored on (`[models.funnel]`), if any.
     fn funnel(&self) -> Option<&FunnelSpec> {
+        None
+    }
+    /// The model's fused training pass ([`fused`]), where it has one.
+    fn fused(&self) -> Option<&fused::FusedMmoe> {
         None
     }
 }

@@ -8,6 +8,7 @@ use tch::{nn, Tensor};
 use super::backbone::{Backbone, BackboneKind};
 use super::experts::GateWeights;
 use super::funnel::FunnelSpec;
+use super::fused::FusedMmoe;
 use super::{bce_terms, probs_of, Head, InputLayer, Mlp, ModelError, ModelOutput, ModelsConfig, MultiTaskModel, ParamGroups};
 use crate::data::{Batch, FeatureSchema};
 
@@ -43,6 +44,18 @@ impl TowerStack {
         Ok(TowerStack { input, backbone, towers })
     }
 
+    pub(crate) fn input(&self) -> &InputLayer {
+        &self.input
+    }
+
+    pub(crate) fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    pub(crate) fn towers(&self) -> &[Mlp] {
+        &self.towers
+    }
+
     /// The backbone's last shared layer (variable-name prefixes).
     pub fn last_shared(&self) -> Vec<String> {
         self.backbone.last_shared()
@@ -64,6 +77,7 @@ pub struct MultiTower {
     tasks: Vec<String>,
     groups: ParamGroups,
     funnel: Option<FunnelSpec>,
+    fused: Option<FusedMmoe>,
 }
 
 impl MultiTower {
@@ -72,7 +86,8 @@ impl MultiTower {
         let funnel = cfg.funnel.as_ref().map(|f| f.resolve(&schema.tasks, None, None)).transpose()?;
         let stack = TowerStack::new(&vs.root(), schema, cfg, kind, &[])?;
         let groups = ParamGroups::from_varstore(vs, &stack.last_shared());
-        Ok(MultiTower { stack, tasks: schema.tasks.clone(), groups, funnel })
+        let fused = FusedMmoe::new(&stack, vs);
+        Ok(MultiTower { stack, tasks: schema.tasks.clone(), groups, funnel, fused })
     }
 }
 
@@ -96,5 +111,9 @@ impl MultiTaskModel for MultiTower {
 
     fn funnel(&self) -> Option<&FunnelSpec> {
         self.funnel.as_ref()
+    }
+
+    fn fused(&self) -> Option<&FusedMmoe> {
+        self.fused.as_ref()
     }
 }

@@ -191,6 +191,18 @@ impl EmbeddingTables {
         }
     }
 
+    /// The tables (shallow clones) and, per categorical field in column
+    /// order, its name, table index, first row, vocabulary and width.
+    pub(crate) fn categorical_rows(&self) -> (Vec<Tensor>, Vec<(String, usize, i64, i64, i64)>) {
+        let fields = (0..self.n_categorical)
+            .map(|i| {
+                let (f, p) = (&self.fields[i], &self.placement[i]);
+                (f.name.clone(), p.table, p.offset, f.vocab, f.dim)
+            })
+            .collect();
+        (self.weights.iter().map(Tensor::shallow_clone).collect(), fields)
+    }
+
     /// The embedding width of field `field`.
     pub fn dim(&self, field: usize) -> i64 {
         self.fields[field].dim

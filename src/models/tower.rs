@@ -110,6 +110,8 @@ impl TowerConfig {
 #[derive(Debug)]
 pub struct Mlp {
     layers: Vec<(nn::Linear, Option<nn::BatchNorm>)>,
+    /// The batch norms' momentum and epsilon (tch keeps its config private).
+    norm_settings: (f64, f64),
     dropout: f64,
     masks: DropoutMasks,
     logit: Option<nn::Linear>,
@@ -154,7 +156,20 @@ impl Mlp {
             layers.push((lin, bn));
             d = h;
         }
-        Mlp { layers, dropout, masks, logit: None, out_dim: d }
+        let norm_settings = batch_norm.map_or((0.0, 0.0), |c| (c.momentum, c.eps));
+        Mlp { layers, norm_settings, dropout, masks, logit: None, out_dim: d }
+    }
+
+    /// The variables and settings, for a pass that computes this stack
+    /// by hand ([`super::fused`]).
+    pub(crate) fn parts(&self) -> MlpParts<'_> {
+        let (momentum, eps) = self.norm_settings;
+        MlpParts {
+            layers: self.layers.iter().map(|(l, bn)| (l, bn.as_ref().map(|bn| (bn, momentum, eps)))).collect(),
+            dropout: self.dropout,
+            masks: self.masks,
+            logit: self.logit.as_ref(),
+        }
     }
 
     pub fn out_dim(&self) -> i64 {
@@ -175,6 +190,15 @@ impl Mlp {
             None => h,
         }
     }
+}
+
+/// An [`Mlp`]'s layers (each with its batch norm, momentum and epsilon),
+/// dropout and logit.
+pub(crate) struct MlpParts<'a> {
+    pub layers: Vec<(&'a nn::Linear, Option<(&'a nn::BatchNorm, f64, f64)>)>,
+    pub dropout: f64,
+    pub masks: DropoutMasks,
+    pub logit: Option<&'a nn::Linear>,
 }
 
 #[cfg(test)]

@@ -66,6 +66,10 @@ impl Strategy for Equal {
         weighted_sum(losses, &self.weights).f_backward()?;
         Ok(StepReport::new(self.weights.clone()))
     }
+
+    fn plain_weights(&self) -> Option<Vec<f64>> {
+        Some(self.weights.clone())
+    }
 }
 
 #[cfg(test)]

@@ -140,6 +140,16 @@ pub trait Strategy {
     /// used. A strategy with state of its own (learned weights) updates it here.
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError>;
 
+    /// The weights, when every step's objective is the same plain weighted
+    /// sum of the loss terms, sum_t w_t L_t, so that a model's fused pass
+    /// ([`crate::models::fused`]) can compute its gradient instead of
+    /// [`Strategy::backward`] (which would change no state of the
+    /// strategy). The default, `None`: the strategy learns, draws or
+    /// computes its weights, or changes the gradients, in its own backward.
+    fn plain_weights(&self) -> Option<Vec<f64>> {
+        None
+    }
+
     /// Whether every [`Strategy::backward`] reports the Gramian of the loss
     /// terms' own gradients on the last shared layer
     /// ([`StepReport::last_shared_gram`]), so that a step taking gradient

@@ -118,6 +118,10 @@ impl Strategy for Static {
     fn backward(&mut self, input: &StepInput) -> Result<StepReport, StrategyError> {
         self.inner.backward(input)
     }
+
+    fn plain_weights(&self) -> Option<Vec<f64>> {
+        self.inner.plain_weights()
+    }
 }
 
 #[cfg(test)]

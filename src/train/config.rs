@@ -49,6 +49,26 @@ fn d_select() -> SelectMetric {
     SelectMetric::MeanAuc
 }
 
+/// How a training step computes its gradients (`[train] step`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepPath {
+    /// The model's fused pass where it has one and the strategy's
+    /// objective is a plain weighted sum (a small MMOE with equal or
+    /// static weights: `crate::models::fused`), autograd elsewhere and on
+    /// the steps that take gradient diagnostics.
+    #[default]
+    Fused,
+    /// Every step through libtorch's autograd.
+    Autograd,
+}
+
+impl StepPath {
+    pub fn is_default(&self) -> bool {
+        *self == StepPath::default()
+    }
+}
+
 /// Most libtorch threads a run may ask for.
 pub const MAX_THREADS: usize = 1024;
 
@@ -99,6 +119,10 @@ pub struct TrainConfig {
     /// Record strategy traces every this many steps.
     #[serde(default = "d_trace_every")]
     pub trace_every: usize,
+    /// "fused" (default) or "autograd": see [`StepPath`]. The two paths
+    /// compute the same gradients up to float rounding.
+    #[serde(default, skip_serializing_if = "StepPath::is_default")]
+    pub step: StepPath,
 }
 
 impl Default for TrainConfig {
@@ -121,6 +145,7 @@ impl Default for TrainConfig {
             device: DeviceSpec::Cpu,
             threads: None,
             trace_every: d_trace_every(),
+            step: StepPath::default(),
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Instant;
 use tch::{nn, Tensor};
 use thiserror::Error;
 
-pub use config::{SelectMetric, TrainConfig};
+pub use config::{SelectMetric, StepPath, TrainConfig};
 pub use device::DeviceSpec;
 pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
 pub use step::{StepOutput, Stepper};
@@ -42,6 +42,8 @@ pub enum TrainError {
     Strategy(strategies::StrategyError),
     #[error("libtorch: {0}")]
     Torch(tch::TchError),
+    #[error("{0}")]
+    Fused(models::fused::FusedError),
     #[error("validation: {0}")]
     Validation(String),
     #[error("interrupted")]
@@ -55,6 +57,12 @@ pub enum TrainError {
 impl From<models::ModelError> for TrainError {
     fn from(e: models::ModelError) -> Self {
         TrainError::Model(e)
+    }
+}
+
+impl From<models::fused::FusedError> for TrainError {
+    fn from(e: models::fused::FusedError) -> Self {
+        TrainError::Fused(e)
     }
 }
 

@@ -8,8 +8,10 @@
 
 use tch::{nn, Device};
 
+use super::config::StepPath;
 use super::{TrainConfig, TrainError};
 use crate::data::Batch;
+use crate::models::fused::FusedMmoe;
 use crate::models::MultiTaskModel;
 use crate::optim::Optimizer;
 use crate::strategies::{self, GradDiagnostics, StepInput, StrategiesConfig, Strategy, StrategyError, StrategyKind};
@@ -65,14 +67,58 @@ impl<'a> Stepper<'a> {
     }
 
     /// One step on `batch`; `(epoch, step)` only label a divergence error.
+    /// Through the model's fused pass where [`Self::takes_fused`] says so,
+    /// else through autograd and the strategy's backward.
     pub fn step(&mut self, batch: &Batch, diagnose: bool, epoch: usize, step: usize) -> Result<StepOutput, TrainError> {
+        match self.fused().filter(|_| !diagnose) {
+            Some((fused, weights)) => self.fused_step(fused, weights, batch, (epoch, step)),
+            None => self.autograd_step(batch, diagnose, (epoch, step)),
+        }
+    }
+
+    /// Whether the steps that take no gradient diagnostics go through the
+    /// model's fused pass ([`crate::models::fused`]).
+    pub fn takes_fused(&self) -> bool {
+        self.fused().is_some()
+    }
+
+    /// The model's fused pass and the strategy's weights, where the model
+    /// has one, `[train] step` asks for it and the strategy's objective is
+    /// a plain weighted sum.
+    fn fused(&self) -> Option<(&'a FusedMmoe, Vec<f64>)> {
+        let model: &'a dyn MultiTaskModel = self.model;
+        let fused = model.fused().filter(|_| self.cfg.step == StepPath::Fused)?;
+        Some((fused, self.strategy.plain_weights()?))
+    }
+
+    /// The step through the fused pass: its forward, the divergence check,
+    /// its backward with the strategy's weights, clipping, the optimiser.
+    fn fused_step(&mut self, fused: &FusedMmoe, weights: Vec<f64>, batch: &Batch, (epoch, step): (usize, usize)) -> Result<StepOutput, TrainError> {
+        let pass = fused.forward(batch)?;
+        let values = pass.losses().to_vec();
+        self.check_finite(&values, epoch, step)?;
+        pass.backward(&weights)?;
+        if let Some(c) = self.cfg.grad_clip {
+            self.opt.clip_grad_norm(c);
+        }
+        self.opt.step();
+        Ok(StepOutput { losses: values, weights, diagnostics: None })
+    }
+
+    /// A divergence error for the first loss term that is not finite.
+    fn check_finite(&self, values: &[f64], epoch: usize, step: usize) -> Result<(), TrainError> {
+        match values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            Some((i, v)) => Err(TrainError::Diverged { epoch, step, term: self.terms[i].clone(), value: *v }),
+            None => Ok(()),
+        }
+    }
+
+    fn autograd_step(&mut self, batch: &Batch, diagnose: bool, (epoch, step): (usize, usize)) -> Result<StepOutput, TrainError> {
         self.opt.reset_grads(self.strategy.grads_on_entry())?;
         let out = self.model.forward_t(batch, true);
         let losses = self.model.loss_terms(&out, batch);
         let values: Vec<f64> = losses.iter().map(|l| l.double_value(&[])).collect();
-        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(TrainError::Diverged { epoch, step, term: self.terms[i].clone(), value: *v });
-        }
+        self.check_finite(&values, epoch, step)?;
         // A strategy that computes the Gramian on the last shared layer anyway
         // hands it over; for the others the diagnostics take their own passes.
         let reused = self.strategy.reports_last_shared_gram();
@@ -122,6 +168,7 @@ mod tests {
     use crate::data::SplitTensors;
     use crate::models::{self, ModelKind, ModelsConfig};
     use crate::strategies::gramian::GramScope;
+    use std::collections::HashMap;
 
     /// The diagnostics of the first step on one batch, from `strategy`, of
     /// an MMOE whose weights are copied from `seed_weights` (built with
@@ -148,6 +195,69 @@ mod tests {
         drop(s);
         drop(model);
         (d, vs)
+    }
+
+    /// A small MMOE on the toy data (no multi-valued fields), its
+    /// variables, and its training batches.
+    fn small_mmoe(seed: i64) -> (nn::VarStore, Box<dyn MultiTaskModel>, Vec<Batch>) {
+        let tasks = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let data = generate(&ToyConfig { rows: 3_000, users: 60, items: 90, tasks, ..Default::default() });
+        let mut mc = ModelsConfig::default();
+        mc.mmoe.experts = 4;
+        mc.mmoe.expert_hidden = vec![16];
+        mc.tower.hidden = vec![8];
+        mc.tower.dropout = 0.2;
+        mc.tower.batch_norm = true;
+        let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
+        let batches = split.shuffled(256, 1, 1).take(6).collect();
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = models::build(ModelKind::Mmoe, &vs, &data.schema, &mc).expect("model");
+        (vs, model, batches)
+    }
+
+    /// Six steps of `strategy` along `path` from the weights of seed 5:
+    /// whether the steps took the fused pass, each step's losses, and the
+    /// variables after the last.
+    fn six_steps(strategy: StrategyKind, path: StepPath, clip: Option<f64>) -> (bool, Vec<Vec<f64>>, nn::VarStore) {
+        let (vs, model, batches) = small_mmoe(5);
+        let train = TrainConfig { step: path, grad_clip: clip, ..TrainConfig::default() };
+        let mut s = Stepper::new(model.as_ref(), &vs, strategy, &StrategiesConfig::default(), &train, 1, Device::Cpu).expect("stepper");
+        tch::manual_seed(9);
+        let losses = batches.iter().enumerate().map(|(i, b)| s.step(b, false, 1, i + 1).expect("step").losses).collect();
+        let fused = s.takes_fused();
+        drop(s);
+        drop(model);
+        (fused, losses, vs)
+    }
+
+    #[test]
+    fn steps_through_the_fused_pass_train_as_steps_through_autograd() {
+        for clip in [None, Some(0.5)] {
+            let (fused, lf, vf) = six_steps(StrategyKind::Equal, StepPath::Fused, clip);
+            let (autograd, la, va) = six_steps(StrategyKind::Equal, StepPath::Autograd, clip);
+            assert!(fused && !autograd, "equal weights take the fused pass unless asked not to");
+            for (f, a) in lf.iter().flatten().zip(la.iter().flatten()) {
+                assert!((f - a).abs() <= 1e-5 * (1.0 + a.abs()), "clip {clip:?}: losses {lf:?} vs {la:?}");
+            }
+            let (vf, va): (HashMap<_, _>, HashMap<_, _>) = (vf.variables().into_iter().collect(), va.variables().into_iter().collect());
+            assert_eq!(vf.len(), va.len());
+            for (name, a) in &va {
+                let d = (&vf[name] - a).abs().max().double_value(&[]);
+                assert!(d <= 1e-5, "clip {clip:?}: `{name}` differs by {d} after six steps");
+            }
+            // The steps changed the variables: the comparison is not of two untouched copies.
+            let (vs0, _, _) = small_mmoe(5);
+            let moved = vs0.variables().iter().any(|(k, v)| (&va[k] - v).abs().max().double_value(&[]) > 1e-4);
+            assert!(moved);
+        }
+    }
+
+    #[test]
+    fn only_plain_weighted_sums_take_the_fused_pass() {
+        for (strategy, fused) in [(StrategyKind::Equal, true), (StrategyKind::Uncertainty, false), (StrategyKind::PcGrad, false)] {
+            assert_eq!(six_steps(strategy, StepPath::Fused, None).0, fused, "{strategy:?}");
+        }
     }
 
     #[test]

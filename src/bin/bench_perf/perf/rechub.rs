@@ -290,6 +290,17 @@ fn fmt_load(runs: &[Run]) -> String {
 impl RechubReport {
     /// [`super::report::floor_text`] against torch-rechub's trainer with the
     /// fast loader, each side's step the median over its runs.
+    /// Which path mtlbench's untraced steps took, where its runs say.
+    fn mtlbench_step_path(&self) -> Option<&'static str> {
+        let fused: Vec<bool> = self.mtlbench.iter().filter_map(|r| r.result.fused_pass).collect();
+        match (fused.iter().all(|&x| x), fused.iter().any(|&x| x)) {
+            _ if fused.is_empty() => None,
+            (true, _) => Some("the fused pass (models::fused)"),
+            (false, false) => Some("autograd"),
+            (false, true) => Some("the fused pass in some runs, autograd in others"),
+        }
+    }
+
     fn floor_line(&self) -> Option<String> {
         let g = self.gemm_floor.as_ref()?;
         let step = |runs: &[Run]| median(runs.iter().map(|r| super::report::step_seconds(&r.result)).collect());
@@ -304,6 +315,9 @@ impl fmt::Display for RechubReport {
         writeln!(f, "machine: {}, {} cores, {:.1} GiB; {} thread(s) per side", self.machine.cpu_model, self.machine.cores, self.machine.memory_gib, self.threads)?;
         writeln!(f, "data: {}; {} train / {} test rows", self.dataset, self.train_rows, self.test_rows)?;
         writeln!(f, "MMOE 8 experts of [16], towers [8]; {} steps at batch {} ({} untimed)", self.steps, self.batch_size, self.warmup)?;
+        if let Some(path) = self.mtlbench_step_path() {
+            writeln!(f, "mtlbench's steps without gradient traces: {path}")?;
+        }
         writeln!(f)?;
         writeln!(f, "{:<30} {:>5} {:>10} {:>8} {:>8} {:>9} {:>8} {:>8}", "side", "runs", "samples/s", "step ms", "CPU ms", "test AUC", "RSS MiB", "load")?;
         for (side, runs) in [(Side::Mtlbench, &self.mtlbench), (Side::RechubFast, &self.rechub_fast), (Side::RechubDataLoader, &self.rechub_dataloader)] {
@@ -385,6 +399,7 @@ mod tests {
             peak_rss_mib: None,
             losses: vec![],
             compile_seconds: None,
+            fused_pass: None,
         };
         Run { round, load_average: None, result }
     }

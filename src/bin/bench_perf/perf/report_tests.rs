@@ -23,6 +23,7 @@ pub(in crate::perf) fn side(name: &str, samples_per_second: f64, aucs: [f64; 3])
         peak_rss_mib: Some(100.0),
         losses: vec![],
         compile_seconds: None,
+        fused_pass: None,
     }
 }
 

@@ -71,6 +71,11 @@ pub struct SideResult {
     /// compiling the forward and backward graphs) beyond a timed step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compile_seconds: Option<f64>,
+    /// mtlbench's side: whether its steps without gradient traces went
+    /// through the model's fused pass (`mtlbench::models::fused`) rather
+    /// than autograd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fused_pass: Option<bool>,
 }
 
 /// User + system CPU seconds of this process so far, all threads.
@@ -157,6 +162,7 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
     let mut stepper = Stepper::new(model.as_ref(), &vs, StrategyKind::Equal, &strategies, &cfg, s.seed, Device::Cpu)
         .map_err(|e| PerfError::Model(e.to_string()))?;
     let terms = stepper.terms().to_vec();
+    let fused_pass = stepper.takes_fused();
     let db_dir = super::ScratchDir::new("perf-db")?;
     let (store, claim) = trace_store(&db_dir.0.join("perf.sqlite"), kind)?;
 
@@ -253,5 +259,6 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         peak_rss_mib: mtlbench::env::peak_rss_mib(),
         losses,
         compile_seconds: None,
+        fused_pass: Some(fused_pass),
     })
 }
