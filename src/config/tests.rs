@@ -324,3 +324,18 @@ fn a_cell_key_takes_its_strategys_section_in_full() {
     assert_ne!(other, dwa);
     assert_eq!(equal_after, equal);
 }
+
+#[test]
+fn the_training_step_path_is_fused_or_autograd() {
+    use crate::train::StepPath;
+    let default = plan("");
+    assert!(default.cells.iter().all(|c| c.config.train.step == StepPath::Fused));
+    let autograd = plan("[train]\nstep = \"autograd\"\n");
+    assert!(autograd.cells.iter().all(|c| c.config.train.step == StepPath::Autograd));
+    // Asking for the other path is another configuration; leaving the key
+    // out keeps the hashes of the grids written before it existed.
+    assert!(configs(&default, StrategyKind::Equal).is_disjoint(&configs(&autograd, StrategyKind::Equal)));
+    assert_eq!(configs(&default, StrategyKind::Equal), configs(&plan("[train]\nstep = \"fused\"\n"), StrategyKind::Equal));
+    let e = refused(&format!("{BASE}[train]\nstep = \"eager\"\n"));
+    assert!(e.contains("key `train.step` (line 10)") && e.contains("autograd"), "{e}");
+}
