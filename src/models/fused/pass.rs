@@ -189,7 +189,7 @@ fn tower_backward(t: &Tower, h: &HeadSaved, weight: f64) -> Result<Tensor, Fused
     let (db, mut d) = kernels::logits_backward(elems(&h.last)?, width, elems(&t.logit.0)?, &ds, elems_mut(&mut gw)?);
     elems_mut(&mut gb)?[0] = db;
     let mut d_in = Tensor::from_slice(&d).view([rows, width as i64]);
-    for (l, s) in t.layers.iter().zip(&h.layers).rev() {
+    for (i, (l, s)) in t.layers.iter().zip(&h.layers).enumerate().rev() {
         let out = l.weight.size()[0] as usize;
         if let (Some(n), Some(saved)) = (&l.norm, &s.norm) {
             let (mut gg, mut gbeta) = (n.gamma.grad(), n.beta.grad());
@@ -201,7 +201,10 @@ fn tower_backward(t: &Tower, h: &HeadSaved, weight: f64) -> Result<Tensor, Fused
         let dz = Tensor::from_slice(&d).view([rows, out as i64]);
         l.weight.grad().copy_(&dz.tr().mm(&s.input));
         d_in = dz.mm(&l.weight);
-        d = elems(&d_in)?.to_vec();
+        // The first layer's input gradient goes to the mix as a tensor only.
+        if i > 0 {
+            d = elems(&d_in)?.to_vec();
+        }
     }
     Ok(d_in)
 }
