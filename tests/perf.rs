@@ -248,6 +248,9 @@ fn rechub_comparison_names_a_missing_python() {
     assert!(stderr(&o).contains("--python") && stderr(&o).contains("/nonexistent/python does not exist"), "{}", stderr(&o));
     let o = bench_perf(dir.path(), &["rechub", "--steps", "3", "--warmup", "5"]);
     assert!(stderr(&o).contains("--steps") && stderr(&o).contains("must exceed --warmup"), "{}", stderr(&o));
+    let o = bench_perf(dir.path(), &["rechub", "--step", "eager"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--step") && stderr(&o).contains("fused, autograd"), "{}", stderr(&o));
 }
 
 #[test]
@@ -288,6 +291,17 @@ fn rechub_comparison_trains_both_sides_over_several_epochs() {
     assert!(stdout(&o).contains("mtlbench / torch-rechub, fast loader, samples per wall second"), "{}", stdout(&o));
     assert!(r["gemm_floor"]["median_seconds"].as_f64().unwrap() > 0.0, "{}", r["gemm_floor"]);
     assert!(stdout(&o).contains("with this arithmetic at most"), "{}", stdout(&o));
+    // The default is the fused pass; --step autograd measures without it.
+    assert!(runs("mtlbench").iter().all(|run| run["result"]["fused_pass"] == true), "{r}");
+    assert!(stdout(&o).contains("mtlbench's steps without gradient traces: the fused pass"), "{}", stdout(&o));
+    let mut autograd: Vec<&str> = args.to_vec();
+    autograd.extend(["--step", "autograd"]);
+    autograd[autograd.iter().position(|a| *a == "--rounds").unwrap() + 1] = "1";
+    let o = bench_perf(dir.path(), &autograd);
+    assert!(o.status.success(), "bench-perf rechub --step autograd failed: {}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["mtlbench"][0]["result"]["fused_pass"], false, "{r}");
+    assert!(stdout(&o).contains("mtlbench's steps without gradient traces: autograd"), "{}", stdout(&o));
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mtlbench::models::DropoutMasks;
+use mtlbench::train::StepPath;
 
 /// Measure mtlbench's training speed side by side with a PyTorch eager
 /// reference.
@@ -145,6 +146,24 @@ impl From<MasksArg> for DropoutMasks {
     }
 }
 
+/// `--step`: how mtlbench's training steps compute their gradients.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StepArg {
+    /// The model's fused pass where it has one (`[train] step`'s default).
+    Fused,
+    /// Every step through libtorch's autograd.
+    Autograd,
+}
+
+impl From<StepArg> for StepPath {
+    fn from(s: StepArg) -> Self {
+        match s {
+            StepArg::Fused => StepPath::Fused,
+            StepArg::Autograd => StepPath::Autograd,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RechubArgs {
     #[arg(long, default_value_t = 300)]
@@ -173,6 +192,11 @@ pub struct RechubArgs {
     /// How many of the first rounds also run torch-rechub's own DataLoader path.
     #[arg(long, default_value_t = 1)]
     pub loader_rounds: usize,
+    /// How mtlbench's steps compute their gradients: its fused pass (the
+    /// default, as `bench run` trains) or autograd, to measure what the
+    /// pass is worth on this machine.
+    #[arg(long, value_enum, default_value = "fused")]
+    pub step: StepArg,
     /// Python with torch 2.11 and torch-rechub 0.9.0 (default: the one scripts/setup-perf-python.sh installs).
     #[arg(long, env = "MTLBENCH_PERF_PYTHON")]
     pub python: Option<PathBuf>,

@@ -118,6 +118,7 @@ fn rechub(a: RechubArgs) -> Result<()> {
         seed: a.seed,
         rounds: a.rounds,
         loader_rounds: a.loader_rounds,
+        step: a.step.into(),
         python: a.python.unwrap_or_else(|| perf::default_python(&cache_dir)),
         script: a.script,
         worker_exe: std::env::current_exe().context("locating the bench-perf executable")?,

@@ -17,6 +17,7 @@ use tch::{nn, Kind, Tensor};
 use super::PerfError;
 use mtlbench::data::{FeatureSchema, Ragged, SplitData};
 use mtlbench::models::{self, ModelKind, ModelsConfig};
+use mtlbench::train::StepPath;
 
 pub const MANIFEST: &str = "manifest.json";
 /// Bump when the layout changes (the Python script checks it).
@@ -78,6 +79,9 @@ pub struct TrainSettings {
     pub eval_batch_size: usize,
     pub trace_every: usize,
     pub seed: u64,
+    /// How mtlbench's steps compute their gradients (the reference ignores it).
+    #[serde(default, skip_serializing_if = "StepPath::is_default")]
+    pub step: StepPath,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -311,6 +315,19 @@ pub fn load_weights(dir: &Path, files: &ModelFiles, vars: BTreeMap<String, Tenso
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_step_path_travels_in_the_manifest_and_defaults_to_the_fused_pass() {
+        let fused = crate::perf::train_settings(256, 20, 2, 1);
+        let text = serde_json::to_string(&fused).unwrap();
+        // Manifests written before the key existed, and the default, say nothing.
+        assert!(!text.contains("step\""), "{text}");
+        assert_eq!(serde_json::from_str::<TrainSettings>(&text).unwrap().step, StepPath::Fused);
+        let autograd = TrainSettings { step: StepPath::Autograd, ..fused };
+        let text = serde_json::to_string(&autograd).unwrap();
+        assert!(text.contains("\"step\":\"autograd\""), "{text}");
+        assert_eq!(serde_json::from_str::<TrainSettings>(&text).unwrap(), autograd);
+    }
 
     #[test]
     fn arrays_round_trip_and_bad_sizes_are_named() {

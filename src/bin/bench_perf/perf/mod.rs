@@ -284,6 +284,7 @@ pub(crate) fn train_settings(batch_size: usize, steps: usize, warmup: usize, see
         eval_batch_size: defaults.eval_batch_size,
         trace_every: defaults.trace_every,
         seed,
+        step: defaults.step,
     }
 }
 

@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::exchange::{self, Manifest};
+use super::exchange::{self, Manifest, TrainSettings};
 use super::machine::{self, GemmFloor, Machine, StepWork};
 use super::tabular::{self, TableShape};
 use super::{child, PerfError, ScratchDir, SideResult};
 use mtlbench::data::batch::epoch_order;
 use mtlbench::models::{ModelKind, ModelsConfig};
+use mtlbench::train::StepPath;
 
 /// Target: mtlbench at least this many times torch-rechub's trainer with the fast loader.
 pub const TARGET_RATIO: f64 = 5.0;
@@ -50,6 +51,8 @@ pub struct RechubOptions {
     pub rounds: usize,
     /// Rounds (the first ones) that also run torch-rechub's own DataLoader path.
     pub loader_rounds: usize,
+    /// How mtlbench's steps compute their gradients.
+    pub step: StepPath,
     pub python: PathBuf,
     pub script: PathBuf,
     pub worker_exe: PathBuf,
@@ -156,7 +159,7 @@ fn prepare(o: &RechubOptions, dir: &Path) -> Result<(Manifest, StepWork), PerfEr
         ),
         schema: data.schema,
         models_config,
-        train: super::train_settings(o.batch_size, o.steps, o.warmup, o.seed),
+        train: TrainSettings { step: o.step, ..super::train_settings(o.batch_size, o.steps, o.warmup, o.seed) },
         threads: o.threads,
         train_split,
         test_split,
@@ -288,8 +291,6 @@ fn fmt_load(runs: &[Run]) -> String {
 }
 
 impl RechubReport {
-    /// [`super::report::floor_text`] against torch-rechub's trainer with the
-    /// fast loader, each side's step the median over its runs.
     /// Which path mtlbench's untraced steps took, where its runs say.
     fn mtlbench_step_path(&self) -> Option<&'static str> {
         let fused: Vec<bool> = self.mtlbench.iter().filter_map(|r| r.result.fused_pass).collect();
@@ -301,6 +302,8 @@ impl RechubReport {
         }
     }
 
+    /// [`super::report::floor_text`] against torch-rechub's trainer with the
+    /// fast loader, each side's step the median over its runs.
     fn floor_line(&self) -> Option<String> {
         let g = self.gemm_floor.as_ref()?;
         let step = |runs: &[Run]| median(runs.iter().map(|r| super::report::step_seconds(&r.result)).collect());

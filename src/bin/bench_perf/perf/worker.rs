@@ -156,6 +156,7 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         weight_decay: s.weight_decay,
         trace_every: s.trace_every,
         eval_batch_size: s.eval_batch_size,
+        step: s.step,
         ..Default::default()
     };
     let strategies = StrategiesConfig::default();
