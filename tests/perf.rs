@@ -296,7 +296,8 @@ fn rechub_comparison_trains_both_sides_over_several_epochs() {
     assert!(stdout(&o).contains("mtlbench's steps without gradient traces: the fused pass"), "{}", stdout(&o));
     let mut autograd: Vec<&str> = args.to_vec();
     autograd.extend(["--step", "autograd"]);
-    autograd[autograd.iter().position(|a| *a == "--rounds").unwrap() + 1] = "1";
+    let rounds = autograd.iter().position(|a| *a == "--rounds").unwrap() + 1;
+    autograd[rounds] = "1";
     let o = bench_perf(dir.path(), &autograd);
     assert!(o.status.success(), "bench-perf rechub --step autograd failed: {}", stderr(&o));
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
