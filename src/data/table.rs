@@ -56,122 +56,163 @@ fn unit_hash(seed: u64, row: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn read_raw(cfg: &TableConfig) -> Result<Raw, DataError> {
-    let path = &cfg.path;
+/// The columns `read_raw` asks for, in the order `RawRows::push` reads
+/// their cells: categorical, numeric, multi-valued, labels, then the user
+/// and the split column where the grid names them.
+fn requested_columns(cfg: &TableConfig) -> Vec<String> {
     let mut columns: Vec<String> = cfg.categorical.clone();
     columns.extend(cfg.numeric.iter().map(|n| n.column.clone()));
     columns.extend(cfg.multi.iter().map(|m| m.column.clone()));
     columns.extend(cfg.labels.iter().map(|l| l.column.clone()));
-    let (nc, nn, nm, nl) = (cfg.categorical.len(), cfg.numeric.len(), cfg.multi.len(), cfg.labels.len());
-    if let Some(u) = &cfg.user {
-        columns.push(u.clone());
-    }
+    columns.extend(cfg.user.iter().cloned());
     if let TableSplit::Column(c) = &cfg.split {
         columns.push(c.column.clone());
     }
-    let mut raw = Raw {
-        cat: vec![Vec::new(); nc],
-        num: vec![Vec::new(); nn],
-        multi: vec![(vec![0], Vec::new()); nm],
-        labels: vec![Vec::new(); nl],
-        ..Default::default()
-    };
-    let mut cat_ix: Vec<Interner> = (0..nc).map(|_| Interner::default()).collect();
-    let mut multi_ix: Vec<Interner> = (0..nm).map(|_| Interner::default()).collect();
-    let mut user_ix = Interner::default();
-    let na = &cfg.na_values;
-    let is_na = |c: &Cell| match c {
-        Cell::Null => true,
-        Cell::Text(t) => na.iter().any(|v| v == t.trim()),
-        _ => false,
-    };
-    let mut row: u64 = 0;
+    columns
+}
+
+fn read_raw(cfg: &TableConfig) -> Result<Raw, DataError> {
+    let path = &cfg.path;
+    let columns = requested_columns(cfg);
+    let mut rows = RawRows::new(cfg);
     read_rows(path, cfg.format, cfg.delimiter.as_bytes()[0], &columns, |line, cells| {
-        let bad = |k: usize, message: String| DataError::Value { path: path.clone(), line, column: columns[k].clone(), message };
-        let split = match &cfg.split {
-            TableSplit::Random(r) => {
-                let u = unit_hash(r.seed, row);
-                if u < r.test {
-                    2
-                } else if u < r.test + r.valid {
-                    1
-                } else {
-                    0
-                }
-            }
-            TableSplit::Column(c) => {
-                let k = cells.len() - 1;
-                let v = cells[k].key().unwrap_or_default();
-                if c.train.contains(&v) {
-                    0
-                } else if c.valid.contains(&v) {
-                    1
-                } else if c.test.contains(&v) {
-                    2
-                } else {
-                    return Err(bad(k, format!("value `{v}` is in none of data.split.train / valid / test")));
-                }
-            }
+        rows.push(cells).map_err(|(k, message)| DataError::Value { path: path.clone(), line, column: columns[k].clone(), message })
+    })?;
+    Ok(rows.raw)
+}
+
+/// The rows read so far and the interners of their provisional ids.
+struct RawRows<'c> {
+    cfg: &'c TableConfig,
+    raw: Raw,
+    cat_ix: Vec<Interner>,
+    multi_ix: Vec<Interner>,
+    user_ix: Interner,
+}
+
+/// A bad cell: the index of its column among the requested ones, and what
+/// was wrong with it.
+type CellError = (usize, String);
+
+impl<'c> RawRows<'c> {
+    fn new(cfg: &'c TableConfig) -> Self {
+        let (nc, nm) = (cfg.categorical.len(), cfg.multi.len());
+        let raw = Raw {
+            cat: vec![Vec::new(); nc],
+            num: vec![Vec::new(); cfg.numeric.len()],
+            multi: vec![(vec![0], Vec::new()); nm],
+            labels: vec![Vec::new(); cfg.labels.len()],
+            ..Default::default()
         };
-        row += 1;
-        raw.split.push(split);
+        let interners = |n: usize| (0..n).map(|_| Interner::default()).collect();
+        RawRows { cfg, raw, cat_ix: interners(nc), multi_ix: interners(nm), user_ix: Interner::default() }
+    }
+
+    fn is_na(&self, c: &Cell) -> bool {
+        match c {
+            Cell::Null => true,
+            Cell::Text(t) => self.cfg.na_values.iter().any(|v| v == t.trim()),
+            _ => false,
+        }
+    }
+
+    /// Reads one row's cells (in [`requested_columns`]' order).
+    fn push(&mut self, cells: &[Cell]) -> Result<(), CellError> {
+        let cfg = self.cfg;
+        let (nc, nn, nm, nl) = (cfg.categorical.len(), cfg.numeric.len(), cfg.multi.len(), cfg.labels.len());
+        let split = split_of(cfg, self.raw.split.len() as u64, cells)?;
+        self.raw.split.push(split);
         for i in 0..nc {
             let c = &cells[i];
-            raw.cat[i].push(if is_na(c) { MISSING } else { cat_ix[i].get(&c.key().unwrap_or_default()) });
+            let id = if self.is_na(c) { MISSING } else { self.cat_ix[i].get(&c.key().unwrap_or_default()) };
+            self.raw.cat[i].push(id);
         }
-        for i in 0..nn {
-            let k = nc + i;
-            let c = &cells[k];
-            if is_na(c) {
-                if cfg.numeric[i].transform.encoding().is_none() {
-                    let m = "missing value in a numeric column (the quantile, piecewise-linear and periodic transforms accept them)";
-                    return Err(bad(k, m.into()));
-                }
-                raw.num[i].push(f64::NAN);
-                continue;
-            }
-            let x = c.number().ok_or_else(|| bad(k, format!("expected a number, found `{}`", c.key().unwrap_or_default())))?;
-            let x = match cfg.numeric[i].transform {
-                Transform::Log1p if x <= -1.0 => return Err(bad(k, format!("log1p needs values > -1, found {x}"))),
-                Transform::Log1p => x.ln_1p(),
-                _ => x,
-            };
-            raw.num[i].push(x);
+        for (i, col) in cfg.numeric.iter().enumerate() {
+            let c = &cells[nc + i];
+            let x = numeric_value(col, c, self.is_na(c)).map_err(|m| (nc + i, m))?;
+            self.raw.num[i].push(x);
         }
         for i in 0..nm {
             let c = &cells[nc + nn + i];
-            let items = if is_na(c) { Vec::new() } else { c.items(&cfg.multi[i].separator) };
-            let (offsets, values) = &mut raw.multi[i];
-            values.extend(items.iter().map(|s| multi_ix[i].get(s)));
+            let items = if self.is_na(c) { Vec::new() } else { c.items(&cfg.multi[i].separator) };
+            let (offsets, values) = &mut self.raw.multi[i];
+            values.extend(items.iter().map(|s| self.multi_ix[i].get(s)));
             offsets.push(values.len());
         }
-        for i in 0..nl {
+        for (i, label) in cfg.labels.iter().enumerate() {
             let k = nc + nn + nm + i;
             let c = &cells[k];
-            if is_na(c) {
-                return Err(bad(k, "missing label".into()));
+            if self.is_na(c) {
+                return Err((k, "missing label".into()));
             }
-            let y = match &cfg.labels[i].equals {
-                Some(v) => (c.key().unwrap_or_default() == *v) as u8 as f32,
-                None => match c.number() {
-                    Some(x) if x == 0.0 || x == 1.0 => x as f32,
-                    _ => {
-                        return Err(bad(
-                            k,
-                            format!("expected a 0/1 label, found `{}` (or set `equals` in data.labels)", c.key().unwrap_or_default()),
-                        ))
-                    }
-                },
-            };
-            raw.labels[i].push(y);
+            self.raw.labels[i].push(label_value(label, c).map_err(|m| (k, m))?);
         }
         if cfg.user.is_some() {
             let c = &cells[nc + nn + nm + nl];
-            raw.user.push(if is_na(c) { MISSING } else { user_ix.get(&c.key().unwrap_or_default()) });
+            let id = if self.is_na(c) { MISSING } else { self.user_ix.get(&c.key().unwrap_or_default()) };
+            self.raw.user.push(id);
         }
         Ok(())
-    })?;
-    Ok(raw)
+    }
+}
+
+/// The split (0 train, 1 valid, 2 test) of the `row`-th row: a seeded hash
+/// of its index, or its split column's value (the last cell).
+fn split_of(cfg: &TableConfig, row: u64, cells: &[Cell]) -> Result<u8, CellError> {
+    match &cfg.split {
+        TableSplit::Random(r) => {
+            let u = unit_hash(r.seed, row);
+            Ok(if u < r.test {
+                2
+            } else if u < r.test + r.valid {
+                1
+            } else {
+                0
+            })
+        }
+        TableSplit::Column(c) => {
+            let k = cells.len() - 1;
+            let v = cells[k].key().unwrap_or_default();
+            if c.train.contains(&v) {
+                Ok(0)
+            } else if c.valid.contains(&v) {
+                Ok(1)
+            } else if c.test.contains(&v) {
+                Ok(2)
+            } else {
+                Err((k, format!("value `{v}` is in none of data.split.train / valid / test")))
+            }
+        }
+    }
+}
+
+/// A numeric cell after its column's transform; a missing one is NaN where
+/// the transform encodes missing values and an error elsewhere.
+fn numeric_value(col: &NumericColumn, c: &Cell, na: bool) -> Result<f64, String> {
+    if na {
+        return match col.transform.encoding() {
+            Some(_) => Ok(f64::NAN),
+            None => Err("missing value in a numeric column (the quantile, piecewise-linear and periodic transforms accept them)".into()),
+        };
+    }
+    let x = c.number().ok_or_else(|| format!("expected a number, found `{}`", c.key().unwrap_or_default()))?;
+    match col.transform {
+        Transform::Log1p if x <= -1.0 => Err(format!("log1p needs values > -1, found {x}")),
+        Transform::Log1p => Ok(x.ln_1p()),
+        _ => Ok(x),
+    }
+}
+
+/// A label cell as 0/1: equal to the column's `equals` value, or a number
+/// that is 0 or 1.
+fn label_value(label: &LabelColumn, c: &Cell) -> Result<f32, String> {
+    match &label.equals {
+        Some(v) => Ok((c.key().unwrap_or_default() == *v) as u8 as f32),
+        None => match c.number() {
+            Some(x) if x == 0.0 || x == 1.0 => Ok(x as f32),
+            _ => Err(format!("expected a 0/1 label, found `{}` (or set `equals` in data.labels)", c.key().unwrap_or_default())),
+        },
+    }
 }
 
 /// Maps provisional ids to train-split vocabulary indices (first appearance

@@ -26,7 +26,7 @@ pub use evaluate::{NamedMetric, Predictions, TaskMetrics};
 pub use step::{StepOutput, Stepper};
 
 use crate::data::{Dataset, SplitTensors};
-use crate::models::{self, ModelKind, ModelsConfig};
+use crate::models::{self, ModelKind, ModelsConfig, MultiTaskModel};
 use crate::strategies::{self, GradDiagnostics, StrategiesConfig, StrategyKind};
 use early_stop::{Decision, EarlyStopping};
 
@@ -198,86 +198,33 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
     let model = models::build(spec.model, &vs, &data.schema, spec.models)?;
     let n_params = models::param_count(&vs);
     let mut stepper = Stepper::new(model.as_ref(), &vs, spec.strategy, spec.strategies, cfg, spec.seed, device)?;
-    let term_names = stepper.terms().to_vec();
+    let batches = crate::data::batch::n_batches(data.train.rows, cfg.batch_size);
+    let plan = EpochPlan {
+        cfg,
+        seed: spec.seed,
+        train_rows: data.train.rows,
+        planned_steps: cfg.max_steps_per_epoch.map_or(batches, |m| batches.min(m)),
+        term_names: stepper.terms().to_vec(),
+    };
 
     let train_t = SplitTensors::new(&data.train, &data.schema, device);
     let valid_t = SplitTensors::new(&data.valid, &data.schema, device);
     // What the loading freed (the features once split) leaves the resident set.
     alloc::release_free_memory();
 
-    let higher = matches!(cfg.select_metric, SelectMetric::MeanAuc);
-    let mut stopper = EarlyStopping::new(cfg.patience, higher);
+    let mut stopper = EarlyStopping::new(cfg.patience, matches!(cfg.select_metric, SelectMetric::MeanAuc));
     let mut best: Option<(HashMap<String, Tensor>, Vec<TaskMetrics>)> = None;
     let mut step = 0usize;
     let mut epochs_run = 0;
     let mut total_train = 0.0;
-    let batches = crate::data::batch::n_batches(data.train.rows, cfg.batch_size);
-    let planned_steps = cfg.max_steps_per_epoch.map_or(batches, |m| batches.min(m));
     for epoch in 1..=cfg.epochs {
-        let t0 = Instant::now();
-        let mut sums = vec![0.0f64; term_names.len()];
-        let mut steps = 0usize;
-        let mut samples = 0usize;
-        for batch in train_t.shuffled(cfg.batch_size, spec.seed, epoch) {
-            if cfg.max_steps_per_epoch.is_some_and(|m| steps >= m) {
-                break;
-            }
-            // A last batch of one row is dropped: batch norm cannot train on it
-            // (rows % batch_size == 1); at most one row per epoch is skipped.
-            if batch.size() < 2 {
-                continue;
-            }
-            if step.is_multiple_of(20) && !obs.keep_going() {
-                return Err(TrainError::Interrupted);
-            }
-            let out = stepper.step(&batch, step.is_multiple_of(cfg.trace_every), epoch, step)?;
-            for (s, v) in sums.iter_mut().zip(&out.losses) {
-                *s += v;
-            }
-            if let Some(diagnostics) = out.diagnostics {
-                obs.on_trace(&TraceRecord {
-                    step,
-                    epoch,
-                    terms: term_names.clone(),
-                    weights: out.weights,
-                    losses: out.losses,
-                    diagnostics,
-                })
-                .map_err(TrainError::Observer)?;
-            }
-            steps += 1;
-            step += 1;
-            samples += batch.size() as usize;
-            obs.on_step(&StepProgress { epoch, epochs: cfg.epochs, step: steps, steps: planned_steps, samples });
-        }
-        if steps == 0 {
-            // Never evaluate (and finish) a model that did not train.
-            return Err(TrainError::Validation(format!(
-                "epoch {epoch} took no training step ({} training rows, batch_size {})",
-                data.train.rows, cfg.batch_size
-            )));
-        }
-        let train_seconds = t0.elapsed().as_secs_f64();
-        total_train += train_seconds;
-        let mean_losses: Vec<f64> = sums.iter().map(|s| s / steps.max(1) as f64).collect();
-        stepper.end_of_epoch(epoch, &mean_losses)?;
+        let trained = plan.train_epoch(&mut stepper, &train_t, epoch, &mut step, obs)?;
+        total_train += trained.seconds;
+        stepper.end_of_epoch(epoch, &trained.mean_losses)?;
         let t1 = Instant::now();
-        let pred = evaluate::predict(model.as_ref(), &valid_t, &data.schema, cfg.eval_batch_size)?;
-        let valid = evaluate::task_metrics(&pred, &data.valid);
-        drop(pred);
-        alloc::release_free_memory();
-        let value = select_value(cfg, &valid)?;
-        let rec = EpochRecord {
-            epoch,
-            steps,
-            train_loss: term_names.iter().cloned().zip(mean_losses).collect(),
-            valid: valid.clone(),
-            select_value: value,
-            train_seconds,
-            eval_seconds: t1.elapsed().as_secs_f64(),
-            samples_per_second: samples as f64 / train_seconds.max(1e-9),
-        };
-        obs.on_epoch(&rec).map_err(TrainError::Observer)?;
+        let (valid, value) = validate(model.as_ref(), &valid_t, data, cfg)?;
+        obs.on_epoch(&plan.record(epoch, trained, &valid, value, t1.elapsed().as_secs_f64()))
+            .map_err(TrainError::Observer)?;
         epochs_run = epoch;
         match stopper.update(epoch, value) {
             Decision::Improved => best = Some((snapshot(&vs), valid)),
@@ -290,26 +237,141 @@ pub fn train(spec: &RunSpec, data: &Dataset, obs: &mut dyn Observer) -> Result<T
     restore(&vs, &snap);
     drop(train_t);
     alloc::release_free_memory();
-    let t2 = Instant::now();
-    let test_t = SplitTensors::new(&data.test, &data.schema, device);
-    let test_predictions = evaluate::predict(model.as_ref(), &test_t, &data.schema, cfg.eval_batch_size)?;
-    let test = evaluate::task_metrics(&test_predictions, &data.test);
-    let mut test_extra = evaluate::split_metrics(&test);
-    if let Some(f) = model.funnel() {
-        test_extra.extend(evaluate::funnel_metrics(f, &test_predictions, &data.test).map_err(TrainError::Validation)?);
-    }
+    let tested = evaluate_test(model.as_ref(), data, cfg, device)?;
     Ok(TrainResult {
         best_epoch,
         epochs_run,
         n_params,
         valid_extra: evaluate::split_metrics(&valid),
-        test_extra,
+        test_extra: tested.extra,
         valid,
-        test,
-        test_predictions,
+        test: tested.metrics,
+        test_predictions: tested.predictions,
         total_train_seconds: total_train,
-        test_seconds: t2.elapsed().as_secs_f64(),
+        test_seconds: tested.seconds,
     })
+}
+
+/// What one epoch's training steps leave: how many ran, on how many
+/// samples, each loss term's mean over them and the seconds they took.
+struct EpochSteps {
+    steps: usize,
+    samples: usize,
+    mean_losses: Vec<f64>,
+    seconds: f64,
+}
+
+/// What every epoch of one run shares: its settings, the number of training
+/// rows, the steps an epoch is planned to take and the loss terms' names.
+struct EpochPlan<'r> {
+    cfg: &'r TrainConfig,
+    seed: u64,
+    train_rows: usize,
+    planned_steps: usize,
+    term_names: Vec<String>,
+}
+
+impl EpochPlan<'_> {
+    /// One epoch of seeded shuffled batches through `stepper`, `step`
+    /// counting the run's steps; traces and progress go to `obs`. An epoch
+    /// that takes no step is an error: a model that did not train is never
+    /// evaluated (nor finished).
+    fn train_epoch(
+        &self,
+        stepper: &mut Stepper,
+        train_t: &SplitTensors,
+        epoch: usize,
+        step: &mut usize,
+        obs: &mut dyn Observer,
+    ) -> Result<EpochSteps, TrainError> {
+        let cfg = self.cfg;
+        let t0 = Instant::now();
+        let mut sums = vec![0.0f64; self.term_names.len()];
+        let (mut steps, mut samples) = (0usize, 0usize);
+        for batch in train_t.shuffled(cfg.batch_size, self.seed, epoch) {
+            if cfg.max_steps_per_epoch.is_some_and(|m| steps >= m) {
+                break;
+            }
+            // A last batch of one row is dropped: batch norm cannot train on it
+            // (rows % batch_size == 1); at most one row per epoch is skipped.
+            if batch.size() < 2 {
+                continue;
+            }
+            if step.is_multiple_of(20) && !obs.keep_going() {
+                return Err(TrainError::Interrupted);
+            }
+            let out = stepper.step(&batch, step.is_multiple_of(cfg.trace_every), epoch, *step)?;
+            for (s, v) in sums.iter_mut().zip(&out.losses) {
+                *s += v;
+            }
+            if let Some(diagnostics) = out.diagnostics {
+                let terms = self.term_names.clone();
+                obs.on_trace(&TraceRecord { step: *step, epoch, terms, weights: out.weights, losses: out.losses, diagnostics })
+                    .map_err(TrainError::Observer)?;
+            }
+            steps += 1;
+            *step += 1;
+            samples += batch.size() as usize;
+            obs.on_step(&StepProgress { epoch, epochs: cfg.epochs, step: steps, steps: self.planned_steps, samples });
+        }
+        if steps == 0 {
+            return Err(TrainError::Validation(format!(
+                "epoch {epoch} took no training step ({} training rows, batch_size {})",
+                self.train_rows, cfg.batch_size
+            )));
+        }
+        let mean_losses = sums.iter().map(|s| s / steps as f64).collect();
+        Ok(EpochSteps { steps, samples, mean_losses, seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    /// The epoch's record: its training and its validation.
+    fn record(&self, epoch: usize, trained: EpochSteps, valid: &[TaskMetrics], value: f64, eval_seconds: f64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            steps: trained.steps,
+            train_loss: self.term_names.iter().cloned().zip(trained.mean_losses).collect(),
+            valid: valid.to_vec(),
+            select_value: value,
+            train_seconds: trained.seconds,
+            eval_seconds,
+            samples_per_second: trained.samples as f64 / trained.seconds.max(1e-9),
+        }
+    }
+}
+
+/// The validation split's metrics and the selection metric's value on them.
+fn validate(
+    model: &dyn MultiTaskModel,
+    valid_t: &SplitTensors,
+    data: &Dataset,
+    cfg: &TrainConfig,
+) -> Result<(Vec<TaskMetrics>, f64), TrainError> {
+    let pred = evaluate::predict(model, valid_t, &data.schema, cfg.eval_batch_size)?;
+    let valid = evaluate::task_metrics(&pred, &data.valid);
+    drop(pred);
+    alloc::release_free_memory();
+    let value = select_value(cfg, &valid)?;
+    Ok((valid, value))
+}
+
+/// The test split, evaluated once with the selected weights.
+struct Tested {
+    metrics: Vec<TaskMetrics>,
+    extra: Vec<NamedMetric>,
+    predictions: Predictions,
+    seconds: f64,
+}
+
+fn evaluate_test(model: &dyn MultiTaskModel, data: &Dataset, cfg: &TrainConfig, device: tch::Device) -> Result<Tested, TrainError> {
+    let t = Instant::now();
+    let test_t = SplitTensors::new(&data.test, &data.schema, device);
+    let predictions = evaluate::predict(model, &test_t, &data.schema, cfg.eval_batch_size)?;
+    let metrics = evaluate::task_metrics(&predictions, &data.test);
+    let mut extra = evaluate::split_metrics(&metrics);
+    if let Some(f) = model.funnel() {
+        extra.extend(evaluate::funnel_metrics(f, &predictions, &data.test).map_err(TrainError::Validation)?);
+    }
+    Ok(Tested { metrics, extra, predictions, seconds: t.elapsed().as_secs_f64() })
 }
 
 #[cfg(test)]
