@@ -254,6 +254,17 @@ fn aucs(r: &SideResult) -> String {
 
 impl fmt::Display for PerfReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_header(f)?;
+        for c in &self.models {
+            self.write_model(f, c)?;
+        }
+        self.write_auc_and_targets(f)
+    }
+}
+
+impl PerfReport {
+    /// The machine, load, data and sgemm lines, then the table's head.
+    fn write_header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.machine;
         writeln!(f, "machine  {}, {} cores, {} GiB; libtorch {}; {} threads per side", m.cpu_model, m.cores, m.memory_gib, m.libtorch, self.threads)?;
         let load = |l: Option<f64>| l.map_or("?".into(), |l| format!("{l:.2}"));
@@ -290,126 +301,140 @@ impl fmt::Display for PerfReport {
             "peak RSS",
             tasks.unwrap_or_default()
         )?;
-        for c in &self.models {
-            let sides = std::iter::once(&c.mtlbench).chain(c.reference.as_ref()).chain(c.compiled.as_ref());
-            for s in sides {
-                let fl = Self::achieved_flops(c.step_flops, s);
-                writeln!(
-                    f,
-                    "{:<6} {:<9} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>6.0}% {:>7.0}MB  {}",
-                    c.model,
-                    s.side,
-                    s.samples_per_second,
-                    1e3 * step_seconds(s),
-                    1e3 * s.timed_cpu_seconds / s.timed_steps.max(1) as f64,
-                    fl / 1e9,
-                    100.0 * fl / self.sgemm.median_flops,
-                    s.peak_rss_mib.unwrap_or(0.0),
-                    aucs(s)
-                )?;
-            }
-            let mut line = format!("       step = {:.2} GFLOP (6 x batch x dense weights)", c.step_flops / 1e9);
-            if let Some(r) = &c.reference {
-                line += &format!("; mtlbench / pytorch = {:.2}x", c.mtlbench.samples_per_second / r.samples_per_second);
-                if let Some(d) = r.check_max_abs_diff {
-                    line += &format!("; same initial function: max |dp| {d:.1e}");
-                }
-            }
-            writeln!(f, "{line}")?;
-            if let Some(line) = floor_line(c, self.sgemm.median_flops) {
-                writeln!(f, "{line}")?;
-            }
-            if let Some(r) = &c.compiled {
-                let each: Vec<String> = c.compiled_runs.iter().map(|r| format!("{:.0}", r.samples_per_second)).collect();
-                let compile: Vec<String> =
-                    c.compiled_runs.iter().filter_map(|r| r.compile_seconds).map(|s| format!("{s:.1}")).collect();
-                writeln!(
-                    f,
-                    "       torch.compile (inductor): mtlbench / compiled = {:.2}x; {} run(s), samples/s {}; compile time s {}",
-                    c.mtlbench.samples_per_second / r.samples_per_second,
-                    c.compiled_runs.len(),
-                    each.join(", "),
-                    compile.join(", ")
-                )?;
-            }
-            if c.mtlbench_runs.len() > 1 {
-                let each: Vec<String> = c
-                    .mtlbench_runs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| match c.reference_runs.get(i) {
-                        Some(b) => format!("{:.0}/{:.0} ({:.2}x)", a.samples_per_second, b.samples_per_second, a.samples_per_second / b.samples_per_second),
-                        None => format!("{:.0}", a.samples_per_second),
-                    })
-                    .collect();
-                writeln!(f, "       rounds, samples/s mtlbench/pytorch (median run shown above): {}", each.join(", "))?;
-                let spread = |runs: &[SideResult]| {
-                    let each: Vec<String> = runs.iter().map(|r| mean_auc(r).map_or("n/a".into(), |a| format!("{a:.4}"))).collect();
-                    match mean_auc_over(runs) {
-                        Some((m, Some(sd))) => format!("{} -> {m:.4} ± {sd:.4}", each.join(", ")),
-                        Some((m, None)) => format!("{} -> {m:.4}", each.join(", ")),
-                        None => "n/a".into(),
-                    }
-                };
-                writeln!(f, "       mean test AUC per round (dropout seed + round): mtlbench {}", spread(&c.mtlbench_runs))?;
-                if !c.reference_runs.is_empty() {
-                    writeln!(f, "       mean test AUC per round (dropout seed + round): pytorch  {}", spread(&c.reference_runs))?;
-                    let diffs: Vec<String> = round_pairs(c).iter().map(|(a, b)| format!("{:+.4}", a - b)).collect();
-                    writeln!(f, "       mtlbench - pytorch per round: {}", diffs.join(", "))?;
-                }
-                let per_task = |runs: &[SideResult]| {
-                    let tasks = runs.first().map_or(0, |r| r.test_auc.len());
-                    (0..tasks)
-                        .map(|t| {
-                            let v: Vec<f64> = runs.iter().filter_map(|r| r.test_auc.get(t).and_then(|x| x.1)).collect();
-                            match mtlbench::stats::summarize(&v) {
-                                Some(s) if s.n > 1 => format!("{:.4} ± {:.4}", s.mean, s.std),
-                                Some(s) => format!("{:.4}", s.mean),
-                                None => "n/a".into(),
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" / ")
-                };
-                write!(f, "       test AUC per task over rounds: mtlbench {}", per_task(&c.mtlbench_runs))?;
-                if !c.reference_runs.is_empty() {
-                    write!(f, "; pytorch {}", per_task(&c.reference_runs))?;
-                }
-                writeln!(f)?;
-                let lowest = |runs: &[SideResult]| {
-                    lowest_task_auc(runs, self.first_round).map_or("n/a".into(), |(a, round, task)| format!("{a:.4} ({task}, round {round})"))
-                };
-                write!(f, "       lowest single-task test AUC: mtlbench {}", lowest(&c.mtlbench_runs))?;
-                if !c.reference_runs.is_empty() {
-                    write!(f, ", pytorch {}", lowest(&c.reference_runs))?;
-                }
-                writeln!(f)?;
-            }
-            if let Some(l) = loss_agreement(c) {
-                writeln!(
-                    f,
-                    "       training loss, round {} (same weights and batches{}): |mtlbench - pytorch| step 1 {:.1e}, max over steps 1-10 {:.1e}; mean of the last {} steps {:.4} vs {:.4}",
-                    self.first_round + 1,
-                    match (self.dropout == 0.0, self.masks) {
-                        (true, _) => ", no dropout",
-                        (false, DropoutMasks::Libtorch) => ", same libtorch dropout masks",
-                        (false, DropoutMasks::Hashed) => ", own dropout masks",
-                    },
-                    l.first,
-                    l.first10,
-                    l.tail,
-                    l.tail_ours,
-                    l.tail_theirs
-                )?;
-            }
-            if let Some(o) = &c.mtlbench.overhead {
-                writeln!(
-                    f,
-                    "       mtlbench harness per step: batch {:.2} ms, trace {:.2} ms, SQLite {:.2} ms = {:.2}% of a {:.1} ms step",
-                    o.batch_ms, o.trace_ms, o.db_ms, o.percent, o.step_ms
-                )?;
+        Ok(())
+    }
+
+    /// One model's rows (one per side) and the lines under them.
+    fn write_model(&self, f: &mut fmt::Formatter<'_>, c: &super::ModelComparison) -> fmt::Result {
+        let sides = std::iter::once(&c.mtlbench).chain(c.reference.as_ref()).chain(c.compiled.as_ref());
+        for s in sides {
+            let fl = Self::achieved_flops(c.step_flops, s);
+            writeln!(
+                f,
+                "{:<6} {:<9} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>6.0}% {:>7.0}MB  {}",
+                c.model,
+                s.side,
+                s.samples_per_second,
+                1e3 * step_seconds(s),
+                1e3 * s.timed_cpu_seconds / s.timed_steps.max(1) as f64,
+                fl / 1e9,
+                100.0 * fl / self.sgemm.median_flops,
+                s.peak_rss_mib.unwrap_or(0.0),
+                aucs(s)
+            )?;
+        }
+        let mut line = format!("       step = {:.2} GFLOP (6 x batch x dense weights)", c.step_flops / 1e9);
+        if let Some(r) = &c.reference {
+            line += &format!("; mtlbench / pytorch = {:.2}x", c.mtlbench.samples_per_second / r.samples_per_second);
+            if let Some(d) = r.check_max_abs_diff {
+                line += &format!("; same initial function: max |dp| {d:.1e}");
             }
         }
+        writeln!(f, "{line}")?;
+        if let Some(line) = floor_line(c, self.sgemm.median_flops) {
+            writeln!(f, "{line}")?;
+        }
+        if let Some(r) = &c.compiled {
+            let each: Vec<String> = c.compiled_runs.iter().map(|r| format!("{:.0}", r.samples_per_second)).collect();
+            let compile: Vec<String> =
+                c.compiled_runs.iter().filter_map(|r| r.compile_seconds).map(|s| format!("{s:.1}")).collect();
+            writeln!(
+                f,
+                "       torch.compile (inductor): mtlbench / compiled = {:.2}x; {} run(s), samples/s {}; compile time s {}",
+                c.mtlbench.samples_per_second / r.samples_per_second,
+                c.compiled_runs.len(),
+                each.join(", "),
+                compile.join(", ")
+            )?;
+        }
+        if c.mtlbench_runs.len() > 1 {
+            self.write_rounds(f, c)?;
+        }
+        if let Some(l) = loss_agreement(c) {
+            writeln!(
+                f,
+                "       training loss, round {} (same weights and batches{}): |mtlbench - pytorch| step 1 {:.1e}, max over steps 1-10 {:.1e}; mean of the last {} steps {:.4} vs {:.4}",
+                self.first_round + 1,
+                match (self.dropout == 0.0, self.masks) {
+                    (true, _) => ", no dropout",
+                    (false, DropoutMasks::Libtorch) => ", same libtorch dropout masks",
+                    (false, DropoutMasks::Hashed) => ", own dropout masks",
+                },
+                l.first,
+                l.first10,
+                l.tail,
+                l.tail_ours,
+                l.tail_theirs
+            )?;
+        }
+        if let Some(o) = &c.mtlbench.overhead {
+            writeln!(
+                f,
+                "       mtlbench harness per step: batch {:.2} ms, trace {:.2} ms, SQLite {:.2} ms = {:.2}% of a {:.1} ms step",
+                o.batch_ms, o.trace_ms, o.db_ms, o.percent, o.step_ms
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The rounds' throughputs and test AUCs, where there is more than one.
+    fn write_rounds(&self, f: &mut fmt::Formatter<'_>, c: &super::ModelComparison) -> fmt::Result {
+        let each: Vec<String> = c
+            .mtlbench_runs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| match c.reference_runs.get(i) {
+                Some(b) => format!("{:.0}/{:.0} ({:.2}x)", a.samples_per_second, b.samples_per_second, a.samples_per_second / b.samples_per_second),
+                None => format!("{:.0}", a.samples_per_second),
+            })
+            .collect();
+        writeln!(f, "       rounds, samples/s mtlbench/pytorch (median run shown above): {}", each.join(", "))?;
+        let spread = |runs: &[SideResult]| {
+            let each: Vec<String> = runs.iter().map(|r| mean_auc(r).map_or("n/a".into(), |a| format!("{a:.4}"))).collect();
+            match mean_auc_over(runs) {
+                Some((m, Some(sd))) => format!("{} -> {m:.4} ± {sd:.4}", each.join(", ")),
+                Some((m, None)) => format!("{} -> {m:.4}", each.join(", ")),
+                None => "n/a".into(),
+            }
+        };
+        writeln!(f, "       mean test AUC per round (dropout seed + round): mtlbench {}", spread(&c.mtlbench_runs))?;
+        if !c.reference_runs.is_empty() {
+            writeln!(f, "       mean test AUC per round (dropout seed + round): pytorch  {}", spread(&c.reference_runs))?;
+            let diffs: Vec<String> = round_pairs(c).iter().map(|(a, b)| format!("{:+.4}", a - b)).collect();
+            writeln!(f, "       mtlbench - pytorch per round: {}", diffs.join(", "))?;
+        }
+        let per_task = |runs: &[SideResult]| {
+            let tasks = runs.first().map_or(0, |r| r.test_auc.len());
+            (0..tasks)
+                .map(|t| {
+                    let v: Vec<f64> = runs.iter().filter_map(|r| r.test_auc.get(t).and_then(|x| x.1)).collect();
+                    match mtlbench::stats::summarize(&v) {
+                        Some(s) if s.n > 1 => format!("{:.4} ± {:.4}", s.mean, s.std),
+                        Some(s) => format!("{:.4}", s.mean),
+                        None => "n/a".into(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        write!(f, "       test AUC per task over rounds: mtlbench {}", per_task(&c.mtlbench_runs))?;
+        if !c.reference_runs.is_empty() {
+            write!(f, "; pytorch {}", per_task(&c.reference_runs))?;
+        }
+        writeln!(f)?;
+        let lowest = |runs: &[SideResult]| {
+            lowest_task_auc(runs, self.first_round).map_or("n/a".into(), |(a, round, task)| format!("{a:.4} ({task}, round {round})"))
+        };
+        write!(f, "       lowest single-task test AUC: mtlbench {}", lowest(&c.mtlbench_runs))?;
+        if !c.reference_runs.is_empty() {
+            write!(f, ", pytorch {}", lowest(&c.reference_runs))?;
+        }
+        writeln!(f)?;
+        Ok(())
+    }
+
+    /// The exact-AUC comparison, the targets and the notes.
+    fn write_auc_and_targets(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(a) = &self.auc {
             writeln!(f)?;
             let v = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.12}"));

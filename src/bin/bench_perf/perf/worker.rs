@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device};
 
-use super::exchange::{self, Manifest};
+use super::exchange::{self, Manifest, TrainSettings};
 use super::PerfError;
 use mtlbench::data::batch::to_vec_f32;
 use mtlbench::data::SplitTensors;
@@ -147,7 +147,56 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
     let rows = files.check_probs.shape.first().copied().unwrap_or(0);
     let got = to_vec_f32(&tch::no_grad(|| model.forward_t(&test_t.slice(0, rows), false).probs))?;
     let check = got.iter().zip(&want).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
-    let cfg = TrainConfig {
+    let cfg = train_config(s);
+    let strategies = StrategiesConfig::default();
+    let mut stepper = Stepper::new(model.as_ref(), &vs, StrategyKind::Equal, &strategies, &cfg, s.seed, Device::Cpu)
+        .map_err(|e| PerfError::Model(e.to_string()))?;
+    let fused_pass = stepper.takes_fused();
+    let db_dir = super::ScratchDir::new("perf-db")?;
+    let (store, claim) = trace_store(&db_dir.0.join("perf.sqlite"), kind)?;
+    let tracer = Tracer { terms: stepper.terms().to_vec(), store, claim };
+
+    let split = SplitTensors::new(&train, &m.schema, Device::Cpu);
+    // The masks of the round start from here, as the reference's do: what
+    // building the model drew from the generator differs between the sides.
+    tch::manual_seed(s.seed.wrapping_add(round) as i64);
+    let out_of_rows = |message: String| PerfError::Format { path: dir.join(exchange::MANIFEST), message };
+    if s.steps * s.batch_size > train.rows && train.rows % s.batch_size != 0 {
+        return Err(out_of_rows(format!(
+            "{} steps of {} rows need more than one epoch, and {} train rows are not whole batches",
+            s.steps, s.batch_size, train.rows
+        )));
+    }
+    let timed = train_timed(s, &split, &mut stepper, &tracer)?
+        .ok_or_else(|| out_of_rows(format!("{} train rows give no batch", train.rows)))?;
+
+    let pred = evaluate::predict(model.as_ref(), &test_t, &m.schema, s.eval_batch_size)?;
+    let test_auc = evaluate::task_metrics(&pred, &test).into_iter().map(|t| (t.task, t.auc)).collect();
+    let n = timed.times.step.len();
+    Ok(SideResult {
+        side: "mtlbench".into(),
+        model: kind.name().into(),
+        threads: m.threads,
+        batch_size: s.batch_size,
+        steps: s.steps,
+        timed_steps: n,
+        timed_seconds: timed.seconds,
+        timed_cpu_seconds: timed.cpu_seconds,
+        samples_per_second: (n * s.batch_size) as f64 / timed.seconds.max(1e-12),
+        median_step_ms: timed.times.plain_median() * 1e3,
+        test_auc,
+        check_max_abs_diff: Some(check),
+        overhead: Some(timed.times.overhead()),
+        peak_rss_mib: mtlbench::env::peak_rss_mib(),
+        losses: timed.losses,
+        compile_seconds: None,
+        fused_pass: Some(fused_pass),
+    })
+}
+
+/// The training settings of the manifest as the training loop takes them.
+fn train_config(s: &TrainSettings) -> TrainConfig {
+    TrainConfig {
         batch_size: s.batch_size,
         lr: s.lr,
         beta1: s.beta1,
@@ -158,39 +207,80 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         eval_batch_size: s.eval_batch_size,
         step: s.step,
         ..Default::default()
-    };
-    let strategies = StrategiesConfig::default();
-    let mut stepper = Stepper::new(model.as_ref(), &vs, StrategyKind::Equal, &strategies, &cfg, s.seed, Device::Cpu)
-        .map_err(|e| PerfError::Model(e.to_string()))?;
-    let terms = stepper.terms().to_vec();
-    let fused_pass = stepper.takes_fused();
-    let db_dir = super::ScratchDir::new("perf-db")?;
-    let (store, claim) = trace_store(&db_dir.0.join("perf.sqlite"), kind)?;
-
-    let split = SplitTensors::new(&train, &m.schema, Device::Cpu);
-    // The masks of the round start from here, as the reference's do: what
-    // building the model drew from the generator differs between the sides.
-    tch::manual_seed(s.seed.wrapping_add(round) as i64);
-    if s.steps * s.batch_size > train.rows && train.rows % s.batch_size != 0 {
-        return Err(PerfError::Format {
-            path: dir.join(exchange::MANIFEST),
-            message: format!(
-                "{} steps of {} rows need more than one epoch, and {} train rows are not whole batches",
-                s.steps, s.batch_size, train.rows
-            ),
-        });
     }
+}
+
+/// Where traced steps' records go: the loss terms' names and the store.
+struct Tracer {
+    terms: Vec<String>,
+    store: Store,
+    claim: ClaimToken,
+}
+
+/// Each timed step's parts, in seconds: batch assembly, the step itself,
+/// the trace's SQLite write, and whether the step was traced.
+#[derive(Default)]
+struct StepTimes {
+    batch: Vec<f64>,
+    step: Vec<f64>,
+    db: Vec<f64>,
+    traced: Vec<bool>,
+}
+
+impl StepTimes {
+    /// The steps without gradient traces.
+    fn plain(&self) -> Vec<f64> {
+        self.step.iter().zip(&self.traced).filter(|(_, &d)| !d).map(|(t, _)| *t).collect()
+    }
+
+    fn plain_median(&self) -> f64 {
+        median(&self.plain())
+    }
+
+    /// Per step: the step without its diagnostics, and what batching,
+    /// tracing (a traced step's time over the plain median) and SQLite add.
+    fn overhead(&self) -> Overhead {
+        let plain = self.plain();
+        let plain_median = median(&plain);
+        let timed = self.step.len();
+        let n = timed.max(1) as f64;
+        // (+ 0.0: an empty f64 sum is -0.0.)
+        let trace_extra =
+            0.0 + self.step.iter().zip(&self.traced).filter(|(_, &d)| d).map(|(t, _)| (t - plain_median).max(0.0)).sum::<f64>();
+        let steps_only: f64 = plain.iter().sum::<f64>() + plain_median * (timed - plain.len()) as f64;
+        let batch_sum: f64 = self.batch.iter().sum();
+        let db_sum: f64 = self.db.iter().sum();
+        Overhead {
+            step_ms: steps_only / n * 1e3,
+            batch_ms: batch_sum / n * 1e3,
+            trace_ms: trace_extra / n * 1e3,
+            db_ms: db_sum / n * 1e3,
+            percent: 100.0 * (batch_sum + trace_extra + db_sum) / steps_only.max(1e-12),
+        }
+    }
+}
+
+/// The training steps of the run: their times after the warm-up, the loss
+/// of every step, and the timed steps' wall and CPU seconds.
+struct Timed {
+    times: StepTimes,
+    losses: Vec<f64>,
+    seconds: f64,
+    cpu_seconds: f64,
+}
+
+/// Runs the manifest's steps, epoch after epoch of `split`'s shuffled
+/// batches, timing each part of the steps after the warm-up; `None` where
+/// an epoch gives no batch at all.
+fn train_timed(s: &TrainSettings, split: &SplitTensors, stepper: &mut Stepper, tracer: &Tracer) -> Result<Option<Timed>, PerfError> {
     let mut epoch = 1;
     let mut batches = split.shuffled(s.batch_size, s.seed, epoch);
-    let (mut batch_t, mut step_t, mut db_t) = (vec![], vec![], vec![]);
-    let mut traced = vec![];
+    let mut times = StepTimes::default();
     let mut losses = Vec::with_capacity(s.steps);
-    let mut timed_start = Instant::now();
-    let mut cpu_start = cpu_seconds();
+    let (mut timed_start, mut cpu_start) = (Instant::now(), cpu_seconds());
     for step in 0..s.steps {
         if step == s.warmup {
-            timed_start = Instant::now();
-            cpu_start = cpu_seconds();
+            (timed_start, cpu_start) = (Instant::now(), cpu_seconds());
         }
         let t0 = Instant::now();
         let batch = match batches.next() {
@@ -199,10 +289,10 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
                 // The next epoch, as the manifest's order continues.
                 epoch += 1;
                 batches = split.shuffled(s.batch_size, s.seed, epoch);
-                batches.next().ok_or_else(|| PerfError::Format {
-                    path: dir.join(exchange::MANIFEST),
-                    message: format!("{} train rows give no batch", train.rows),
-                })?
+                match batches.next() {
+                    Some(b) => b,
+                    None => return Ok(None),
+                }
             }
         };
         let t1 = Instant::now();
@@ -211,55 +301,18 @@ pub fn run(dir: &Path, kind: ModelKind, round: u64) -> Result<SideResult, PerfEr
         let t2 = Instant::now();
         losses.push(out.losses.iter().sum::<f64>());
         if let Some(diagnostics) = out.diagnostics {
-            let rec = TraceRecord { step, epoch: 1, terms: terms.clone(), weights: out.weights, losses: out.losses, diagnostics };
-            store.record_trace(&claim, &mtlbench::run::record::trace_entry(&rec)).map_err(|e| PerfError::Store(e.to_string()))?;
+            let rec = TraceRecord { step, epoch: 1, terms: tracer.terms.clone(), weights: out.weights, losses: out.losses, diagnostics };
+            let entry = mtlbench::run::record::trace_entry(&rec);
+            tracer.store.record_trace(&tracer.claim, &entry).map_err(|e| PerfError::Store(e.to_string()))?;
         }
         let t3 = Instant::now();
         if step >= s.warmup {
-            batch_t.push((t1 - t0).as_secs_f64());
-            step_t.push((t2 - t1).as_secs_f64());
-            db_t.push((t3 - t2).as_secs_f64());
-            traced.push(diagnose);
+            times.batch.push((t1 - t0).as_secs_f64());
+            times.step.push((t2 - t1).as_secs_f64());
+            times.db.push((t3 - t2).as_secs_f64());
+            times.traced.push(diagnose);
         }
     }
-    let timed_seconds = timed_start.elapsed().as_secs_f64();
-    let timed_cpu_seconds = cpu_seconds() - cpu_start;
-    let timed = step_t.len();
-    let plain: Vec<f64> = step_t.iter().zip(&traced).filter(|(_, &d)| !d).map(|(t, _)| *t).collect();
-    let plain_median = median(&plain);
-    let n = timed.max(1) as f64;
-    // (+ 0.0: an empty f64 sum is -0.0.)
-    let trace_extra = 0.0 + step_t.iter().zip(&traced).filter(|(_, &d)| d).map(|(t, _)| (t - plain_median).max(0.0)).sum::<f64>();
-    let steps_only: f64 = plain.iter().sum::<f64>() + plain_median * (timed - plain.len()) as f64;
-    let batch_sum: f64 = batch_t.iter().sum();
-    let db_sum: f64 = db_t.iter().sum();
-    let overhead = Overhead {
-        step_ms: steps_only / n * 1e3,
-        batch_ms: batch_sum / n * 1e3,
-        trace_ms: trace_extra / n * 1e3,
-        db_ms: db_sum / n * 1e3,
-        percent: 100.0 * (batch_sum + trace_extra + db_sum) / steps_only.max(1e-12),
-    };
-
-    let pred = evaluate::predict(model.as_ref(), &test_t, &m.schema, s.eval_batch_size)?;
-    let test_auc = evaluate::task_metrics(&pred, &test).into_iter().map(|t| (t.task, t.auc)).collect();
-    Ok(SideResult {
-        side: "mtlbench".into(),
-        model: kind.name().into(),
-        threads: m.threads,
-        batch_size: s.batch_size,
-        steps: s.steps,
-        timed_steps: timed,
-        timed_seconds,
-        timed_cpu_seconds,
-        samples_per_second: (timed * s.batch_size) as f64 / timed_seconds.max(1e-12),
-        median_step_ms: plain_median * 1e3,
-        test_auc,
-        check_max_abs_diff: Some(check),
-        overhead: Some(overhead),
-        peak_rss_mib: mtlbench::env::peak_rss_mib(),
-        losses,
-        compile_seconds: None,
-        fused_pass: Some(fused_pass),
-    })
+    let (seconds, cpu_seconds) = (timed_start.elapsed().as_secs_f64(), cpu_seconds() - cpu_start);
+    Ok(Some(Timed { times, losses, seconds, cpu_seconds }))
 }
