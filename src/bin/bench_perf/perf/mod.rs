@@ -494,6 +494,72 @@ fn compare_auc(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> R
     Ok(cmp)
 }
 
+/// The notes a run starts with; an error where `--python` names no file.
+fn python_notes(o: &PerfOptions) -> Result<Vec<String>, PerfError> {
+    let mut notes = Vec::new();
+    if let Some(py) = &o.python {
+        if !py.exists() {
+            return Err(PerfError::Option {
+                key: "python".into(),
+                message: format!("{} does not exist (make perf-setup installs the reference's Python)", py.display()),
+            });
+        }
+    } else {
+        notes.push("PyTorch reference skipped: no Python with torch (make perf-setup, or --python PATH)".into());
+    }
+    Ok(notes)
+}
+
+/// One model's rounds, each side in turn (alternating which goes first),
+/// after timing its step's floor.
+fn compare_model(
+    o: &PerfOptions,
+    dir: &Path,
+    kind: ModelKind,
+    work: &machine::StepWork,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ModelComparison, PerfError> {
+    let step_flops = machine::products_flops(&work.products, o.batch_size);
+    let gemm_floor = machine::gemm_floor(work, o.batch_size, 21);
+    progress(&format!("{}: the step's matrix products alone take {:.2} ms", kind.name(), 1e3 * gemm_floor.median_seconds));
+    let (mut ours, mut theirs, mut compiled) = (Vec::new(), Vec::new(), Vec::new());
+    for round in o.first_round..o.first_round + o.rounds {
+        // Alternate which side goes first, so that a drift in the machine's
+        // load does not always favour the same side.
+        let mut sides = vec![Side::Mtlbench];
+        if let Some(py) = &o.python {
+            sides.push(Side::Eager(py));
+            if round - o.first_round < o.compiled_rounds {
+                sides.push(Side::Compiled(py));
+            }
+        }
+        if round % 2 == 1 {
+            sides.reverse();
+        }
+        for side in sides {
+            let r = run_side(o, dir, kind, round, side, progress)?;
+            match side {
+                Side::Mtlbench => ours.push(r),
+                Side::Eager(_) => theirs.push(r),
+                Side::Compiled(_) => compiled.push(r),
+            }
+        }
+    }
+    let mtlbench = median_run(ours.clone())
+        .ok_or_else(|| PerfError::Option { key: "rounds".into(), message: "must be at least 1".into() })?;
+    Ok(ModelComparison {
+        model: kind.name().into(),
+        step_flops,
+        gemm_floor: Some(gemm_floor),
+        mtlbench,
+        reference: median_run(theirs.clone()),
+        mtlbench_runs: ours,
+        reference_runs: theirs,
+        compiled: median_run(compiled.clone()),
+        compiled_runs: compiled,
+    })
+}
+
 /// Runs the whole comparison; `progress` receives one line per stage.
 pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport, PerfError> {
     check_options(o)?;
@@ -510,61 +576,13 @@ pub fn run(o: &PerfOptions, progress: &mut dyn FnMut(&str)) -> Result<PerfReport
             _tmp.0.clone()
         }
     };
-    let mut notes = Vec::new();
-    if let Some(py) = &o.python {
-        if !py.exists() {
-            return Err(PerfError::Option {
-                key: "python".into(),
-                message: format!("{} does not exist (make perf-setup installs the reference's Python)", py.display()),
-            });
-        }
-    } else {
-        notes.push("PyTorch reference skipped: no Python with torch (make perf-setup, or --python PATH)".into());
-    }
+    let notes = python_notes(o)?;
     let (manifest, work) = prepare(o, &dir, progress)?;
     let before = machine::sgemm(2048, 5);
     progress(&format!("sgemm: {:.1} GFLOP/s (2048^3, {} threads)", before.median_flops / 1e9, before.threads));
     let mut models = Vec::new();
     for (kind, work) in work {
-        let step_flops = machine::products_flops(&work.products, o.batch_size);
-        let gemm_floor = machine::gemm_floor(&work, o.batch_size, 21);
-        progress(&format!("{}: the step's matrix products alone take {:.2} ms", kind.name(), 1e3 * gemm_floor.median_seconds));
-        let (mut ours, mut theirs, mut compiled) = (Vec::new(), Vec::new(), Vec::new());
-        for round in o.first_round..o.first_round + o.rounds {
-            // Alternate which side goes first, so that a drift in the machine's
-            // load does not always favour the same side.
-            let mut sides = vec![Side::Mtlbench];
-            if let Some(py) = &o.python {
-                sides.push(Side::Eager(py));
-                if round - o.first_round < o.compiled_rounds {
-                    sides.push(Side::Compiled(py));
-                }
-            }
-            if round % 2 == 1 {
-                sides.reverse();
-            }
-            for side in sides {
-                let r = run_side(o, &dir, kind, round, side, progress)?;
-                match side {
-                    Side::Mtlbench => ours.push(r),
-                    Side::Eager(_) => theirs.push(r),
-                    Side::Compiled(_) => compiled.push(r),
-                }
-            }
-        }
-        let mtlbench = median_run(ours.clone())
-            .ok_or_else(|| PerfError::Option { key: "rounds".into(), message: "must be at least 1".into() })?;
-        models.push(ModelComparison {
-            model: kind.name().into(),
-            step_flops,
-            gemm_floor: Some(gemm_floor),
-            mtlbench,
-            reference: median_run(theirs.clone()),
-            mtlbench_runs: ours,
-            reference_runs: theirs,
-            compiled: median_run(compiled.clone()),
-            compiled_runs: compiled,
-        });
+        models.push(compare_model(o, &dir, kind, &work, progress)?);
     }
     let after = machine::sgemm(2048, 5);
     progress(&format!("sgemm again: {:.1} GFLOP/s", after.median_flops / 1e9));
