@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{median_run, ModelComparison, PerfError, PerfReport};
+use super::{ModelComparison, PerfError, PerfReport, SideRuns};
 
 /// One report to pool and the file it came from (for errors and notes).
 #[derive(Debug, Clone)]
@@ -193,23 +193,14 @@ fn merge_model(name: &str, pieces: &[Piece], start: usize) -> Result<ModelCompar
     if pieces[0].report.dropout > 0.0 {
         same_round_twice(name, &ours, start)?;
     }
-    let mtlbench = median_run(ours.clone()).ok_or_else(|| PerfError::Check(format!("{name}: no runs in any of the reports")))?;
     // The fastest of the pieces' floors: the bound it gives is the loosest.
     let gemm_floor = pieces
         .iter()
         .filter_map(|p| p.report.models.iter().find(|m| m.model == name)?.gemm_floor.clone())
         .min_by(|a, b| a.median_seconds.total_cmp(&b.median_seconds));
-    Ok(ModelComparison {
-        model: name.to_string(),
-        step_flops: first.map_or(0.0, |f| f.1),
-        gemm_floor,
-        mtlbench,
-        reference: median_run(theirs.clone()),
-        mtlbench_runs: ours,
-        reference_runs: theirs,
-        compiled: median_run(compiled.clone()),
-        compiled_runs: compiled,
-    })
+    let runs = SideRuns { ours, theirs, compiled };
+    ModelComparison::from_runs(name.to_string(), first.map_or(0.0, |f| f.1), gemm_floor, runs)
+        .ok_or_else(|| PerfError::Check(format!("{name}: no runs in any of the reports")))
 }
 
 /// Two rounds draw different dropout masks, so their loss curves differ from

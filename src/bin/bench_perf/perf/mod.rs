@@ -153,6 +153,32 @@ pub struct ModelComparison {
     pub compiled_runs: Vec<SideResult>,
 }
 
+/// Every run of a model on each side, in round order.
+pub(crate) struct SideRuns {
+    pub ours: Vec<SideResult>,
+    pub theirs: Vec<SideResult>,
+    pub compiled: Vec<SideResult>,
+}
+
+impl ModelComparison {
+    /// The comparison of a model's runs, each side shown by its median run;
+    /// `None` without a run of mtlbench's.
+    pub(crate) fn from_runs(model: String, step_flops: f64, gemm_floor: Option<GemmFloor>, runs: SideRuns) -> Option<Self> {
+        let SideRuns { ours, theirs, compiled } = runs;
+        Some(ModelComparison {
+            model,
+            step_flops,
+            gemm_floor,
+            mtlbench: median_run(ours.clone())?,
+            reference: median_run(theirs.clone()),
+            mtlbench_runs: ours,
+            reference_runs: theirs,
+            compiled: median_run(compiled.clone()),
+            compiled_runs: compiled,
+        })
+    }
+}
+
 /// Exact AUC of the same scores by both.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AucComparison {
@@ -545,19 +571,9 @@ fn compare_model(
             }
         }
     }
-    let mtlbench = median_run(ours.clone())
-        .ok_or_else(|| PerfError::Option { key: "rounds".into(), message: "must be at least 1".into() })?;
-    Ok(ModelComparison {
-        model: kind.name().into(),
-        step_flops,
-        gemm_floor: Some(gemm_floor),
-        mtlbench,
-        reference: median_run(theirs.clone()),
-        mtlbench_runs: ours,
-        reference_runs: theirs,
-        compiled: median_run(compiled.clone()),
-        compiled_runs: compiled,
-    })
+    let runs = SideRuns { ours, theirs, compiled };
+    ModelComparison::from_runs(kind.name().into(), step_flops, Some(gemm_floor), runs)
+        .ok_or_else(|| PerfError::Option { key: "rounds".into(), message: "must be at least 1".into() })
 }
 
 /// Runs the whole comparison; `progress` receives one line per stage.
