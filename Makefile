@@ -12,8 +12,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Release everywhere: the demo, the tests and the benchmarks share one build.
 PROFILE_FLAGS := --release
-BENCH := target/release/bench
-BENCH_PERF := target/release/bench-perf
+# Where cargo builds (its own CARGO_TARGET_DIR where the user set one).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BENCH := $(TARGET_DIR)/release/bench
+BENCH_PERF := $(TARGET_DIR)/release/bench-perf
 # libtorch's OpenMP workers must not spin (docs/architecture.md, Known pitfalls).
 export OMP_WAIT_POLICY ?= PASSIVE
 
