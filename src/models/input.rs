@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::numeric_embed::NumericEmbedding;
-use super::tables::{EmbeddingTables, TableField, TableLayout};
+use super::tables::{EmbeddingTables, FieldRows, TableField, TableLayout};
 use super::ModelError;
 use crate::data::{Batch, FeatureSchema, MultiBatch};
 
@@ -38,6 +38,8 @@ pub struct InputLayer {
     tables: EmbeddingTables,
     /// For each multi-valued field: the table field whose rows it is pooled through.
     multi_table: Vec<usize>,
+    /// The multi-valued fields' names, in batch order.
+    multi_names: Vec<String>,
     /// One per encoded numeric column, in schema order.
     numeric: Vec<NumericEmbedding>,
     /// Number of dense columns (the first of the input vector).
@@ -91,7 +93,8 @@ impl InputLayer {
             let d = dim(cfg, &f.name, f.emb_dim);
             numeric.push(NumericEmbedding::new(&(vs / "num" / f.name.as_str()), f, d));
         }
-        Ok(InputLayer { tables, multi_table: plan.multi_table, numeric, dense: schema.dense.len(), out_dim: plan.out_dim })
+        let multi_names = schema.multi.iter().map(|f| f.name.clone()).collect();
+        Ok(InputLayer { tables, multi_table: plan.multi_table, multi_names, numeric, dense: schema.dense.len(), out_dim: plan.out_dim })
     }
 
     /// The rows of the table field `name` (a categorical field or a
@@ -109,16 +112,21 @@ impl InputLayer {
         self.dense
     }
 
-    /// Whether the input has multi-valued fields or encoded numeric columns
-    /// (parts beyond the dense columns and the categorical fields).
-    pub(crate) fn has_pooled_or_numeric(&self) -> bool {
-        !self.multi_table.is_empty() || !self.numeric.is_empty()
+    /// Whether the input has encoded numeric columns.
+    pub(crate) fn has_numeric(&self) -> bool {
+        !self.numeric.is_empty()
     }
 
-    /// The tables and, per categorical field in column order, its name,
-    /// table, first row, vocabulary and width ([`EmbeddingTables::categorical_rows`]).
-    pub(crate) fn categorical_rows(&self) -> (Vec<Tensor>, Vec<(String, usize, i64, i64, i64)>) {
+    /// The tables and, per categorical field in column order, where its
+    /// rows are ([`EmbeddingTables::categorical_rows`]).
+    pub(crate) fn categorical_rows(&self) -> (Vec<Tensor>, Vec<FieldRows>) {
         self.tables.categorical_rows()
+    }
+
+    /// Per multi-valued field in batch order, its name and the rows it is
+    /// pooled through (its own table field's, or those of the field it shares).
+    pub(crate) fn pooled_rows(&self) -> Vec<(String, FieldRows)> {
+        self.multi_names.iter().cloned().zip(self.multi_table.iter().map(|&t| self.tables.rows_at(t))).collect()
     }
 
     pub fn forward(&self, batch: &Batch) -> Tensor {

@@ -113,6 +113,18 @@ fn table_path<'a>(vs: &nn::Path<'a>, layout: TableLayout, dim: i64, field: &str)
     }
 }
 
+/// Where one table field's rows are, for code that reads the tables
+/// directly (the fused pass).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FieldRows {
+    pub name: String,
+    /// Index of its table, its first row there, its vocabulary and width.
+    pub table: usize,
+    pub offset: i64,
+    pub vocab: i64,
+    pub dim: i64,
+}
+
 impl EmbeddingTables {
     /// Tables under `vs` for `fields` (the first `n_categorical` are the
     /// batch's categorical columns, in order; the rest multi-valued fields
@@ -192,15 +204,17 @@ impl EmbeddingTables {
     }
 
     /// The tables (shallow clones) and, per categorical field in column
-    /// order, its name, table index, first row, vocabulary and width.
-    pub(crate) fn categorical_rows(&self) -> (Vec<Tensor>, Vec<(String, usize, i64, i64, i64)>) {
-        let fields = (0..self.n_categorical)
-            .map(|i| {
-                let (f, p) = (&self.fields[i], &self.placement[i]);
-                (f.name.clone(), p.table, p.offset, f.vocab, f.dim)
-            })
-            .collect();
+    /// order, where its rows are ([`Self::rows_at`]).
+    pub(crate) fn categorical_rows(&self) -> (Vec<Tensor>, Vec<FieldRows>) {
+        let fields = (0..self.n_categorical).map(|i| self.rows_at(i)).collect();
         (self.weights.iter().map(Tensor::shallow_clone).collect(), fields)
+    }
+
+    /// Where field `field`'s rows are: its name, table index, first row,
+    /// vocabulary and width.
+    pub(crate) fn rows_at(&self, field: usize) -> FieldRows {
+        let (f, p) = (&self.fields[field], &self.placement[field]);
+        FieldRows { name: f.name.clone(), table: p.table, offset: p.offset, vocab: f.vocab, dim: f.dim }
     }
 
     /// The embedding width of field `field`.

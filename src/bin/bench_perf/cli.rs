@@ -74,6 +74,11 @@ pub struct PerfArgs {
     /// compared pairwise).
     #[arg(long, value_enum, default_value = "hashed")]
     pub masks: MasksArg,
+    /// How mtlbench's steps compute their gradients: the model's fused
+    /// pass where it has one (the default, as `bench run` trains; MMOE) or
+    /// autograd, to measure what the pass is worth on this machine.
+    #[arg(long, value_enum, default_value = "fused")]
+    pub step: StepArg,
     /// How many of the first rounds also train the reference under
     /// torch.compile (inductor; needs the interpreter's Python headers and
     /// a C++ compiler), its compile time reported apart.

@@ -86,6 +86,7 @@ fn measure(a: PerfArgs) -> Result<()> {
         compiled_rounds: a.compiled_rounds,
         dropout: a.dropout,
         masks: a.masks.into(),
+        step: a.step.into(),
         python,
         script: a.script,
         worker_exe: std::env::current_exe().context("locating the bench-perf executable")?,

@@ -105,6 +105,50 @@ pub(super) fn scatter_add(grads: &mut [&mut [f32]], dx: &[f32], d: usize, ids: &
     }
 }
 
+/// One multi-valued field of a batch, ragged: each id and its batch row
+/// (non-decreasing), and each row's number of ids.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ragged<'a> {
+    pub ids: &'a [i64],
+    pub rows: &'a [i64],
+    pub counts: &'a [f32],
+}
+
+/// Columns `s.col..s.col + s.dim` of each row of x [B, d] = the mean of
+/// the rows of that row's ids (0 for a row without ids): summed, then
+/// divided by the count, as the model's segment sum does. The rows are
+/// those of x (checked by the caller); an id outside the vocabulary is
+/// refused with (row, id).
+pub(super) fn pool(x: &mut [f32], d: usize, m: Ragged, s: &FieldSlot, table: &[f32]) -> Result<(), (usize, i64)> {
+    for row in x.chunks_exact_mut(d) {
+        row[s.col..s.col + s.dim].fill(0.0);
+    }
+    for (&id, &r) in m.ids.iter().zip(m.rows) {
+        if id < 0 || id as usize >= s.vocab {
+            return Err((r as usize, id));
+        }
+        let at = (s.offset + id as usize) * s.dim;
+        let out = &mut x[r as usize * d + s.col..][..s.dim];
+        out.iter_mut().zip(&table[at..at + s.dim]).for_each(|(o, v)| *o += v);
+    }
+    for (row, &c) in x.chunks_exact_mut(d).zip(m.counts) {
+        let c = c.max(1.0);
+        row[s.col..s.col + s.dim].iter_mut().for_each(|v| *v /= c);
+    }
+    Ok(())
+}
+
+/// The backward of [`pool`]: the table's gradient += dx's columns of the
+/// row over its count, at each of the row's ids (checked by [`pool`]).
+pub(super) fn pool_backward(grad: &mut [f32], dx: &[f32], d: usize, m: Ragged, s: &FieldSlot) {
+    for (&id, &r) in m.ids.iter().zip(m.rows) {
+        let c = m.counts[r as usize].max(1.0);
+        let at = (s.offset + id as usize) * s.dim;
+        let from = &dx[r as usize * d + s.col..][..s.dim];
+        grad[at..at + s.dim].iter_mut().zip(from).for_each(|(g, v)| *g += v / c);
+    }
+}
+
 /// The shape of the experts-and-gates product: each row of z holds the
 /// `n * o` expert pre-activations, then each head's `n` gate logits.
 #[derive(Debug, Clone, Copy)]

@@ -48,6 +48,7 @@ use thiserror::Error;
 use self::kernels::{FieldSlot, MixShape};
 use super::dropout::DropoutMasks;
 use super::multi_tower::TowerStack;
+use super::tables::FieldRows;
 pub use pass::FusedPass;
 
 /// What can go wrong in a fused pass.
@@ -55,7 +56,7 @@ pub use pass::FusedPass;
 pub enum FusedError {
     #[error("fused pass: expected a contiguous f32 CPU tensor, got {0}")]
     Layout(String),
-    #[error("batch row {row}: categorical field `{field}` has id {id}, outside its vocabulary of {vocab}")]
+    #[error("batch row {row}: field `{field}` has id {id}, outside its vocabulary of {vocab}")]
     Id { row: usize, field: String, id: i64, vocab: usize },
     #[error(transparent)]
     Torch(#[from] tch::TchError),
@@ -97,7 +98,11 @@ pub struct FusedMmoe {
     tables: Vec<Tensor>,
     slots: Vec<FieldSlot>,
     field_names: Vec<String>,
-    /// Width of a row of x: the dense columns, then every field's embedding.
+    /// Where each multi-valued field's rows are, in batch order, and its name.
+    pooled: Vec<FieldSlot>,
+    pooled_names: Vec<String>,
+    /// Width of a row of x: the dense columns, every categorical field's
+    /// embedding, then every multi-valued field's pooled embedding.
     in_dim: usize,
     /// The experts' weight [n, in, o] and bias [n, o].
     experts: (Tensor, Tensor),
@@ -118,27 +123,27 @@ impl FusedMmoe {
             return None;
         }
         let input = stack.input();
-        if input.has_pooled_or_numeric() {
+        if input.has_numeric() {
             return None;
         }
         let mmoe = stack.backbone().mmoe()?;
         let [(ew, eb)] = mmoe.experts().layers() else { return None };
         let (n, o) = (ew.size()[0], ew.size()[2]);
-        let heads = mmoe.gates().len() as i64;
-        if !super::experts::is_small_mix(heads, n, o) || heads as usize != stack.towers().len() {
+        let heads = mmoe.gates().len();
+        if heads != stack.towers().len() {
             return None;
         }
         let gates: Vec<Tensor> = mmoe.gates().iter().map(|g| g.weight().shallow_clone()).collect();
         let towers = stack.towers().iter().map(tower_of).collect::<Option<Vec<Tower>>>()?;
         let (tables, fields) = input.categorical_rows();
         let mut col = input.dense_width();
-        let mut slots = Vec::with_capacity(fields.len());
-        let mut field_names = Vec::with_capacity(fields.len());
-        for (name, table, offset, vocab, dim) in fields {
-            slots.push(FieldSlot { table, offset: offset as usize, vocab: vocab as usize, dim: dim as usize, col });
-            field_names.push(name);
-            col += dim as usize;
-        }
+        let mut slot = |f: FieldRows| {
+            let s = FieldSlot { table: f.table, offset: f.offset as usize, vocab: f.vocab as usize, dim: f.dim as usize, col };
+            col += s.dim;
+            s
+        };
+        let (field_names, slots) = fields.into_iter().map(|f| (f.name.clone(), slot(f))).unzip();
+        let (pooled_names, pooled) = input.pooled_rows().into_iter().map(|(name, f)| (name, slot(f))).unzip();
         if col as i64 != input.out_dim() || ew.size()[1] != input.out_dim() {
             return None;
         }
@@ -146,10 +151,12 @@ impl FusedMmoe {
             tables,
             slots,
             field_names,
+            pooled,
+            pooled_names,
             in_dim: col,
             experts: (ew.shallow_clone(), eb.shallow_clone()),
             gates,
-            shape: MixShape { n: n as usize, o: o as usize, heads: heads as usize },
+            shape: MixShape { n: n as usize, o: o as usize, heads },
             towers,
             params,
         };

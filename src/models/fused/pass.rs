@@ -35,6 +35,8 @@ struct HeadSaved {
 pub struct FusedPass<'a> {
     model: &'a FusedMmoe,
     ids: Tensor,
+    /// Each multi-valued field's ids, their rows and the rows' counts.
+    multi: Vec<[Tensor; 3]>,
     /// The input vectors [B, in], the experts' and gates' weights side by
     /// side [in, width], and z [B, width]: the experts' outputs, then each
     /// head's gate weights.
@@ -43,6 +45,11 @@ pub struct FusedPass<'a> {
     z: Tensor,
     heads: Vec<HeadSaved>,
     losses: Vec<f64>,
+}
+
+/// A multi-valued field's ids, rows and counts as slices.
+fn ragged(m: &[Tensor; 3]) -> Result<kernels::Ragged<'_>, FusedError> {
+    Ok(kernels::Ragged { ids: kernels::ids(&m[0])?, rows: kernels::ids(&m[1])?, counts: elems(&m[2])? })
 }
 
 fn buffer(rows: usize, cols: usize) -> Tensor {
@@ -62,12 +69,18 @@ impl FusedMmoe {
         let ids = batch.categorical.to_kind(Kind::Int64).contiguous();
         let dense = batch.dense.to_kind(Kind::Float).contiguous();
         let labels = batch.labels.to_kind(Kind::Float).contiguous();
+        let multi = self.multi_of(batch, rows)?;
         let mut x = buffer(rows, self.in_dim);
         {
             let tables = self.tables.iter().map(elems).collect::<Result<Vec<_>, _>>()?;
             let nd = dense.size().get(1).copied().unwrap_or(0) as usize;
-            kernels::gather(elems_mut(&mut x)?, (self.in_dim, nd), elems(&dense)?, kernels::ids(&ids)?, &self.slots, &tables)
+            let xs = elems_mut(&mut x)?;
+            kernels::gather(xs, (self.in_dim, nd), elems(&dense)?, kernels::ids(&ids)?, &self.slots, &tables)
                 .map_err(|(row, k, id)| FusedError::Id { row, field: self.field_names[k].clone(), id, vocab: self.slots[k].vocab })?;
+            for (k, (s, m)) in self.pooled.iter().zip(&multi).enumerate() {
+                kernels::pool(xs, self.in_dim, ragged(m)?, s, tables[s.table])
+                    .map_err(|(row, id)| FusedError::Id { row, field: self.pooled_names[k].clone(), id, vocab: s.vocab })?;
+            }
         }
         let wc = self.side_by_side();
         let mut z = x.mm(&wc);
@@ -85,7 +98,26 @@ impl FusedMmoe {
             heads.push(tower_forward(tower, input, column)?);
         }
         let losses = heads.iter().map(|h| kernels::bce_mean(&h.logits, &h.labels)).collect();
-        Ok(FusedPass { model: self, ids, x, wc, z, heads, losses })
+        Ok(FusedPass { model: self, ids, multi, x, wc, z, heads, losses })
+    }
+
+    /// The batch's multi-valued fields as contiguous ids, rows and counts,
+    /// one per field the pass pools, each with a count per row.
+    fn multi_of(&self, batch: &Batch, rows: usize) -> Result<Vec<[Tensor; 3]>, FusedError> {
+        if batch.multi.len() != self.pooled.len() {
+            return Err(FusedError::Layout(format!("{} multi-valued fields for {} pooled", batch.multi.len(), self.pooled.len())));
+        }
+        let mut out = Vec::with_capacity(batch.multi.len());
+        for m in &batch.multi {
+            let part = [m.ids.to_kind(Kind::Int64), m.rows.to_kind(Kind::Int64), m.counts.to_kind(Kind::Float)].map(|t| t.contiguous());
+            let in_batch = kernels::ids(&part[1])?.iter().all(|&r| (0..rows as i64).contains(&r));
+            if part[0].numel() != part[1].numel() || part[2].numel() != rows || !in_batch {
+                let sizes = [0, 1, 2].map(|i| part[i].size());
+                return Err(FusedError::Layout(format!("ragged ids {:?}, rows {:?} (each in 0..{rows}: {in_batch}), counts {:?}", sizes[0], sizes[1], sizes[2])));
+            }
+            out.push(part);
+        }
+        Ok(out)
     }
 
     /// The experts' weights side by side ([n, in, o] as [in, n * o]) and
@@ -174,7 +206,11 @@ impl FusedPass<'_> {
             let _ = g.zero_();
         });
         let mut gs = grads.iter_mut().map(elems_mut).collect::<Result<Vec<_>, _>>()?;
-        kernels::scatter_add(&mut gs, elems(&dx)?, m.in_dim, kernels::ids(&self.ids)?, &m.slots);
+        let dx = elems(&dx)?;
+        kernels::scatter_add(&mut gs, dx, m.in_dim, kernels::ids(&self.ids)?, &m.slots);
+        for (s, multi) in m.pooled.iter().zip(&self.multi) {
+            kernels::pool_backward(gs[s.table], dx, m.in_dim, ragged(multi)?, s);
+        }
         Ok(())
     }
 }

@@ -38,7 +38,7 @@ use mtlbench::data::batch::{epoch_order, to_vec_f32};
 use mtlbench::data::wechat::synth::wechat_shaped;
 use mtlbench::data::{DataError, FeatureSchema, SplitData, SplitTensors};
 use mtlbench::models::{self, DropoutMasks, ModelKind, ModelsConfig};
-use mtlbench::train::TrainConfig;
+use mtlbench::train::{StepPath, TrainConfig};
 use exchange::{Manifest, ModelFiles, TrainSettings};
 pub use machine::{GemmFloor, Machine, Sgemm, StepWork};
 pub use worker::SideResult;
@@ -106,6 +106,8 @@ pub struct PerfOptions {
     pub masks: DropoutMasks,
     /// Number of the first round (round r's masks come from seed + r).
     pub first_round: usize,
+    /// How mtlbench's steps compute their gradients.
+    pub step: StepPath,
     /// Size of the synthetic WeChat data (the real data: 20,000 users, 106,444 feeds).
     pub users: usize,
     pub feeds: usize,
@@ -368,7 +370,7 @@ fn prepare(o: &PerfOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Resul
     let schema = ds.schema.clone();
     let dataset = ds.name.clone();
     drop(ds);
-    let settings = train_settings(o.batch_size, o.steps, o.warmup, o.seed);
+    let settings = TrainSettings { step: o.step, ..train_settings(o.batch_size, o.steps, o.warmup, o.seed) };
     let train_split = exchange::write_split(dir, "train", &train, &schema)?;
     let test_split = exchange::write_split(dir, "test", &test, &schema)?;
     let order = exchange::write_array(dir, "order.bin", &epoch_order(train.rows, o.seed, 1), vec![train.rows])?;
