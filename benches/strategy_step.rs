@@ -16,8 +16,15 @@
 //! machine noise hits them alike, after one untimed warm-up round; the
 //! median per strategy is reported.
 //!
+//!
+//! Equal and static weighting on MMOE train through its fused pass
+//! (`mtlbench::models::fused`, the default `[train] step`), the other
+//! strategies through autograd; `--step autograd` puts every strategy on
+//! autograd, the baseline the tables up to 2026-12-02 were measured on.
+//!
 //!     cargo bench --bench strategy_step -- [--model mmoe] [--steps 10]
 //!         [--rounds 3] [--threads N] [--batch 1024] [--seed-arch] [--only NAME,...]
+//!         [--step fused|autograd]
 
 use std::time::Instant;
 
@@ -26,7 +33,7 @@ use mtlbench::data::toy::{generate, ToyConfig};
 use mtlbench::data::SplitTensors;
 use mtlbench::models::{self, ModelKind, ModelsConfig};
 use mtlbench::strategies::{self, Scope, StrategiesConfig, StrategyKind};
-use mtlbench::train::{Stepper, TrainConfig};
+use mtlbench::train::{StepPath, Stepper, TrainConfig};
 use tch::{nn, Device};
 
 struct Args {
@@ -36,6 +43,7 @@ struct Args {
     threads: Option<i32>,
     batch: usize,
     seed_arch: bool,
+    step: StepPath,
     /// Only these case labels' strategies (and equal, the baseline).
     only: Vec<String>,
     filters: Vec<String>,
@@ -49,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         batch: 1024,
         seed_arch: false,
+        step: StepPath::Fused,
         only: vec![],
         filters: vec![],
     };
@@ -66,6 +75,11 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => a.threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?),
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--seed-arch" => a.seed_arch = true,
+            "--step" => {
+                let v = value()?;
+                a.step = serde_json::from_value(serde_json::Value::String(v.clone()))
+                    .map_err(|_| format!("--step {v}: expected fused or autograd"))?;
+            }
             "--only" => a.only = value()?.split(',').map(|s| s.trim().to_string()).collect(),
             // cargo bench passes --bench; ignore it and other harness flags.
             f if f.starts_with("--") => {}
@@ -125,7 +139,7 @@ fn main() -> Result<(), String> {
     } else {
         parse_grid(mtlbench::DEMO_GRID, std::path::Path::new("experiments/demo.toml")).map_err(|e| e.to_string())?.models
     };
-    let train = TrainConfig { batch_size: args.batch, ..Default::default() };
+    let train = TrainConfig { batch_size: args.batch, step: args.step, ..Default::default() };
     let split = SplitTensors::new(&data.train, &data.schema, Device::Cpu);
     let batches: Vec<_> = split.shuffled(args.batch, 1, 1).take(args.steps.max(1) + 2).collect();
     println!(

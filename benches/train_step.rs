@@ -6,7 +6,10 @@
 //! - `batch/shuffled_1024`: one batch of `SplitTensors::shuffled` (the
 //!   epoch's permutation is made outside the timing);
 //! - `step/{model}`: forward, loss terms, backward and Adam step of each
-//!   model with equal weighting ([`Stepper::step`], exactly what trains);
+//!   model with equal weighting ([`Stepper::step`], exactly what trains:
+//!   MMOE's through its fused pass, `mtlbench::models::fused`);
+//!   `step/mmoe-autograd`: MMOE's step through autograd
+//!   (`[train] step = "autograd"`), what the pass is measured against;
 //! - `strategy/{strategy}`: the same step on MMOE with three tasks for each
 //!   loss-weighting strategy (targets: GradNorm <= 1.3x and PCGrad <= 2.0x
 //!   of equal).
@@ -25,7 +28,7 @@ use mtlbench::data::{Batch, Dataset, SplitTensors};
 use mtlbench::models::{self, FunnelConfig, ModelKind, ModelsConfig};
 use mtlbench::optim::fused_adam::{AdamConfig, FusedAdam};
 use mtlbench::strategies::{StrategiesConfig, StrategyKind};
-use mtlbench::train::{Stepper, TrainConfig};
+use mtlbench::train::{StepPath, Stepper, TrainConfig};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Tensor};
 
@@ -54,8 +57,9 @@ fn bench_steps(
     model: ModelKind,
     models_cfg: &ModelsConfig,
     strategy: StrategyKind,
+    step: StepPath,
 ) {
-    let train = TrainConfig { batch_size: BATCH, ..Default::default() };
+    let train = TrainConfig { batch_size: BATCH, step, ..Default::default() };
     let strategies = StrategiesConfig::default();
     tch::manual_seed(1);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -101,8 +105,9 @@ fn train_step(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     let cfg = ModelsConfig::default();
     for kind in [ModelKind::SharedBottom, ModelKind::Mmoe, ModelKind::Ple] {
-        bench_steps(&mut g, kind.name(), &data, kind, &cfg, StrategyKind::Equal);
+        bench_steps(&mut g, kind.name(), &data, kind, &cfg, StrategyKind::Equal, StepPath::Fused);
     }
+    bench_steps(&mut g, "mmoe-autograd", &data, ModelKind::Mmoe, &cfg, StrategyKind::Equal, StepPath::Autograd);
     // The funnel models on WeChat's click_avatar -> follow funnel.
     let funnel = dataset(&["click_avatar", "follow"]);
     let fcfg = ModelsConfig {
@@ -110,7 +115,7 @@ fn train_step(c: &mut Criterion) {
         ..Default::default()
     };
     for kind in [ModelKind::Esmm, ModelKind::Ctnocvr] {
-        bench_steps(&mut g, kind.name(), &funnel, kind, &fcfg, StrategyKind::Equal);
+        bench_steps(&mut g, kind.name(), &funnel, kind, &fcfg, StrategyKind::Equal, StepPath::Fused);
     }
     g.finish();
     drop(funnel);
@@ -120,7 +125,7 @@ fn train_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("strategy");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     for &s in StrategyKind::ALL {
-        bench_steps(&mut g, s.name(), &data, ModelKind::Mmoe, &cfg, s);
+        bench_steps(&mut g, s.name(), &data, ModelKind::Mmoe, &cfg, s, StepPath::Fused);
     }
     g.finish();
 }

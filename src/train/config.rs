@@ -54,8 +54,8 @@ fn d_select() -> SelectMetric {
 #[serde(rename_all = "kebab-case")]
 pub enum StepPath {
     /// The model's fused pass where it has one and the strategy's
-    /// objective is a plain weighted sum (a small MMOE with equal or
-    /// static weights: `crate::models::fused`), autograd elsewhere and on
+    /// objective is a plain weighted sum (an MMOE with one expert layer and
+    /// equal or static weights: `crate::models::fused`), autograd elsewhere and on
     /// the steps that take gradient diagnostics.
     #[default]
     Fused,

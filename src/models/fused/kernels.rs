@@ -216,7 +216,7 @@ pub(super) fn mix_backward(z: &[f32], s: MixShape, dm: &[&[f32]], dz: &mut [f32]
             let d = &dmt[b * s.o..(b + 1) * s.o];
             let gt = &g[t * s.n..(t + 1) * s.n];
             for (e, (he, dhe)) in h.chunks_exact(s.o).zip(dh.chunks_exact_mut(s.o)).enumerate() {
-                dg[e] = he.iter().zip(d).map(|(v, w)| v * w).sum();
+                dg[e] = dot(he, d);
                 let w = gt[e];
                 dhe.iter_mut().zip(d).for_each(|(x, v)| *x += w * v);
             }
@@ -227,6 +227,19 @@ pub(super) fn mix_backward(z: &[f32], s: MixShape, dm: &[&[f32]], dz: &mut [f32]
         dh.iter_mut().zip(h).for_each(|(x, v)| *x = if *v > 0.0 { *x } else { 0.0 });
         dbias.iter_mut().zip(dh.iter()).for_each(|(a, v)| *a += v);
     }
+}
+
+/// The dot product of a and b over 16 running sums (which the compiler
+/// vectorises; a single running sum it may not reorder).
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        acc.iter_mut().zip(x.iter().zip(y)).for_each(|(s, (x, y))| *s += x * y);
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Column sums of a [rows, w] buffer into `out` [w].
@@ -263,12 +276,13 @@ pub(super) fn batch_norm(x: &mut [f32], h: usize, gamma: &[f32], beta: &[f32], e
     }
     var.iter_mut().for_each(|s| *s /= rows as f64);
     let inv_std: Vec<f32> = var.iter().map(|v| (1.0 / (v + eps).sqrt()) as f32).collect();
+    let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
     let mut xhat = vec![0.0f32; x.len()];
     for (row, xr) in x.chunks_exact_mut(h).zip(xhat.chunks_exact_mut(h)) {
-        for j in 0..h {
-            let n = (row[j] - mean[j] as f32) * inv_std[j];
-            xr[j] = n;
-            row[j] = gamma[j] * n + beta[j];
+        let per_column = mean32.iter().zip(&inv_std).zip(gamma.iter().zip(beta));
+        for ((v, n), ((m, s), (g, b))) in row.iter_mut().zip(xr.iter_mut()).zip(per_column) {
+            *n = (*v - m) * s;
+            *v = g * *n + b;
         }
     }
     let (rm, rv, momentum) = running;
@@ -287,15 +301,14 @@ pub(super) fn batch_norm_backward(dy: &mut [f32], h: usize, saved: &NormSaved, g
     dgamma.fill(0.0);
     dbeta.fill(0.0);
     for (d, xr) in dy.chunks_exact(h).zip(saved.xhat.chunks_exact(h)) {
-        for j in 0..h {
-            dbeta[j] += d[j];
-            dgamma[j] += d[j] * xr[j];
-        }
+        dbeta.iter_mut().zip(d).for_each(|(a, v)| *a += v);
+        dgamma.iter_mut().zip(d.iter().zip(xr)).for_each(|(a, (v, x))| *a += v * x);
     }
-    let k: Vec<f32> = (0..h).map(|j| gamma[j] * saved.inv_std[j] / rows).collect();
+    let k: Vec<f32> = gamma.iter().zip(&saved.inv_std).map(|(g, s)| g * s / rows).collect();
     for (d, xr) in dy.chunks_exact_mut(h).zip(saved.xhat.chunks_exact(h)) {
-        for j in 0..h {
-            d[j] = k[j] * (rows * d[j] - dbeta[j] - xr[j] * dgamma[j]);
+        let per_column = k.iter().zip(dbeta.iter().zip(dgamma.iter()));
+        for ((v, x), (k, (db, dg))) in d.iter_mut().zip(xr).zip(per_column) {
+            *v = k * (rows * *v - db - x * dg);
         }
     }
 }
@@ -312,7 +325,7 @@ pub(super) fn relu_mask(x: &[f32]) -> Vec<f32> {
 
 /// The logit of each row of y [B, h]: y . w + b.
 pub(super) fn logits(y: &[f32], h: usize, w: &[f32], b: f32) -> Vec<f32> {
-    y.chunks_exact(h).map(|r| r.iter().zip(w).map(|(a, b)| a * b).sum::<f32>() + b).collect()
+    y.chunks_exact(h).map(|r| dot(r, w) + b).collect()
 }
 
 /// Mean binary cross-entropy of logits s against labels y, in the stable

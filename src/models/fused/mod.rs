@@ -1,19 +1,24 @@
-//! The fused training pass of a small MMOE: the forward pass and its
-//! backward written out by hand, outside libtorch's autograd, for the
-//! tabular models where per-operator overhead and not arithmetic bounds
-//! the step (a few dozen fields of narrow embeddings, a few experts of
-//! width ~16, towers of width ~8: about 22k parameters).
+//! The fused training pass of an MMOE: the forward pass and its backward
+//! written out by hand, outside libtorch's autograd.
 //!
-//! Why: on such a model the autograd step runs about 160 libtorch
-//! operators, and their dispatch, graph bookkeeping and allocation took
-//! more than half of the step while its matrix products took 1.4 ms of
-//! 3.2 ms (docs/performance.md, "the step's floor"). Here the step is a
+//! Why: on the small tabular models (a few dozen fields of narrow
+//! embeddings, a few experts of width ~16, towers of width ~8: about 22k
+//! parameters) per-operator overhead and not arithmetic bounds the step:
+//! the autograd step runs about 160 libtorch operators, and their
+//! dispatch, graph bookkeeping and allocation took more than half of the
+//! step while its matrix products took 1.4 ms of 3.2 ms
+//! (docs/performance.md, "the step's floor"). On the WeChat-size MMOE
+//! (experts of 512, towers [512, 256, 128], pooled history fields) the
+//! products dominate, but autograd's element-wise passes over [B, 512]
+//! buffers, its saved tensors and copies still cost ~15% of the step
+//! ("The WeChat-size MMOE through the fused pass"). Here the step is a
 //! handful of matrix products through libtorch's BLAS (the experts and
 //! every gate in one product of x with their weights side by side, the
-//! towers' layers, the weight and input gradients) and loops over rows
-//! of the batch ([`kernels`]) for everything between them: the embedding
-//! gather and scatter-add, bias, ReLU, softmax, the mix, dropout, batch
-//! norm, the logit and the cross-entropy.
+//! towers' layers, the weight and input gradients) and loops over rows of
+//! the batch ([`kernels`]) for everything between them: the embedding
+//! gather and scatter-add, the mean pooling of multi-valued fields, bias,
+//! ReLU, softmax, the mix, dropout, batch norm, the logit and the
+//! cross-entropy.
 //!
 //! It computes what the autograd path computes, for the same variables:
 //! the same initial values, the same dropout masks from the same seeds
@@ -29,11 +34,11 @@
 //! gradient diagnostics, and where `[train] step = "autograd"`.
 //!
 //! What it covers ([`FusedMmoe::new`] returns `None` otherwise): an MMOE
-//! on the CPU in f32 whose experts have one layer and whose mix is small
-//! ([`super::experts::is_small_mix`]), an input of categorical fields and
-//! dense columns (no multi-valued fields, no encoded numeric columns), and
-//! towers with hashed dropout masks (or no dropout), with or without
-//! batch norm.
+//! on the CPU in f32 whose experts have one layer (any number and width),
+//! an input of categorical fields, mean-pooled multi-valued fields (with
+//! their own rows or through a categorical field's) and dense columns (no
+//! encoded numeric columns), and towers with hashed dropout masks (or no
+//! dropout), with or without batch norm.
 
 mod kernels;
 mod pass;
@@ -90,7 +95,7 @@ struct Tower {
     logit: (Tensor, Tensor),
 }
 
-/// The variables of a small MMOE, shared with the model (shallow clones:
+/// The variables of an MMOE, shared with the model (shallow clones:
 /// the optimiser's updates are seen here), and the shapes of the pass.
 #[derive(Debug)]
 pub struct FusedMmoe {

@@ -217,32 +217,32 @@ impl FusedPass<'_> {
 
 /// A tower's backward from its loss term (of weight `weight`): the
 /// gradients of its variables, and that of its input [B, o], returned.
+/// Each layer's output gradient is changed in place (batch norm, the
+/// mask) and its weight gradient written by the product into `.grad`.
 fn tower_backward(t: &Tower, h: &HeadSaved, weight: f64) -> Result<Tensor, FusedError> {
     let rows = h.logits.len() as i64;
     let ds = kernels::bce_backward(&h.logits, &h.labels, weight);
     let width = h.last.size()[1] as usize;
     let (mut gw, mut gb) = (t.logit.0.grad(), t.logit.1.grad());
-    let (db, mut d) = kernels::logits_backward(elems(&h.last)?, width, elems(&t.logit.0)?, &ds, elems_mut(&mut gw)?);
+    let (db, dy) = kernels::logits_backward(elems(&h.last)?, width, elems(&t.logit.0)?, &ds, elems_mut(&mut gw)?);
     elems_mut(&mut gb)?[0] = db;
-    let mut d_in = Tensor::from_slice(&d).view([rows, width as i64]);
-    for (i, (l, s)) in t.layers.iter().zip(&h.layers).enumerate().rev() {
+    let mut d = Tensor::from_slice(&dy).view([rows, width as i64]);
+    for (l, s) in t.layers.iter().zip(&h.layers).rev() {
         let out = l.weight.size()[0] as usize;
-        if let (Some(n), Some(saved)) = (&l.norm, &s.norm) {
-            let (mut gg, mut gbeta) = (n.gamma.grad(), n.beta.grad());
-            kernels::batch_norm_backward(&mut d, out, saved, elems(&n.gamma)?, elems_mut(&mut gg)?, elems_mut(&mut gbeta)?);
+        {
+            let dv = elems_mut(&mut d)?;
+            if let (Some(n), Some(saved)) = (&l.norm, &s.norm) {
+                let (mut gg, mut gbeta) = (n.gamma.grad(), n.beta.grad());
+                kernels::batch_norm_backward(dv, out, saved, elems(&n.gamma)?, elems_mut(&mut gg)?, elems_mut(&mut gbeta)?);
+            }
+            kernels::apply_mask(dv, &s.mask);
+            let mut gbias = l.bias.grad();
+            kernels::column_sums(dv, out, elems_mut(&mut gbias)?);
         }
-        kernels::apply_mask(&mut d, &s.mask);
-        let mut gbias = l.bias.grad();
-        kernels::column_sums(&d, out, elems_mut(&mut gbias)?);
-        let dz = Tensor::from_slice(&d).view([rows, out as i64]);
-        l.weight.grad().copy_(&dz.tr().mm(&s.input));
-        d_in = dz.mm(&l.weight);
-        // The first layer's input gradient goes to the mix as a tensor only.
-        if i > 0 {
-            d = elems(&d_in)?.to_vec();
-        }
+        let _ = d.tr().f_mm_out(&l.weight.grad(), &s.input)?;
+        d = d.mm(&l.weight);
     }
-    Ok(d_in)
+    Ok(d)
 }
 
 /// Defines every variable's `.grad` where it is not (after a step through
