@@ -39,6 +39,7 @@ fn mtlbench_side_measures_trains_and_reports() {
     let (o, r) = run(dir.path(), &["--no-reference", "--rounds", "2"]);
     let out = stdout(&o);
     assert!(out.contains("targets:") && out.contains("PyTorch reference skipped"), "{out}");
+    assert!(out.contains("mtlbench's untraced steps: the fused pass") && out.contains("mtlbench's untraced steps: autograd"), "{out}");
     assert_eq!(r["train_rows"], 6 * 64);
     assert_eq!(r["threads"], 1);
     let models = r["models"].as_array().unwrap();
@@ -68,6 +69,9 @@ fn mtlbench_side_measures_trains_and_reports() {
         // even the first step's loss differs between them.
         let runs = m["mtlbench_runs"].as_array().unwrap();
         assert_eq!(runs.len(), 2);
+        // MMOE's steps take its fused pass (pooled fields, a mix of 3 x 512), PLE's autograd.
+        let fused = m["model"] == "mmoe";
+        assert!(runs.iter().all(|x| x["fused_pass"] == fused), "{}: {runs:?}", m["model"]);
         assert!(runs.iter().any(|x| x["samples_per_second"] == s["samples_per_second"]));
         let first: Vec<f64> = runs
             .iter()

@@ -293,13 +293,7 @@ fn fmt_load(runs: &[Run]) -> String {
 impl RechubReport {
     /// Which path mtlbench's untraced steps took, where its runs say.
     fn mtlbench_step_path(&self) -> Option<&'static str> {
-        let fused: Vec<bool> = self.mtlbench.iter().filter_map(|r| r.result.fused_pass).collect();
-        match (fused.iter().all(|&x| x), fused.iter().any(|&x| x)) {
-            _ if fused.is_empty() => None,
-            (true, _) => Some("the fused pass (models::fused)"),
-            (false, false) => Some("autograd"),
-            (false, true) => Some("the fused pass in some runs, autograd in others"),
-        }
+        super::report::step_path(self.mtlbench.iter().map(|r| &r.result))
     }
 
     /// [`super::report::floor_text`] against torch-rechub's trainer with the

@@ -213,6 +213,18 @@ impl PerfReport {
 
 /// Seconds per step of a side, from its wall-time throughput (the number
 /// the ratios compare).
+/// Which path mtlbench's untraced steps took in `runs`, where they say
+/// ([`SideResult::fused_pass`]).
+pub(crate) fn step_path<'a>(runs: impl IntoIterator<Item = &'a SideResult>) -> Option<&'static str> {
+    let fused: Vec<bool> = runs.into_iter().filter_map(|r| r.fused_pass).collect();
+    match (fused.iter().all(|&x| x), fused.iter().any(|&x| x)) {
+        _ if fused.is_empty() => None,
+        (true, _) => Some("the fused pass (models::fused)"),
+        (false, false) => Some("autograd"),
+        (false, true) => Some("the fused pass in some runs, autograd in others"),
+    }
+}
+
 pub(crate) fn step_seconds(s: &SideResult) -> f64 {
     s.batch_size as f64 / s.samples_per_second.max(1e-12)
 }
@@ -373,6 +385,9 @@ impl PerfReport {
                 "       mtlbench harness per step: batch {:.2} ms, trace {:.2} ms, SQLite {:.2} ms = {:.2}% of a {:.1} ms step",
                 o.batch_ms, o.trace_ms, o.db_ms, o.percent, o.step_ms
             )?;
+        }
+        if let Some(path) = step_path(&c.mtlbench_runs) {
+            writeln!(f, "       mtlbench's untraced steps: {path}")?;
         }
         Ok(())
     }
